@@ -1,0 +1,142 @@
+# Bus layer used by the core: one Reading per meter, updated in place.
+# Dispatches on profile["proto"] to modbus.Driver or dlt645.Driver, and
+# backs off from meters that stop answering so they cost the others little.
+from . import modbus
+from .profiles import PROFILES
+
+
+class Reading:
+    def __init__(self):
+        self.energy_wh = None     # int Wh (cumulative import register)
+        self.power_w = None       # int W
+        self.voltage_dv = None    # int 0.1 V
+        self.current_ma = None    # int mA
+        self.relay_closed = None  # True / False / None (unknown)
+        self.bands = None         # None or [Wh per tariff band]
+        self.ok = False           # last poll succeeded
+        self.t_ms = 0             # hal.ticks_ms() of the last good read
+
+
+class MeterBus:
+    def __init__(self, hal, meters, profiles_table=None, retries=3,
+                 probe_every=10, offline_after=3):
+        self.hal = hal
+        self.meters = meters
+        self.profiles = profiles_table or PROFILES
+        self.retries = retries
+        self.probe_every = probe_every
+        self.offline_after = offline_after
+        self.readings = [Reading() for _ in meters]
+        for m in meters:
+            if m.get("stats") is None:
+                m["stats"] = modbus.new_stats()
+        self._drv = {}
+        self._last = None
+        self.last_error = None
+
+    def profile(self, i):
+        return self.profiles.get(self.meters[i].get("model"))
+
+    def driver(self, proto):
+        d = self._drv.get(proto)
+        if d is None:
+            if proto == "modbus":
+                d = modbus.Driver(self.hal, self.retries)
+            elif proto == "dlt645":
+                try:
+                    from . import dlt645
+                    d = dlt645.Driver(self.hal)
+                except ImportError:
+                    return None
+            else:
+                return None
+            self._drv[proto] = d
+        if d is not self._last:
+            # another driver may have reconfigured the port
+            if hasattr(d, "_cfg"):
+                d._cfg = None
+            self._last = d
+        return d
+
+    def _gpio(self, m, p):
+        rl = p.get("relay")
+        return rl is not None and rl.get("kind") == "gpio" and m.get("relay") is not None
+
+    def poll(self, i):
+        # Read meter i once: the Reading, or None (failed, or offline and not
+        # due for a probe). Bounded: at most retries * (timeout + frame time).
+        m = self.meters[i]
+        st = m["stats"]
+        r = self.readings[i]
+        st["polls"] += 1
+        r.ok = False
+        p = self.profile(i)
+        tries = None
+        if st["offline"]:
+            st["skipped"] += 1
+            if st["skipped"] % self.probe_every:
+                return None
+            tries = 1                        # one quiet probe
+        ok = False
+        try:
+            d = self.driver(p["proto"]) if p else None
+            if d is not None:
+                if tries:
+                    try:
+                        ok = d.read(m, p, r, tries)
+                    except TypeError:
+                        ok = d.read(m, p, r)
+                else:
+                    ok = d.read(m, p, r)
+        except Exception as e:               # a bug must not stop the bus
+            st["errors"] += 1
+            self.last_error = e
+            ok = False
+        if not ok:
+            r.ok = False
+            st["fails"] += 1
+            if not st["offline"] and (st["fails"] >= self.offline_after or
+                                      st["silent"] >= self.offline_after):
+                st["offline"] = True
+                st["skipped"] = 0
+            return None
+        st["ok"] += 1
+        st["fails"] = 0
+        st["offline"] = False
+        r.ok = True
+        r.t_ms = self.hal.ticks_ms()
+        if self._gpio(m, p):
+            fb = self.hal.relay_get(m["relay"])
+            if fb is not None:
+                r.relay_closed = fb
+        return r
+
+    def set_relay(self, i, closed):
+        # Switch meter i's supply; True only if the read-back agrees.
+        # A GPIO contactor without a feedback input is trusted as written.
+        m = self.meters[i]
+        p = self.profile(i)
+        if p is None:
+            return False
+        r = self.readings[i]
+        if self._gpio(m, p):
+            self.hal.relay_set(m["relay"], closed)
+            fb = self.hal.relay_get(m["relay"])
+            r.relay_closed = closed if fb is None else fb
+            return fb is None or fb == closed
+        try:
+            d = self.driver(p["proto"])
+            ok = d is not None and d.set_relay(m, p, closed)
+        except Exception as e:
+            m["stats"]["errors"] += 1
+            self.last_error = e
+            ok = False
+        if ok:
+            r.relay_closed = bool(closed)
+        return ok
+
+    def stats(self, i):
+        return self.meters[i]["stats"]
+
+    def online(self, i):
+        return not self.meters[i]["stats"]["offline"]

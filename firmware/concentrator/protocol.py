@@ -1,0 +1,200 @@
+# Wire format shared by the concentrator and the head-end (docs/protocol.md).
+#
+# A message is the UTF-8 JSON body, a newline, and the lowercase hex
+# HMAC-SHA256 of the body bytes under the device's own key:
+#     {"v":1,"dev":"c1","n":42,"t":"rd","ts":1790000000,...}\n<64 hex>
+# The receiver verifies the MAC over the exact bytes received, then checks
+# the device id and that the counter `n` is higher than the last one seen.
+try:
+    import ujson as json
+except ImportError:
+    import json
+try:
+    import uhashlib as hashlib
+except ImportError:
+    import hashlib
+try:
+    import ubinascii as binascii
+except ImportError:
+    import binascii
+
+VERSION = 1
+MAX_MESSAGE = 8192  # bytes; anything longer is rejected unread
+
+# Uplink types (concentrator -> head-end)
+HELLO = "hello"      # after every (re)connect
+RECORDS = "rd"       # journal records batch
+STATUS = "st"        # periodic health
+# Downlink types (head-end -> concentrator)
+ACK = "ack"          # highest contiguous committed sequence + server time
+CREDIT = "credit"    # balance of one meter at a reference energy
+TARIFF = "tariff"    # tariff versions to use for local credit
+COMMAND = "cmd"      # relay override, time, config, rekey...
+
+# Record kinds inside RECORDS
+KIND_READING = 0   # values: [energy_wh, power_w, flags, band1_wh.. (optional)]
+KIND_EVENT = 1     # values: [code, arg...]
+
+# Reading flags (bit set)
+FLAG_MISSING = 1      # interval not read (meter offline): a gap, not zero
+FLAG_IMPLAUSIBLE = 2  # delta negative or beyond the meter's maximum
+FLAG_RELAY_OPEN = 4   # relay was open at the reading
+
+# Event codes (values[0]); values[1] is the reason or detail
+EV_BOOT = 1
+EV_RELAY_OPEN = 2
+EV_RELAY_CLOSE = 3
+EV_RELAY_MISMATCH = 4   # read-back differs from the command
+EV_METER_OFFLINE = 5
+EV_METER_ONLINE = 6
+EV_JOURNAL_THINNED = 7
+EV_MSG_REJECTED = 8     # downlink rejected (reason index in REJECT_REASONS)
+EV_IMPLAUSIBLE = 9
+EV_LOW_CREDIT = 10
+EV_OVERRIDE = 11        # technician/staff override
+
+# Relay reasons (values[1] of EV_RELAY_OPEN / EV_RELAY_CLOSE)
+R_CREDIT = 1       # credit exhausted / restored
+R_OVERRIDE = 2     # staff override from the head-end
+R_TECHNICIAN = 3   # console relay() command
+R_LOAD_LIMIT = 4
+R_BOOT = 5         # state restored at boot
+
+REJECT_REASONS = ("malformed", "too_long", "bad_mac", "wrong_device",
+                  "replay", "expired", "unknown_device", "bad_fields")
+
+
+class ProtocolError(Exception):
+    # args[0] is a short reason: malformed, too_long, bad_mac, wrong_device,
+    # replay, expired, unknown_device
+    pass
+
+
+def topic_up(dev):
+    return "wk/" + dev + "/up"
+
+
+def topic_down(dev):
+    return "wk/" + dev + "/down"
+
+
+def device_of_topic(topic):
+    # "wk/<dev>/up" -> "<dev>" or None
+    if isinstance(topic, (bytes, bytearray)):
+        topic = topic.decode()
+    parts = topic.split("/")
+    if len(parts) != 3 or parts[0] != "wk" or not parts[1]:
+        return None
+    return parts[1]
+
+
+def hmac_sha256(key, msg):
+    # RFC 2104 over hashlib.sha256 (MicroPython has no hmac module).
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    key = key + b"\x00" * (64 - len(key))
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+    inner.update(msg)
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+    outer.update(inner.digest())
+    return outer.digest()
+
+
+def _hex(b):
+    return binascii.hexlify(b).decode()
+
+
+def _same(a, b):
+    # constant-time comparison of two equal-length byte strings
+    if len(a) != len(b):
+        return False
+    r = 0
+    for i in range(len(a)):
+        r |= a[i] ^ b[i]
+    return r == 0
+
+
+def key_from_hex(text):
+    return binascii.unhexlify(text)
+
+
+def seal(body, key):
+    # body: dict with at least v, dev, n, t. Returns the bytes to publish.
+    raw = json.dumps(body).encode()
+    return raw + b"\n" + _hex(hmac_sha256(key, raw)).encode()
+
+
+def split(data):
+    # -> (raw body bytes, body dict). Does NOT verify: use it only to find the
+    # device id and its key, then call verify().
+    if not isinstance(data, (bytes, bytearray)):
+        raise ProtocolError("malformed")
+    if len(data) > MAX_MESSAGE:
+        raise ProtocolError("too_long")
+    cut = bytes(data).rfind(b"\n")
+    if cut <= 0 or len(data) - cut - 1 != 64:
+        raise ProtocolError("malformed")
+    raw = bytes(data[:cut])
+    try:
+        body = json.loads(raw)
+    except Exception:
+        raise ProtocolError("malformed")
+    if not isinstance(body, dict):
+        raise ProtocolError("malformed")
+    for k in ("dev", "t"):
+        if not isinstance(body.get(k), str):
+            raise ProtocolError("malformed")
+    n = body.get("n")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise ProtocolError("malformed")
+    return raw, body
+
+
+def verify(data, key, dev=None, last_n=-1, now=None):
+    # Full check of one received message. Returns the body dict.
+    # dev: the device the message must be about; last_n: highest counter
+    # already accepted from this sender; now: receiver's Unix time, to
+    # reject commands past their "exp".
+    raw, body = split(data)
+    try:
+        mac = binascii.unhexlify(bytes(data[len(raw) + 1:]))
+    except Exception:
+        raise ProtocolError("malformed")
+    if not _same(mac, hmac_sha256(key, raw)):
+        raise ProtocolError("bad_mac")
+    if dev is not None and body["dev"] != dev:
+        raise ProtocolError("wrong_device")
+    if body["n"] <= last_n:
+        raise ProtocolError("replay")
+    exp = body.get("exp")
+    if isinstance(exp, int) and now and now > exp:
+        raise ProtocolError("expired")
+    return body
+
+
+def message(dev, n, kind, ts, **fields):
+    body = {"v": VERSION, "dev": dev, "n": n, "t": kind, "ts": ts}
+    for k in fields:
+        body[k] = fields[k]
+    return body
+
+
+def check_record(rec):
+    # A record in a RECORDS message: [seq, kind, meter, ts, [ints...]].
+    # Returns it as a tuple or raises ProtocolError("malformed").
+    if not isinstance(rec, list) or len(rec) != 5:
+        raise ProtocolError("malformed")
+    seq, kind, meter, ts, values = rec
+    for x in (seq, kind, meter, ts):
+        if not isinstance(x, int) or isinstance(x, bool) or x < 0:
+            raise ProtocolError("malformed")
+    if seq == 0 or kind not in (KIND_READING, KIND_EVENT) or meter > 255:
+        raise ProtocolError("malformed")
+    if not isinstance(values, list) or not values or len(values) > 16:
+        raise ProtocolError("malformed")
+    for x in values:
+        if not isinstance(x, int) or isinstance(x, bool):
+            raise ProtocolError("malformed")
+    if kind == KIND_READING and (len(values) < 3 or values[0] < 0):
+        raise ProtocolError("malformed")
+    return (seq, kind, meter, ts, values)

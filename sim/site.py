@@ -1,0 +1,199 @@
+"""A whole simulated site: N virtual concentrators x M simulated meters.
+
+Each concentrator runs the real firmware package (CPython) on a simulated HAL:
+its own RS485 bus with simulated meters, its own virtual clock, files in a
+host folder, and a real MQTT connection to a real broker. The site advances
+virtual time in ticks; `speed` (virtual seconds per wall second) paces it for
+people watching the dashboard, `speed=None` runs as fast as it can.
+"""
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+
+from sim.bus import Bus
+from sim.clock import VirtualClock
+from sim.hal import Contactor, HostFS, SimHal
+from sim.load import LoadProfile
+from sim.modbus_meter import PrepaidIntMeter, SDM120Meter
+
+from concentrator.core import Concentrator  # noqa: E402  (sim.hal set the path)
+
+# 2026-11-01 00:00 China Standard Time
+DEFAULT_START = 1793462400
+
+
+def device_key(site, dev, seed):
+    """A per-device key, reproducible for a given site seed (simulation only)."""
+    return hashlib.sha256(("wattkeeper-sim:%s:%s:%s" % (site, dev, seed)).encode()).hexdigest()
+
+
+class VirtualConcentrator:
+    """One concentrator: firmware + simulated HAL + its bus and meters."""
+
+    def __init__(self, cfg, bus, meters, contactors, fs, start_unix):
+        self.cfg = cfg
+        self.bus = bus
+        self.clock = bus.clock
+        self.meters = meters          # simulated meters, config order
+        self.contactors = contactors
+        self.fs = fs
+        self.start_unix = start_unix
+        self.power_cycles = 0
+        self.hal = None
+        self.fw = None
+        self.power_on()
+
+    def power_on(self):
+        self.hal = SimHal(self.clock, self.bus.uart, self.fs, self.start_unix,
+                          self.contactors, socket_timeout=2.0)
+        self.fw = Concentrator(self.hal, self.cfg)
+
+    def power_cycle(self):
+        """Power fails and comes back: RAM is lost, flash stays, the TCP
+        connection dies without a DISCONNECT."""
+        link = self.fw.link
+        if link.client is not None and link.client.sock is not None:
+            try:
+                link.client.sock.close()
+            except Exception:
+                pass
+        self.power_cycles += 1
+        self.power_on()
+
+    def step(self):
+        return self.fw.step()
+
+    @property
+    def dev(self):
+        return self.cfg["dev"]
+
+    def truth(self):
+        """Ground truth of every meter: [(meter id, energy Wh, relay closed)]."""
+        out = []
+        for mc, sm in zip(self.cfg["meters"], self.meters):
+            sm.advance(self.clock.now_us)
+            closed = sm.relay_closed and sm.supply_closed
+            out.append((mc["id"], sm.energy_wh, closed))
+        return out
+
+
+class Site:
+    def __init__(self, name="demo", concentrators=2, meters=8, broker=("127.0.0.1", 1883),
+                 seed=1, start_unix=DEFAULT_START, poll_s=60, record_s=900, status_s=300,
+                 keepalive_s=30, workdir=None, base_w=None, opening_energy_wh=None,
+                 tz_offset_s=28800, price_mu_per_kwh=None):
+        self.name = name
+        self.seed = seed
+        self.start_unix = start_unix
+        self.broker = broker
+        self.own_workdir = workdir is None
+        self.workdir = workdir or tempfile.mkdtemp(prefix="wk-site-")
+        self.t_us = 0
+        self.concentrators = []
+        for c in range(concentrators):
+            dev = "%s-c%d" % (name, c + 1)
+            clock = VirtualClock()
+            bus = Bus(clock, seed=seed * 100 + c)
+            sim_meters, contactors, mcfg = [], [], []
+            for k in range(meters):
+                addr = k + 1
+                mid = "C%d-%03d" % (c + 1, 101 + k)
+                load = LoadProfile(seed=seed * 1000 + c * 100 + k, base_w=base_w,
+                                   epoch_s=start_unix, tz_offset_s=tz_offset_s)
+                e0 = opening_energy_wh if opening_energy_wh is not None else 1000 * (k + 1) * 37
+                entry = {"id": mid, "addr": addr, "parity": "E"}
+                if k % 2 == 0 and len(contactors) < 4:
+                    sm = SDM120Meter(addr, load=load, energy_wh=e0)
+                    sm.parity = "E"
+                    entry["model"] = "sdm120"
+                    entry["relay"] = len(contactors)
+                    contactors.append(Contactor(clock, [sm]))
+                else:
+                    sm = PrepaidIntMeter(addr, load=load, energy_wh=e0)
+                    entry["model"] = "prepaid-int"
+                bus.attach(sm)
+                sim_meters.append(sm)
+                mcfg.append(entry)
+            cfg = {
+                "dev": dev, "key": device_key(name, dev, seed), "site": name,
+                "tz_offset_s": tz_offset_s, "poll_s": poll_s, "record_s": record_s,
+                "status_s": status_s,
+                "broker": {"host": broker[0], "port": broker[1], "keepalive_s": keepalive_s},
+                "meters": mcfg,
+            }
+            if price_mu_per_kwh is not None:
+                cfg["price"] = price_mu_per_kwh
+            fs = HostFS(os.path.join(self.workdir, dev))
+            self.concentrators.append(
+                VirtualConcentrator(cfg, bus, sim_meters, contactors, fs, start_unix))
+
+    # -- provisioning ------------------------------------------------------------
+    def provisioning(self):
+        """What the head-end must know: for headend.seed.seed_site."""
+        out = []
+        for vc in self.concentrators:
+            ms = []
+            for mc, sm in zip(vc.cfg["meters"], vc.meters):
+                ms.append({"id": mc["id"], "model": mc["model"],
+                           "opening_energy_wh": sm.energy_wh})
+            out.append({"dev": vc.dev, "key_hex": vc.cfg["key"], "meters": ms})
+        return out
+
+    def concentrator(self, dev):
+        for vc in self.concentrators:
+            if vc.dev == dev:
+                return vc
+        raise KeyError(dev)
+
+    # -- time ----------------------------------------------------------------------
+    def now(self):
+        return self.start_unix + self.t_us // 1000000
+
+    def tick(self, tick_us):
+        self.t_us += tick_us
+        for vc in self.concentrators:
+            vc.clock.advance_to(self.t_us)
+            for _ in range(4):
+                if vc.step() > 0:
+                    break
+
+    def run(self, seconds, tick_s=1, speed=None, until=None, wall_timeout=None):
+        """Advance `seconds` of virtual time. `until()` -> True stops early.
+        Returns the virtual seconds actually run."""
+        tick_us = int(tick_s * 1000000)
+        end = self.t_us + int(seconds * 1000000)
+        t0_virtual = self.t_us
+        t0_wall = time.monotonic()
+        while self.t_us < end:
+            self.tick(min(tick_us, end - self.t_us))
+            if until is not None and until():
+                break
+            if speed:
+                ahead = (self.t_us - t0_virtual) / 1e6 / speed - (time.monotonic() - t0_wall)
+                if ahead > 0:
+                    time.sleep(ahead)
+            if wall_timeout is not None and time.monotonic() - t0_wall > wall_timeout:
+                break
+        return (self.t_us - t0_virtual) // 1000000
+
+    def settle(self, wall_s=5.0, tick_s=1, until=None):
+        """Keep stepping in small virtual ticks, in wall time, so MQTT traffic
+        (acks, credit pushes) can arrive. Stops when `until()` is true."""
+        t_end = time.monotonic() + wall_s
+        while time.monotonic() < t_end:
+            self.tick(int(tick_s * 1000000))
+            if until is not None and until():
+                return True
+            time.sleep(0.005)
+        return until() if until is not None else True
+
+    def pending(self):
+        return sum(vc.fw.journal.last_seq - vc.fw.journal.acked_seq for vc in self.concentrators)
+
+    def close(self):
+        for vc in self.concentrators:
+            vc.fw.link.close()
+        if self.own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)

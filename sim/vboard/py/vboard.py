@@ -1,0 +1,27 @@
+# Virtual-board helpers, importable only on the virtual board
+# (sys.platform == "webassembly").
+import _vbhost as _h
+
+
+def run_forever(step, period_ms=0):
+    """Hand the main loop to the host and return at once.
+
+    When main.py has finished, the host calls step() again and again (with
+    period_ms between calls), so control returns to JavaScript after every step
+    and the VM collects garbage between steps. Ctrl-C on the serial line stops
+    the loop and gives the REPL; an exception in step() is printed and stops it.
+    """
+    _h.set_runner(step, period_ms)
+
+
+def stop():
+    _h.set_runner(None, 0)
+
+
+def name():
+    return _h.board_name()
+
+
+def sync():
+    """Write the flash to the host folder now (it is also written when idle)."""
+    _h.flash_sync()
