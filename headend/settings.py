@@ -12,6 +12,7 @@ class Settings:
     database_url: str = field(default_factory=_default_db_url)
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     mqtt_shared: bool = False          # subscribe $share/wk-headend/wk/+/up
+    embedded_broker: bool = False      # start an amqtt broker on mqtt_url's host:port
     mqtt_client_id: str = ""           # "" -> random
     site: str = "default"
     host: str = "127.0.0.1"
@@ -28,6 +29,8 @@ class Settings:
             s.mqtt_url = env["WK_MQTT_URL"]
         if env.get("WK_MQTT_SHARED"):
             s.mqtt_shared = env["WK_MQTT_SHARED"].lower() in ("1", "true", "yes", "on")
+        if env.get("WK_EMBEDDED_BROKER"):
+            s.embedded_broker = env["WK_EMBEDDED_BROKER"].lower() in ("1", "true", "yes", "on")
         if env.get("WK_MQTT_CLIENT_ID"):
             s.mqtt_client_id = env["WK_MQTT_CLIENT_ID"]
         if env.get("WK_SITE"):

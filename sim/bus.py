@@ -116,17 +116,19 @@ class Bus:
         c = u.char_us()
         now = self.clock.now_us
         ok = True
-        if self._rx and self._rx[-1][0] > now:
+        tx = len(frame) * c
+        if any(t > now and t - c < now + tx for t, _ in self._rx):
             # talking over a reply: both are garbage
             self.collisions += 1
-            while self._rx and self._rx[-1][0] > now:
-                self._rx.pop()
             ok = False
         elif now - self._free_us < t35_us(u.baud, c):
+            # the devices see one long broken frame: nobody answers
             self.silence_violations += 1
             ok = False
+        if not ok:
+            while self._rx and self._rx[-1][0] > now:
+                self._rx.pop()
         u._de(True)
-        tx = len(frame) * c
         self.clock.advance(tx)
         u._de(False)
         t_end = self.clock.now_us
@@ -161,7 +163,7 @@ class Bus:
             out.append((t0 + (k + 1) * c, b))
         if self.noise_p and rng.random() < self.noise_p:
             for _ in range(rng.randint(1, 3)):
-                t = rng.randrange(t_end + c, t0 + (len(reply) + 2) * c)
+                t = rng.randrange(t_end + c, t0 + len(reply) * c + 1)
                 out.append((t, rng.randrange(256)))
                 self.noise_bytes += 1
         merged = sorted(list(self._rx) + out)

@@ -5,17 +5,16 @@ Bus device interface (docs/architecture.md):
 Ground truth: meter.energy_wh (int), meter.bands (4 ints, Wh per tariff
 T1 sharp, T2 peak, T3 flat, T4 valley), meter.relay_closed; meter.advance(t_us).
 
-Energy is integrated exactly in W*us (integer remainders kept), only while
-the relay is closed, and attributed to tariff bands by the meter's OWN clock
+The load is sim.load (LoadProfile: base load + appliance events, or
+ConstantLoad). Energy is integrated exactly in W*us (integer remainders kept),
+only while the meter's relay AND the upstream supply are closed, and attributed to tariff bands by the meter's OWN clock
 (which drifts by `drift_ppm` and is corrected by broadcast time sync).
 
 This file deliberately does not import the firmware codec: it is a second,
 independent implementation of the frame format.
 """
 
-import random
-
-WUS_PER_WH = 3_600_000_000          # 1 Wh = 3600 W*s = 3.6e9 W*us
+from .load import ConstantLoad, LoadProfile, WUS_PER_WH
 
 # Default time-of-use schedule (local seconds of day -> band index 0..3 for
 # T1 sharp, T2 peak, T3 flat, T4 valley).
@@ -70,57 +69,13 @@ def _civil(z):
     return yoe + era * 400 + (m <= 2), m, d
 
 
-class SimpleLoad:
-    """Seeded piecewise-constant load: base load plus appliance events.
-    power_w(t) is constant on [t, next_change(t)). Time only moves forward."""
-
-    APPLIANCES = (60, 150, 800, 1200, 2000, 2500)
-
-    def __init__(self, seed=1, base_w=80, mean_gap_s=1200, max_on_s=3600):
-        self.rng = random.Random(seed)
-        self.base_w = base_w
-        self.mean_gap_us = mean_gap_s * 1_000_000
-        self.max_on_us = max_on_s * 1_000_000
-        self.active = []                    # [end_us, watts]
-        self.t = 0
-        self.next_start = self._gap(0)
-
-    def _gap(self, t):
-        if self.mean_gap_us <= 0:
-            return 1 << 62
-        return t + 1 + int(self.rng.expovariate(1.0 / self.mean_gap_us))
-
-    def _roll(self, t):
-        # apply every change at or before t
-        while True:
-            nxt = self.next_change()
-            if nxt > t:
-                break
-            if nxt == self.next_start:
-                w = self.rng.choice(self.APPLIANCES)
-                on = 1 + self.rng.randrange(self.max_on_us)
-                self.active.append([nxt + on, w])
-                self.next_start = self._gap(nxt)
-            else:
-                self.active = [a for a in self.active if a[0] > nxt]
-        self.t = t
-
-    def next_change(self):
-        n = self.next_start
-        for a in self.active:
-            if a[0] < n:
-                n = a[0]
-        return n
-
-    def power_w(self, t):
-        if t > self.t:
-            self._roll(t)
-        return self.base_w + sum(a[1] for a in self.active)
-
-
 class Dlt645Meter:
-    def __init__(self, addr="000000000001", seed=1, base_w=80,
-                 mean_gap_s=1200, load=None, start_unix=1_735_660_800,
+    baud = 2400
+    parity = "E"
+    stop = 1
+
+    def __init__(self, addr="000000000001", seed=1, base_w=None,
+                 events=True, load=None, start_unix=1_735_660_800,
                  tz_offset_s=28800, drift_ppm=0, tou=DEFAULT_TOU,
                  relay_closed=True, password=None, turnaround_us=30_000,
                  dead=False, block_max_data=None, preamble=4,
@@ -130,8 +85,16 @@ class Dlt645Meter:
         self.addr = addr
         self.addr6 = bytes(int(addr[10 - 2 * i:12 - 2 * i], 16)
                            for i in range(6))
-        self.load = load if load is not None else SimpleLoad(
-            seed, base_w, mean_gap_s)
+        if load is None:
+            if events:
+                load = LoadProfile(seed, base_w=base_w, epoch_s=start_unix,
+                                   tz_offset_s=tz_offset_s)
+            else:
+                load = ConstantLoad(base_w or 0)
+        self.load = load
+        self.supply_closed = True                # external contactor upstream
+        self.slow_us = 0                         # quirk: extra turnaround
+        self.replies = 0
         self.t_us = 0
         self._acc = energy_wh * WUS_PER_WH       # total W*us
         self._band_acc = [0, 0, 0, 0]
@@ -174,10 +137,13 @@ class Dlt645Meter:
             return None
         return self.balance_mu0 - self.energy_wh * self.price_mu_per_kwh // 1000
 
+    def energized(self):
+        return self.relay_closed and self.supply_closed
+
     def power_w(self, t_us=None):
-        if not self.relay_closed:
+        if not self.energized():
             return 0
-        return self.load.power_w(self.t_us if t_us is None else t_us)
+        return self.load.power_at(self.t_us if t_us is None else t_us)
 
     def local_s(self, t_us=None):
         """Meter's own local time (seconds since 1970, in its time zone)."""
@@ -218,10 +184,8 @@ class Dlt645Meter:
         while self.t_us < t_us:
             t = self.t_us
             end = min(t_us, self._next_boundary(t))
-            if self.relay_closed:
-                p = self.load.power_w(t)          # rolls the load up to t
-                end = min(end, max(self.load.next_change(), t + 1))
-                e = p * (end - t)
+            if self.energized():
+                e = self.load.energy_wus(t, end)
                 self._acc += e
                 self._band_acc[self._band(t)] += e
             self.t_us = end
@@ -230,6 +194,11 @@ class Dlt645Meter:
         if t_us is not None:
             self.advance(t_us)
         self.relay_closed = closed
+
+    def set_supply(self, closed, t_us=None):
+        if t_us is not None:
+            self.advance(t_us)
+        self.supply_closed = bool(closed)
 
     def press_button(self, t_us=None):
         """Tenant presses the meter's button after 'allow close'."""
@@ -269,7 +238,7 @@ class Dlt645Meter:
     def on_frame(self, frame, t_us):
         self.advance(t_us)
         self.frames_seen += 1
-        if self.dead:
+        if self.dead or not self.supply_closed:      # quirk / unpowered
             return None, 0
         f = self.parse(frame)
         if f is None:
@@ -287,7 +256,8 @@ class Dlt645Meter:
             self._time_sync(data)
             return None, 0
         reply = self._handle(ctrl, data)
-        return reply, self.turnaround_us
+        self.replies += 1
+        return reply, self.turnaround_us + self.slow_us
 
     def _handle(self, ctrl, data):
         if ctrl == 0x11:

@@ -29,6 +29,7 @@ The littlefs geometry matches MicroPython's ``VfsLfs2`` on the ESP32
 
 import errno
 import random
+import weakref
 
 import littlefs
 from littlefs import LittleFS, LittleFSError, UserContext
@@ -199,14 +200,26 @@ class FlashFS:
                    lookahead_size=32, block_cycles=100)
         cfg.update(lfs_cfg)
         self.lfs = LittleFS(context=flash, mount=False, **cfg)
+        self._handles = weakref.WeakSet()
         blank = flash.buffer.count(0xFF) == len(flash.buffer)
         if format or blank:
             self._call(self.lfs.format)
         self._call(self.lfs.mount)
 
     # ---- error mapping --------------------------------------------------
+    def _abandon(self):
+        # the RAM state of this mount died with the power: never touch littlefs
+        # with its handles again (closing them would run littlefs on a dead mount)
+        for fh in list(self._handles):
+            try:
+                setattr(fh, "__IOBase_closed", True)
+            except Exception:
+                pass
+        self._handles = weakref.WeakSet()
+
     def _err(self, e, path=None):
         if self.flash.dead:
+            self._abandon()
             return PowerCut("flash operation failed: power cut")
         code = getattr(e, "code", None)
         if code is None and isinstance(e, OSError):
@@ -215,6 +228,7 @@ class FlashFS:
 
     def _call(self, fn, *args):
         if self.flash.dead:
+            self._abandon()
             raise PowerCut("power is off")
         try:
             return fn(*args)
@@ -231,8 +245,10 @@ class FlashFS:
     def open(self, path, mode="r"):
         if "b" in mode:
             fh = self._call(self.lfs.open, path, mode, 0)
+            self._handles.add(fh)
             return _File(self, fh)
         fh = self._call(self.lfs.open, path, mode)
+        self._handles.add(fh)
         return _File(self, fh)
 
     def remove(self, path):
@@ -273,13 +289,15 @@ class _File:
     def _do(self, fn, *args):
         fs = self._fs
         if fs.flash.dead:
+            fs._abandon()
             raise PowerCut("power is off")
         try:
             return fn(*args)
         except LittleFSError as e:
             raise fs._err(e) from None
-        except OSError:
+        except (OSError, ValueError):
             if fs.flash.dead:
+                fs._abandon()
                 raise PowerCut("power cut") from None
             raise
 
@@ -309,13 +327,6 @@ class _File:
     def close(self):
         if self._fh.closed:
             return
-        if self._fs.flash.dead:
-            # power is gone: the handle dies with the RAM, nothing reaches flash
-            try:
-                self._fh.close()
-            except Exception:
-                pass
-            raise PowerCut("power is off")
         self._do(self._fh.close)
 
     def __enter__(self):

@@ -24,8 +24,10 @@ class TimeoutSocket:
             raise OSError(errno.ETIMEDOUT, "connect timed out")
 
     def setblocking(self, flag):
-        self._blocking = bool(flag)
-        self._s.settimeout(self.timeout if flag else 0.0)
+        flag = bool(flag)
+        if flag != self._blocking:
+            self._blocking = flag
+            self._s.settimeout(self.timeout if flag else 0.0)
 
     def settimeout(self, t):
         self.timeout = t

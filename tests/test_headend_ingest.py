@@ -231,19 +231,20 @@ def test_garbage_is_counted_and_does_not_stop_ingest(site):
     assert acks(board.receive(ing.handle(good_topic, good))) == [1]
     # the same message again is a replay, and so is an older counter
     assert ing.handle(good_topic, good) == []
-    # a message for another device on this device's topic
-    other = Board("zz-" + uuid.uuid4().hex[:6], secrets.token_hex(32))
-    assert ing.handle(good_topic, other.rd([reading(1, 0, 1)])[1]) == []
+    # a body naming another device (correct key) on this device's topic
+    board.n += 1
+    wrong = protocol.seal(protocol.message("someone-else", board.n, protocol.RECORDS, T0, recs=[]), board.key)
+    assert ing.handle(good_topic, wrong) == []
     # records with bad fields: the good ones are kept, the bad one's seq is consumed
     bodies = board.receive(ing.handle(*board.rd([reading(2, 0, 100_900), [3, 0, 0, T0, ["x"]],
                                                "junk", reading(4, 0, 101_000)])))
     assert acks(bodies) == [4]
     st = ing.stats.snapshot()
-    assert st["rejected_malformed"] == 4 and st["rejected_too_long"] == 1
+    assert st["rejected_malformed"] == 5 and st["rejected_too_long"] == 1
     assert st["rejected_bad_mac"] == 2 and st["rejected_unknown_device"] == 1
     assert st["rejected_replay"] == 1 and st["rejected_wrong_device"] == 1
     assert st["bad_records"] == 2 and st["errors"] == 0
-    assert st["accepted"] == 2 and st["rejected"] == 10
+    assert st["accepted"] == 2 and st["rejected"] == 11
     assert balances(sf, acc)[0] == OPENING - (billing.cost_mu(101_000, PRICE) - billing.cost_mu(100_000, PRICE))
     with sf() as s:  # rejections of a known device are reported as events
         assert s.exec(select(Event).where(Event.code == 100)).all()
@@ -267,3 +268,34 @@ def test_hello_acked_skips_records_the_board_no_longer_has(site):
     bodies = board.receive(ing.handle(*board.hello(last=1300, acked=1200)))
     assert acks(bodies) == [1200]
     assert acks(board.receive(ing.handle(*board.rd([reading(1201, 0, 100_050)])))) == [1201]
+
+
+def test_concurrent_recharges_and_consumption_keep_ledger_exact(site):
+    """Cashiers recharge while readings are billed: the cached balance stays
+    equal to the ledger sum and no money is lost."""
+    import threading
+    sf, ing, board, acc = site
+    errors = []
+
+    def cashier(k):
+        try:
+            for i in range(15):
+                with sf() as s:
+                    ledger.post(s, acc[0], "recharge", 1000 + k, actor="cashier-%d" % k)
+                    s.commit()
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=cashier, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for seq in range(1, 31):
+        board.receive(ing.handle(*board.rd([reading(seq, 0, 100_000 + seq * 1234)])))
+    for t in threads:
+        t.join()
+    assert not errors
+    assert ing.stats.get("errors") == 0
+    expected = (OPENING + 15 * (1000 + 1001 + 1002)
+                - (billing.cost_mu(100_000 + 30 * 1234, PRICE) - billing.cost_mu(100_000, PRICE)))
+    assert balances(sf, acc)[0] == expected
+    assert_ledger_consistent(sf)

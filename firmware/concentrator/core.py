@@ -296,7 +296,11 @@ class Concentrator:
             e = body["e"]
             if not isinstance(bal, int) or not isinstance(e, int):
                 raise ValueError
+            before = m.credit.value()
             m.credit.sync(bal, e)
+            if before is not None and m.credit.value() == before and not body.get("price"):
+                # a confirmation of what the board already knew: no flash write
+                return
             if isinstance(body.get("price"), int):
                 m.credit.set_price(body["price"])
         elif t == P.TARIFF:

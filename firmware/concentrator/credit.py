@@ -54,7 +54,5 @@ def relay_wanted(credit, closed_now):
     if v is None:
         return None
     if v <= 0:
-        return False
-    if not closed_now:
-        return True
-    return None
+        return False if closed_now else None
+    return None if closed_now else True

@@ -6,7 +6,9 @@
 #   99..99 = broadcast); every DATA byte is sent +0x33; CS = sum mod 256 from
 #   the first 68 to the last data byte. DI sent lowest byte first.
 #
-# Profile keys (defaults from PROFILES below; a passed profile overrides):
+# Profile keys. A profile passed in (e.g. profiles.PROFILES[model]) may hold
+# only some keys: the rest come from PROFILES[profile["table"]] below
+# (default "dlt645-2007").
 #   baud, parity         serial settings (8 data bits, 1 stop)
 #   timeout_ms           wait for the first reply byte (standard: Td <= 500 ms)
 #   retries              extra attempts after a timeout / corrupt reply
@@ -19,7 +21,7 @@
 #                        (di, nbytes, mul, div, signed) or None
 #                        -> voltage_dv, current_ma, power_w, pf_permille,
 #                           balance_mu
-#   extra_every          read voltage/current/power/pf every N reads only
+#   extra_every          read voltage/current/power/pf every N-th read only
 #   status3              DI of status word 3; relay_bit = bit set when open
 #   close_action         N1 for "close": 0x1B allow close, 0x1C direct close
 #   password_level       PA used when meter["password"] has 6 digits
@@ -28,7 +30,9 @@
 #
 # Meter keys: id, addr (12 digits), model, password ("LLPPPPPP": level then
 # the 6-digit password as printed, or 6 digits), operator (8 digits, as
-# printed), optional password_level.
+# printed), optional password_level. Counters go to meter["stats"] (the
+# modbus.py keys: requests timeouts crc wrong_address short exceptions
+# bad_value errors silent, last_exc = last DL/T 645 error byte).
 
 try:
     from micropython import const
@@ -52,21 +56,15 @@ _VALN = const(96)
 _MAX_FOLLOW = const(8)
 
 # Results of _xfer (negative = failure)
-E_TIMEOUT = const(-1)
-E_FRAME = const(-2)
+E_TIMEOUT = const(-1)     # not a byte
+E_FRAME = const(-2)       # bytes, but no valid frame (stats "crc")
 E_REPLY = const(-3)       # error reply from the meter (self.last_error)
-E_SHORT = const(-4)       # valid frame, wrong DI / too short / bad BCD
+E_SHORT = const(-4)       # valid frame, wrong DI / too short
+E_ADDR = const(-5)        # valid reply from another address
+E_VALUE = const(-6)       # value is not valid BCD
 
-# Counter slots per meter
-S_OK = const(0)
-S_FAIL = const(1)
-S_TIMEOUT = const(2)
-S_FRAME = const(3)
-S_ERR_REPLY = const(4)
-S_LAST_ERR = const(5)
-S_READS = const(6)
-_STAT_NAMES = ("ok", "fail", "timeout", "bad_frame", "err_reply",
-               "last_err", "reads")
+_STAT = {E_TIMEOUT: "timeouts", E_FRAME: "crc", E_REPLY: "exceptions",
+         E_SHORT: "short", E_ADDR: "wrong_address", E_VALUE: "bad_value"}
 
 _GENERIC = {
     "proto": "dlt645", "baud": 2400, "parity": "E",
@@ -292,40 +290,47 @@ class Driver:
         self.uart = hal.uart
         self.tz_offset_s = tz_offset_s
         self._tx = bytearray(4 + 12 + 24)
+        self._txmv = memoryview(self._tx)
         self._rx = bytearray(_RXN)
         self._val = bytearray(_VALN)
         self._d = bytearray(16)
         self._doff = 0
         self._ctrl = 0
+        self._other = False
         self.last_error = 0
-        self.stats = {}
+        self.tries = None           # per-call override of 1 + retries
         self._serial = None
+        self._t_rx = hal.ticks_ms()
 
     # -- helpers
     def _p(self, profile, key):
         v = profile.get(key, _NONE) if profile else _NONE
         if v is _NONE:
-            base = PROFILES.get(profile.get("model", "") if profile else "",
+            base = PROFILES.get(profile.get("table", "") if profile else "",
                                 _GENERIC)
             v = base.get(key, _GENERIC.get(key))
         return v
 
     def _st(self, meter):
-        k = meter.get("id", meter.get("addr"))
-        s = self.stats.get(k)
-        if s is None:
-            s = [0, 0, 0, 0, 0, 0, 0]
-            self.stats[k] = s
-        return s
+        # per-meter counters in meter["stats"], same keys as modbus.py
+        st = meter.get("stats")
+        if st is None:
+            from .modbus import new_stats
+            st = meter["stats"] = new_stats()
+        return st
 
-    def counters(self, meter_id):
-        s = self.stats.get(meter_id)
-        if s is None:
-            return None
-        d = {}
-        for i in range(len(_STAT_NAMES)):
-            d[_STAT_NAMES[i]] = s[i]
-        return d
+    def _count(self, st, res):
+        if st is None or res >= 0:
+            return
+        k = _STAT.get(res)
+        if k:
+            st[k] = st.get(k, 0) + 1
+        if res == E_TIMEOUT:
+            st["silent"] = st.get("silent", 0) + 1
+        elif res != E_FRAME:
+            st["silent"] = 0            # something answered
+        if res == E_REPLY:
+            st["last_exc"] = self.last_error
 
     def _setup(self, profile):
         cfg = (self._p(profile, "baud"), self._p(profile, "parity"))
@@ -339,17 +344,19 @@ class Driver:
         """One request/reply with retries. Request data in self._d.
         Returns the reply data length (data unscrambled at self._doff)
         or a negative E_* code."""
-        tries = 1 + (self._p(profile, "retries") or 0)
+        tries = self.tries or 1 + (self._p(profile, "retries") or 0)
         res = E_TIMEOUT
         for _ in range(tries):
-            res = self._once(profile, addr6, ctrl, dlen, func)
-            if res >= 0 or res == E_REPLY:
-                break
             if st is not None:
-                st[S_TIMEOUT if res == E_TIMEOUT else S_FRAME] += 1
-        if res == E_REPLY and st is not None:
-            st[S_ERR_REPLY] += 1
-            st[S_LAST_ERR] = self.last_error
+                st["requests"] = st.get("requests", 0) + 1
+            res = self._once(profile, addr6, ctrl, dlen, func)
+            if res >= 0:
+                if st is not None:
+                    st["silent"] = 0
+                break
+            self._count(st, res)
+            if res == E_REPLY:
+                break
         return res
 
     def _once(self, profile, addr6, ctrl, dlen, func):
@@ -357,11 +364,15 @@ class Driver:
         hal = self.hal
         n = build(self._tx, addr6, ctrl, self._d, dlen,
                   self._p(profile, "preamble"))
+        gap = self._p(profile, "gap_ms") or max(5, self._ms(4))
+        # keep >= 4 character times of silence since the last byte heard
+        wait = self._ms(4) - hal.ticks_diff(hal.ticks_ms(), self._t_rx)
+        if 0 < wait <= gap:
+            hal.sleep_ms(wait)
         u.flush_input()
-        u.write(memoryview(self._tx)[:n])
+        u.write(self._txmv[:n])
         if func is None:
             return 0
-        gap = self._p(profile, "gap_ms") or max(5, self._ms(3))
         timeout = self._p(profile, "timeout_ms")
         budget = timeout + self._ms(16 + _VALN)
         t0 = hal.ticks_ms()
@@ -380,21 +391,26 @@ class Driver:
             if not chunk:
                 break
             first = False
+            self._t_rx = hal.ticks_ms()
             m = len(chunk)
             if m > _RXN - got:
                 m = _RXN - got
-            rx[got:got + m] = chunk[:m]
+            if m == len(chunk):
+                rx[got:got + m] = chunk
+            else:
+                rx[got:got + m] = chunk[:m]
             got += m
             r = self._scan(got, addr6, func)
             if r >= 0 or r == E_REPLY:
                 return r
         if got == 0:
             return E_TIMEOUT
-        return E_FRAME
+        return E_ADDR if self._other else E_FRAME
 
     def _scan(self, got, addr6, func):
         rx = self._rx
         pos = 0
+        self._other = False
         while True:
             p = find_frame(rx, pos, got)
             if p < 0:
@@ -411,7 +427,8 @@ class Driver:
                     ok = False
                     break
             if not ok:
-                continue            # another meter's reply
+                self._other = True  # another meter's reply
+                continue
             unscramble(rx, p + 10, L)
             self._doff = p + 10
             self._ctrl = ctrl
@@ -430,13 +447,12 @@ class Driver:
         if r < 0:
             return r
         if not self._di_ok(r, di):
-            if st is not None:
-                st[S_FRAME] += 1
+            self._count(st, E_SHORT)
             return E_SHORT
         n = r - 4
         if n > _VALN:
             return E_SHORT
-        self._val[0:n] = self._rx[self._doff + 4:self._doff + r]
+        _copy(self._val, 0, self._rx, self._doff + 4, n)
         seq = 0
         while self._ctrl & 0x20:
             seq += 1
@@ -451,7 +467,7 @@ class Driver:
             k = r - 5           # DI, payload, SEQ
             if self._rx[self._doff + r - 1] != seq or n + k > _VALN:
                 return E_SHORT
-            self._val[n:n + k] = self._rx[self._doff + 4:self._doff + 4 + k]
+            _copy(self._val, n, self._rx, self._doff + 4, k)
             n += k
         return n
 
@@ -475,29 +491,33 @@ class Driver:
             return E_SHORT, None
         v = bcd_int(self._val, 0, spec[1], spec[4])
         if v is None:
-            if st is not None:
-                st[S_FRAME] += 1
-            return E_SHORT, None
+            self._count(st, E_VALUE)
+            return E_VALUE, None
         return 0, _scale(v, spec[2], spec[3])
 
     # -- public API
-    def read(self, meter, profile, reading):
+    def read(self, meter, profile, reading, tries=None):
+        """Fill reading (energy_wh, bands, voltage_dv, current_ma, power_w,
+        relay_closed; pf_permille / balance_mu when the profile has them).
+        All-or-nothing: on False the reading is untouched. `tries` (total
+        attempts per request) overrides the profile, e.g. 1 for a probe."""
         st = self._st(meter)
+        self.tries = tries
         try:
             ok = self._read(meter, profile, reading, st)
         except Exception as e:      # never let a bus problem escape
+            st["errors"] = st.get("errors", 0) + 1
             try:
                 self.hal.log("dlt645 %s: %r" % (meter.get("id"), e))
             except Exception:
                 pass
             ok = False
-        st[S_OK if ok else S_FAIL] += 1
+        self.tries = None
         return ok
 
     def _read(self, meter, profile, reading, st):
         addr6 = addr_bytes(meter["addr"])
         self._setup(profile)
-        st[S_READS] += 1
         bands = None
         blk = self._p(profile, "block")
         esp = self._p(profile, "energy")
@@ -509,7 +529,7 @@ class Driver:
             for i in range(5):
                 v = bcd_int(self._val, 4 * i, 4, esp[4])
                 if v is None:
-                    st[S_FRAME] += 1
+                    self._count(st, E_VALUE)
                     return False
                 vals.append(_scale(v, esp[2], esp[3]))
             energy = vals[0]
@@ -531,10 +551,13 @@ class Driver:
                         return False
                     bands.append(v)
         vals = [None, None, None, None, None]
-        every = self._p(profile, "extra_every") or 1
+        x = st.get("_dx", 0)
+        extra = x <= 0
+        st["_dx"] = (self._p(profile, "extra_every") or 1) - 1 if extra \
+            else x - 1
         names = ("voltage", "current", "power", "pf", "balance")
         for i in range(5):
-            if i < 4 and (st[S_READS] - 1) % every:
+            if i < 4 and not extra:
                 continue
             spec = self._p(profile, names[i])
             if not spec:
@@ -554,9 +577,10 @@ class Driver:
         # commit only when everything needed arrived
         reading.energy_wh = energy
         reading.bands = bands
-        reading.voltage_dv = vals[0]
-        reading.current_ma = vals[1]
-        reading.power_w = vals[2]
+        if extra:                  # else keep the last instantaneous values
+            reading.voltage_dv = vals[0]
+            reading.current_ma = vals[1]
+            reading.power_w = vals[2]
         reading.relay_closed = None if relay is None else bool(relay)
         if vals[3] is not None:
             _set(reading, "pf_permille", vals[3])
@@ -715,6 +739,11 @@ def _scale(v, mul, div):
     if div != 1:
         v = -((-v) // div) if v < 0 else v // div     # truncate toward 0
     return v
+
+
+def _copy(dst, doff, src, soff, n):
+    for i in range(n):
+        dst[doff + i] = src[soff + i]
 
 
 def _set(obj, name, value):

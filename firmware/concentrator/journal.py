@@ -11,9 +11,9 @@
 #              16 bits); replaced atomically (write ack.tmp, rename)
 #   *.tmp      leftovers of an interrupted replace; removed at recover()
 #
-# Segment = 13-byte header, then frames.
+# Segment = 14-byte header, then frames.
 #   header: b"WJ", u8 version(1), u8 flags (bit0: thinned), u32 base_seq,
-#           u32 base_ts (little endian), u8 check (CRC-32 low byte)...  see _hdr
+#           u32 base_ts (little endian), u16 check (CRC-32 of the 12 bytes, low 16 bits)
 #   frame:  varint n, n payload bytes, u16 check = CRC-32(n bytes + payload) & 0xFFFF
 #           A frame is the batch written by one flush(); a torn or corrupt
 #           frame ends the segment (everything after it is ignored).
@@ -48,7 +48,7 @@ FLAG_THINNED = 8      # set by the journal: intermediate readings of this meter
 #   the latest cumulative register of every meter is never dropped.  Each pass
 #   appends an event (meter 0, code EV_THINNED, args: dropped, first_seq, last_seq).
 #   Acknowledged segments are simply deleted.
-EV_THINNED = 250
+EV_THINNED = 7  # == protocol.EV_JOURNAL_THINNED (values: code, dropped, first_seq, last_seq)
 
 KIND_READING = 0
 KIND_EVENT = 1
@@ -122,6 +122,7 @@ class Journal:
         self._durable = 0         # last seq that is in flash
         self._rbuf = bytearray(segment_bytes)
         self._ready = False
+        self._pend_event = None
 
     # ---- paths ----------------------------------------------------------
     def _p(self, name):
@@ -418,6 +419,12 @@ class Journal:
         self._cur_size = 0
         if first not in self._segs:
             self._segs.append(first)
+        ev = self._pend_event
+        if ev is not None:
+            self._pend_event = None
+            seq = self.last_seq + 1
+            self._encode(self._codec, seq, KIND_EVENT, 0, ts, ev)
+            self.last_seq = seq
 
     def _seal(self):
         if self._f is not None:
@@ -435,15 +442,7 @@ class Journal:
         fr = bytearray(4 + n + 2 + (_HDR if self._new else 0))
         j = 0
         if self._new:
-            fr[0] = _MAGIC0
-            fr[1] = _MAGIC1
-            fr[2] = _VER
-            fr[3] = 0
-            _put_u32(fr, 4, self._cur - 1)
-            _put_u32(fr, 8, self._hts)
-            ck = _crc32(bytes(fr[:12])) & 0xFFFF
-            fr[12] = ck & 0xFF
-            fr[13] = ck >> 8
+            _hdr(fr, 0, self._cur - 1, self._hts)
             j = _HDR
         k = _wv(fr, j, n)
         fr[k:k + n] = self._buf[:n]
@@ -540,12 +539,99 @@ class Journal:
             return False
 
     def _make_room(self):
-        pass
+        # full-flash policy (see the top of this file); one pass per new segment
+        if not self._full():
+            return
+        segs = self._segs
+        if len(segs) < 2:
+            return
+        for level in (1, 2):
+            r = self._thin(level)
+            if r:
+                break
+        else:
+            return
+        dropped, lo, hi = r
+        self.thinned += dropped
+        self.thin_passes += 1
+        self._pend_event = (EV_THINNED, dropped, lo, hi)
+
+    def _thin(self, level):
+        # merge a run of the oldest segments into one; returns (dropped, lo, hi) or None
+        segs = self._segs
+        room = self.segment_bytes - _HDR - 5
+        self._n = 0
+        group = 0
+        dropped = 0
+        seen = self.acked_seq
+        base_ts = 0
+        if level == 1:
+            codec = None
+            for idx in range(len(segs)):
+                k = _Keep(seen)
+                self._scan(self._load(segs[idx]), k, 0, None)
+                recs = k.records()
+                if codec is None:
+                    base_ts = recs[0][3] if recs else 0
+                    codec = _Codec(segs[0] - 1, base_ts)
+                n0 = self._n
+                for r in recs:
+                    self._encode(codec, r[0], r[1], r[2], r[3], r[4])
+                if self._n > room:
+                    self._n = n0
+                    break
+                group = idx + 1
+                dropped += k.dropped
+                if k.top > seen:
+                    seen = k.top
+        else:
+            group = 2
+            k = _Keep(seen)
+            for idx in range(group):
+                self._scan(self._load(segs[idx]), k, 0, None)
+            while True:
+                recs = k.records()
+                base_ts = recs[0][3] if recs else 0
+                codec = _Codec(segs[0] - 1, base_ts)
+                self._n = 0
+                for r in recs:
+                    self._encode(codec, r[0], r[1], r[2], r[3], r[4])
+                if self._n <= room or not k.drop_event():
+                    break
+            dropped = k.dropped
+            seen = k.top
+        if group < 2 or self._n > room:
+            self._n = 0
+            return None
+        # write the merged segment (header flagged thinned + one frame), then replace
+        n = self._n
+        fr = bytearray(_HDR + 3 + n + 2)
+        _hdr(fr, 1, segs[0] - 1, base_ts)
+        j = _wv(fr, _HDR, n)
+        fr[j:j + n] = self._buf[:n]
+        ck = _crc32(bytes(fr[_HDR:j + n])) & 0xFFFF
+        fr[j + n] = ck & 0xFF
+        fr[j + n + 1] = ck >> 8
+        self._n = 0
+        tmp = self._p("thin.tmp")
+        f = self.hal.open(tmp, "wb")
+        try:
+            f.write(memoryview(fr)[:j + n + 2])
+        finally:
+            f.close()
+        self.hal.rename(tmp, self._p(self._name(segs[0])))
+        lo = segs[0]
+        for first in segs[1:group]:
+            self._rm(first)
+        del segs[1:group]
+        return (dropped, lo, seen)
 
     def stats(self):
         return {
             "last_seq": self.last_seq,
             "acked_seq": self.acked_seq,
+            # upper bound: sequence numbers dropped by thinning are included
+            "records": self.last_seq - self.acked_seq,
             "pending": self.last_seq - self.acked_seq,
             "segments": len(self._segs),
             "bytes": self._bytes(),
@@ -566,6 +652,61 @@ class Journal:
                 except OSError:
                     pass
         return t
+
+
+def _hdr(fr, flags, base_seq, base_ts):
+    fr[0] = _MAGIC0
+    fr[1] = _MAGIC1
+    fr[2] = _VER
+    fr[3] = flags
+    _put_u32(fr, 4, base_seq)
+    _put_u32(fr, 8, base_ts)
+    ck = _crc32(bytes(fr[:12])) & 0xFFFF
+    fr[12] = ck & 0xFF
+    fr[13] = ck >> 8
+
+
+class _Keep:
+    # thinning sink: last reading per meter and every event, records > after
+    def __init__(self, after):
+        self.top = after
+        self.last = {}
+        self.cnt = {}
+        self.ev = []
+        self.dropped = 0
+
+    def append(self, r):
+        if r[0] <= self.top:
+            return
+        self.top = r[0]
+        if r[1]:
+            self.ev.append(r)
+            return
+        m = r[2]
+        if m in self.last:
+            self.dropped += 1
+            self.cnt[m] = 2
+        else:
+            self.cnt[m] = 1
+        self.last[m] = r
+
+    def records(self):
+        out = list(self.ev)
+        for m in self.last:
+            r = self.last[m]
+            if self.cnt[m] > 1:
+                v = r[4]
+                r = (r[0], r[1], r[2], r[3], (v[0], v[1], v[2] | FLAG_THINNED) + v[3:])
+            out.append(r)
+        out.sort()
+        return out
+
+    def drop_event(self):
+        if not self.ev:
+            return False
+        self.ev.pop(0)
+        self.dropped += 1
+        return True
 
 
 def _rv(b, i):

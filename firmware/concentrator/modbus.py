@@ -39,7 +39,7 @@ def stats_of(meter):
 
 
 # ---- CRC-16/MODBUS (poly 0xA001 reflected, init 0xFFFF) -------------------
-_TAB = array("H", bytes(512))
+_TAB = array("H", range(256))
 for _i in range(256):
     _c = _i
     for _ in range(8):
@@ -271,7 +271,8 @@ class Driver:
             if addr == 0:                    # broadcast: nobody answers
                 self._last = t0
                 return None
-            r = uart.read(expect, self._timeout(profile, st, k == 0), self._gap_ms)
+            to = self._timeout(profile, st, k == 0)
+            r = uart.read(expect, to, self._gap_ms)
             self._last = hal.ticks_ms()
             err = check_reply(r, addr, fc, expect)
             if err is None:
@@ -283,6 +284,16 @@ class Driver:
                 return r
             st[err] += 1
             st["silent"] = st["silent"] + 1 if err == "timeouts" else 0
+            if err != "timeouts":
+                # a broken frame may go on: wait until the line is quiet
+                # (a short one may be noise before the real reply: give
+                # that one the response timeout to arrive)
+                w = to if len(r) < expect else self._t35_ms
+                for _ in range(4):
+                    if not uart.read(64, w, self._gap_ms):
+                        break
+                    w = self._t35_ms
+                self._last = hal.ticks_ms()
             if err == "exceptions":
                 st["last_exc"] = r[2]
                 if r[2] not in (5, 6):       # only "ack"/"busy" are retried

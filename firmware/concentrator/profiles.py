@@ -83,6 +83,9 @@ PROFILES = {
         "relay": {"kind": "modbus", "fc": 6, "addr": 0x0020, "on": 1, "off": 0,
                   "status": "relay_closed", "settle_ms": 50},
     },
-    # Filled in by dlt645.py's author.
-    "dlt645-2007": {"proto": "dlt645", "baud": 2400, "parity": "E"},
+    # DL/T 645-2007: the data-ID tables live in dlt645.PROFILES; "table"
+    # names one of them (dlt645-2007, dlt645-2007-block, dlt645-2007-prepaid)
+    # and any key given here overrides it (see the top of dlt645.py).
+    "dlt645-2007": {"proto": "dlt645", "baud": 2400, "parity": "E",
+                    "table": "dlt645-2007"},
 }

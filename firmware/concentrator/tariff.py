@@ -282,7 +282,8 @@ def cycle_wh(state):
 
 
 def _segment(versions, state, t):
-    # pick the spec for t and roll the open segment if needed; returns spec
+    # pick the spec for t and roll the open segment if needed; returns
+    # (spec, late): late is True when t belongs before the open segment
     spec = spec_at(versions, t)
     cyc = cycle_start_day(spec, t)
     ver = state["ver"]
@@ -290,17 +291,17 @@ def _segment(versions, state, t):
         state["ver"] = spec["version"]
         state["eff"] = spec["effective"]
         state["cyc"] = cyc
-        return spec
+        return spec, False
     if (spec["effective"], spec["version"]) < (state["eff"], ver):
         # late reading from before the open segment's version: bill it in
         # the open segment, at the open segment's prices
         old = _find_version(versions, ver, state["eff"])
         if old is None:
             raise ValueError("tariff version %d (open segment) is missing" % ver)
-        return old
+        return old, True
     same = spec["version"] == ver and spec["effective"] == state["eff"]
     if same and cyc <= state["cyc"]:
-        return spec  # same segment (or a late reading of this version)
+        return spec, cyc < state["cyc"]  # same segment, or late within this version
     # close the open segment
     state["done"] += state["seg"]
     state["seg"] = 0
@@ -312,7 +313,7 @@ def _segment(versions, state, t):
     state["ver"] = spec["version"]
     state["eff"] = spec["effective"]
     state["cyc"] = cyc
-    return spec
+    return spec, False
 
 
 def charge(versions, state, band, wh, t):
@@ -321,11 +322,17 @@ def charge(versions, state, band, wh, t):
 
     `versions`: one spec or a list of versions.  `band`: the band the energy
     belongs to (use band_at(versions, t) when the meter has one register);
-    ignored (billed as "flat") by tariffs without time-of-use."""
+    ignored (billed as "flat") by tariffs without time-of-use.
+
+    A late reading (t before the open segment: clock fix, delayed data) is
+    billed in the open segment at its prices; if its band has no price
+    there, the open segment's band at t is used."""
     if type(wh) is not int or wh < 0:
         raise ValueError("energy must be a non-negative int of Wh, got %r" % (wh,))
-    spec = _segment(versions, state, t)
+    spec, late = _segment(versions, state, t)
     if spec.get("tou"):
+        if band not in spec["prices"] and late:
+            band = band_at_local(spec, t + spec["tz_offset_s"])
         if band not in spec["prices"]:
             raise ValueError("band %r has no price in tariff version %d"
                              % (band, spec["version"]))
@@ -588,9 +595,10 @@ def price_summary(spec):
         out.append("Price per kWh by time of day: " + ", ".join(
             ["%s %s%s" % (b, fmt_money(prices[b]), cu) for b in names]))
         for s in tou["seasons"]:
-            kinds = [("weekdays", s["weekday"])]
             if s.get("weekend", s["weekday"]) != s["weekday"]:
-                kinds.append(("weekends and holidays", s["weekend"]))
+                kinds = [("weekdays", s["weekday"]), ("weekends and holidays", s["weekend"])]
+            else:
+                kinds = [("every day", s["weekday"])]
             for label, prof in kinds:
                 out.append("  %s..%s %s: %s" % (s["from"], s["to"], label, ", ".join(
                     ["from %s %s" % (e[0], e[1]) for e in tou["days"][prof]])))

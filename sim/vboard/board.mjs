@@ -59,6 +59,9 @@ function findMicroPython() {
   catch { usage(`cannot find ${PKG}: run "npm install" at the repository root or pass --micropython`); }
 }
 const MP_MODULE = findMicroPython();
+let WASM_MODULE = null;     // compiled once, instantiated by every boot
+try { WASM_MODULE = new WebAssembly.Module(fs.readFileSync(new URL('micropython.wasm', MP_MODULE))); }
+catch (e) { process.stderr.write('vboard: wasm precompile failed, each boot compiles: ' + e + '\n'); }
 
 // ------------------------------------------------------------------ serial line
 const ringSab = new SharedArrayBuffer(16 + (1 << 20));
@@ -248,22 +251,33 @@ function writeBoardJson(kind) {
   fs.writeFileSync(p + '.tmp', JSON.stringify({ pid: process.pid, name: opt.name, uid: opt.uid, boots, boot_kind: kind, reset_cause: resetCause, flash: opt.flash, bus: opt.bus || null }));
   fs.renameSync(p + '.tmp', p);
 }
-function startWorker(kind, raw) {
-  boots++;
-  ctlSab = new SharedArrayBuffer(64 + 65536);
-  ctlI = new Int32Array(ctlSab, 0, 16);
-  ctlB = new Uint8Array(ctlSab, 64);
-  if (kind !== 'soft') { pinState = {}; fs.writeFileSync(path.join(opt.state, 'pins.json'), '{}'); }
-  writeBoardJson(kind);
-  worker = new Worker(path.join(HERE, 'vm_worker.mjs'), {
+let standby = null;
+function spawnWorker() {
+  const sab = new SharedArrayBuffer(64 + 65536);
+  const w = new Worker(path.join(HERE, 'vm_worker.mjs'), {
     workerData: {
-      ringSab, ctlSab, raw: !!raw, bootKind: kind, resetCause, mpModule: MP_MODULE,
+      ringSab, ctlSab: sab, wasmModule: WASM_MODULE, mpModule: MP_MODULE,
       flashDir: opt.flash, stateDir: opt.state, name: opt.name, uid: opt.uid,
-      rtcOffsetMs, heapsize: opt.heapsize, pystack: opt.pystack, pins: pinState,
+      heapsize: opt.heapsize, pystack: opt.pystack,
     },
   });
-  worker.on('message', handle);
-  worker.on('error', (e) => { process.stderr.write('vboard: worker error: ' + (e && e.stack || e) + '\n'); });
+  w.ctlSab = sab;
+  w.on('error', (e) => { process.stderr.write('vboard: worker error: ' + (e && e.stack || e) + '\n'); });
+  w.on('message', (m) => { if (w === worker) handle(m); else if (m.type === 'fatal') shutdown(1); });
+  return w;
+}
+function startWorker(kind, raw) {
+  boots++;
+  if (kind !== 'soft') { pinState = {}; fs.writeFileSync(path.join(opt.state, 'pins.json'), '{}'); }
+  writeBoardJson(kind);
+  worker = standby || spawnWorker();
+  standby = null;
+  ctlSab = worker.ctlSab;
+  ctlI = new Int32Array(ctlSab, 0, 16);
+  ctlB = new Uint8Array(ctlSab, 64);
+  worker.postMessage({ raw: !!raw, bootKind: kind, resetCause, rtcOffsetMs, pins: pinState });
+  // the next boot's VM starts while this one runs
+  setTimeout(() => { if (!standby && !shuttingDown) standby = spawnWorker(); }, 300);
 }
 function closeAllSockets() {
   for (const s of socks.values()) s.sock.destroy();
@@ -272,8 +286,7 @@ function closeAllSockets() {
   clearPending();
 }
 function onReboot(m) {
-  const w = worker; worker = null;
-  if (w) w.removeAllListeners('message');
+  worker = null;
   closeAllSockets();                       // the TCP stack does not survive a reset
   if (m.kind === 'hard') resetCause = 5;   // machine.SOFT_RESET, what an ESP32 reports after machine.reset()
   else if (m.kind === 'wdt') resetCause = 3;
@@ -283,9 +296,15 @@ function onReboot(m) {
 async function shutdown(code) {
   if (shuttingDown) return; shuttingDown = true;
   closeAllSockets();
-  // give a worker sitting idle at the REPL no chance to lose data: it syncs flash
-  // whenever it goes idle, so terminating it here is safe.
-  if (worker) await worker.terminate().catch(() => {});
+  if (worker) {
+    // ask the worker to write its flash to the host folder (it answers from any
+    // wait: REPL, sleep, socket, between steps), then stop it
+    Atomics.store(ringI, 2, 1); Atomics.notify(ringI, 0); Atomics.notify(ctlI, 0);
+    const end = Date.now() + 2000;
+    while (!Atomics.load(ringI, 3) && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+    await worker.terminate().catch(() => {});
+  }
+  if (standby) await standby.terminate().catch(() => {});
   process.exit(code);
 }
 

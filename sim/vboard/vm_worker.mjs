@@ -55,8 +55,15 @@ function readByte(timeoutMs) {            // -1 on timeout
     if (left <= 0) return -1;
     flushOut();
     Atomics.wait(ringI, 0, w, Math.min(left, 1000));
-    checkWdt();
+    checkWdt(); checkHostReq();
   }
+}
+// The host is shutting down (power off): write the flash, then tell it we are done.
+function checkHostReq() {
+  if (!Atomics.load(ringI, 2) || Atomics.load(ringI, 3)) return;
+  try { syncFlash(); } catch (e) { process.stderr.write('vboard: flash sync failed: ' + e + '\n'); }
+  flushOut();
+  Atomics.store(ringI, 3, 1); Atomics.notify(ringI, 3);
 }
 // Ctrl-C while Python runs: take everything up to the ^C, schedule KeyboardInterrupt.
 function takeCtrlC() {
@@ -76,7 +83,6 @@ function pollIntr() {
 const FLASH = W.flashDir;
 let flashCache = new Map();               // rel path -> Buffer (files) or null (dirs)
 function restoreFlash(FS) {
-  FS.mkdir('/flash');
   const walk = (rel) => {
     for (const ent of fs.readdirSync(path.join(FLASH, rel), { withFileTypes: true })) {
       if (ent.name.startsWith('.vb-tmp')) continue;
@@ -128,7 +134,7 @@ function usedBlocks() {
 
 // ---------------------------------------------------------------- state files (pins, inputs)
 const STATE = W.stateDir;
-const pinOut = Object.assign({}, W.pins || {});
+const pinOut = {};
 function writeJson(name, obj) {
   const p = path.join(STATE, name), tmp = p + '.tmp' + process.pid;
   fs.writeFileSync(tmp, JSON.stringify(obj)); fs.renameSync(tmp, p);
@@ -166,7 +172,7 @@ function rpc(msg, transfer) {
     if (done === id) return Atomics.load(ctlI, 1);
     Atomics.wait(ctlI, 0, done, 50);
     if (Atomics.load(ctlI, 0) !== id && pollIntr()) { parentPort.postMessage({ type: 'cancel', req: id }); return -4; }
-    checkWdt();
+    checkWdt(); checkHostReq();
   }
 }
 function heap() { return new Uint8Array(memory.buffer); }
@@ -194,7 +200,7 @@ const host = {
       if (avail() > 0 && pollIntr()) return 1;
       Atomics.wait(ringI, 0, w, Math.min(left, 100));
       if (pollIntr()) return 1;
-      checkWdt();
+      checkWdt(); checkHostReq();
     }
     checkWdt();
     return 0;
@@ -244,7 +250,9 @@ async function boot() {
   // capture the wasm memory (the package does not export it)
   const origInst = WebAssembly.instantiate;
   WebAssembly.instantiate = async (...a) => {
-    const res = await origInst.apply(WebAssembly, a);
+    // board.mjs compiled the wasm once; every boot only instantiates it
+    const res = W.wasmModule ? { instance: await origInst.call(WebAssembly, W.wasmModule, a[1]), module: W.wasmModule }
+      : await origInst.apply(WebAssembly, a);
     const inst = res.instance || res;
     for (const v of Object.values(inst.exports)) if (v instanceof WebAssembly.Memory) memory = v;
     return res;
@@ -253,11 +261,18 @@ async function boot() {
   WebAssembly.instantiate = origInst;
   M = mp._module;
   const FS = mp.FS;
-  restoreFlash(FS);
+  FS.mkdir('/flash');
   FS.mkdir('/vboard');
   for (const f of fs.readdirSync(path.join(HERE, 'py'))) if (f.endsWith('.py')) FS.writeFile('/vboard/' + f, fs.readFileSync(path.join(HERE, 'py', f)));
   mp.registerJsModule('_vbhost', host);
   mp.runPython('import sys\nsys.path.insert(0, "/vboard")\nimport _vbinit\n_vbinit.setup()\ndel _vbinit\n');
+  // Standby: the VM is ready; wait for the board to (re)boot into it. This hides the
+  // VM start-up from soft reboots (mpremote soft-resets the board on every connect).
+  const go = await new Promise((r) => parentPort.once('message', r));
+  Object.assign(W, go);
+  Object.assign(pinOut, W.pins || {});
+  rawMode = !!W.raw;
+  restoreFlash(FS);
   if (W.bootKind === 'soft') outStr('MPY: soft reboot\n');
   runFile('boot.py');
   if (!rawMode) { runFile('main.py'); runSteps(); }
@@ -283,7 +298,7 @@ function runFile(name) {
 function runSteps() {
   let fn;
   while ((fn = runner)) {
-    checkWdt();
+    checkWdt(); checkHostReq();
     if (avail() > 0 && M._mp_hal_get_interrupt_char() === 3 && takeCtrlC()) {
       outStr('Traceback (most recent call last):\n  File "main.py", in <module>\nKeyboardInterrupt: \n');
       runner = null; break;
@@ -333,12 +348,20 @@ function rawPaste() {
   suppress = null;
 }
 
+let dirty = true;
 function replLoop() {
   for (;;) {
-    if (avail() === 0) { flushOut(); syncFlash(); }
     inIdle = true;
-    const c = readByte();
+    let c = readByte(0);
+    if (c < 0 && dirty) {
+      // idle: write the flash back to the host folder once input has paused
+      flushOut();
+      c = readByte(40);
+      if (c < 0) { syncFlash(); dirty = false; }
+    }
+    if (c < 0) c = readByte();
     inIdle = false;
+    dirty = true;
     if (rawMode && c === 5) { rawPaste(); continue; }
     feed(c);
   }

@@ -1,0 +1,107 @@
+"""Brokers the simulator and the tests start and stop: the embedded amqtt
+broker and a private Mosquitto, each on a port of its own, so a test can
+take the broker away (an outage) and bring it back on the same port."""
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+from headend.broker import EmbeddedBroker, free_port
+
+
+def wait_port(host, port, timeout=10.0, up=True):
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                if up:
+                    return True
+        except OSError:
+            if not up:
+                return True
+        time.sleep(0.05)
+    return False
+
+
+class AmqttBroker:
+    kind = "amqtt"
+
+    def __init__(self, port=None, host="127.0.0.1"):
+        self.host = host
+        self.port = port or free_port(host)
+        self._b = None
+
+    @property
+    def url(self):
+        return "mqtt://%s:%d" % (self.host, self.port)
+
+    def start(self):
+        self._b = EmbeddedBroker(self.host, self.port).start()
+        wait_port(self.host, self.port)
+        return self
+
+    def stop(self):
+        if self._b is not None:
+            self._b.stop()
+            self._b = None
+            wait_port(self.host, self.port, up=False)
+
+
+def mosquitto_binary():
+    for p in (shutil.which("mosquitto"), "/usr/sbin/mosquitto"):
+        if p and os.path.exists(p):
+            return p
+    raise RuntimeError("mosquitto is not installed (bash tools/bootstrap.sh installs it)")
+
+
+class MosquittoBroker:
+    """A private Mosquitto on a free port. `extra` is appended to its config
+    (TLS listeners, ACLs, password files...)."""
+    kind = "mosquitto"
+
+    def __init__(self, port=None, host="127.0.0.1", extra=""):
+        self.host = host
+        self.port = port or free_port(host)
+        self.extra = extra
+        self.dir = tempfile.mkdtemp(prefix="wk-mosq-")
+        self.proc = None
+
+    @property
+    def url(self):
+        return "mqtt://%s:%d" % (self.host, self.port)
+
+    def start(self):
+        conf = os.path.join(self.dir, "mosquitto.conf")
+        with open(conf, "w") as f:
+            f.write("listener %d %s\nallow_anonymous true\npersistence false\n" % (self.port, self.host))
+            f.write(self.extra)
+        self.proc = subprocess.Popen([mosquitto_binary(), "-c", conf],
+                                     stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "log"), "ab"))
+        if not wait_port(self.host, self.port):
+            self.stop()
+            raise RuntimeError("mosquitto did not start: " + open(os.path.join(self.dir, "log")).read())
+        return self
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def make_broker(kind, port=None):
+    if kind == "amqtt":
+        return AmqttBroker(port)
+    if kind == "mosquitto":
+        return MosquittoBroker(port)
+    raise ValueError("broker must be amqtt or mosquitto, not %r" % kind)
