@@ -333,10 +333,13 @@ class Ingest:
         self.stats.inc("records_stored", stored)
         s.flush()
         changed_accounts = set()
-        for rd, m in new_readings:
-            acc = self._bill(s, conc, m, rd, now)
-            if acc is not None:
-                changed_accounts.add(acc)
+        cache = {}   # per batch (handle() may run in several threads)
+        with s.no_autoflush:  # one flush for the whole batch, not one per ledger entry
+            for rd, m in new_readings:
+                acc = self._bill(s, conc, m, rd, now, cache)
+                if acc is not None:
+                    changed_accounts.add(acc)
+        s.flush()
         self._advance(s, conc)
         out = [downlink.seal(s, conc, protocol.ACK, ts=now, seq=conc.acked_seq)]
         out += downlink.credit_for_accounts(s, changed_accounts, ts=now)
@@ -353,19 +356,23 @@ class Ingest:
         conc.acked_seq = cur
 
     # ---------------------------------------------------------------- billing
-    def _tariff_for(self, s, conc, account, ts):
+    def _tariff_for(self, s, conc, account, ts, cache=None):
         if account is not None and account.tariff_id is not None:
             return s.get(Tariff, account.tariff_id)
-        q = (select(Tariff).where(Tariff.site_id == conc.site_id, Tariff.effective <= ts)
-             .order_by(Tariff.effective.desc(), Tariff.version.desc(), Tariff.id.desc()))
-        return s.exec(q).first()
+        if cache is None:
+            cache = s.exec(select(Tariff).where(Tariff.site_id == conc.site_id)).all()
+        best = None
+        for t in cache:
+            if t.effective <= ts and (best is None or (t.effective, t.version, t.id) > (best.effective, best.version, best.id)):
+                best = t
+        return best
 
     def _not_billed(self, s, conc, m, rd, code, text):
         self.stats.inc("readings_not_billed")
         s.add(Event(concentrator_id=conc.id, meter_index=rd.meter_index, meter_id=m.id, code=code,
                     detail=rd.seq, ts=rd.ts or rd.received, message=text[:500]))
 
-    def _bill(self, s, conc, m, rd, now):
+    def _bill(self, s, conc, m, rd, now, cache):
         """Bill one new reading. Returns the account id whose balance changed."""
         if m is None:
             return None
@@ -390,7 +397,9 @@ class Ingest:
                              % (m.meter_id, rd.energy_wh, m.billed_energy_wh, rd.seq))
             return None
         account = s.get(Account, m.account_id) if m.account_id is not None else None
-        tariff = self._tariff_for(s, conc, account, rd.ts or now)
+        if "tariffs" not in cache:  # the site's tariff versions, once per batch
+            cache["tariffs"] = s.exec(select(Tariff).where(Tariff.site_id == conc.site_id)).all()
+        tariff = self._tariff_for(s, conc, account, rd.ts or now, cache["tariffs"])
         if account is not None and tariff is None:
             self.stats.inc("readings_not_billed")
             return None          # no price yet: keep the pointer, bill later

@@ -40,7 +40,9 @@ def format_mu(mu):
 
 
 def post(session, account_id, kind, amount_mu, actor, reference="", note="", created=None):
-    """Add a ledger entry and update the cached balance. Does not commit."""
+    """Add a ledger entry and update the cached balance. Does not commit.
+    Account objects already loaded in the session keep their old
+    balance_mu: use the entry's balance_after_mu (or refresh)."""
     if kind not in LEDGER_KINDS:
         raise LedgerError("unknown ledger kind %r" % kind)
     if isinstance(amount_mu, bool) or not isinstance(amount_mu, int):
@@ -52,6 +54,7 @@ def post(session, account_id, kind, amount_mu, actor, reference="", note="", cre
         .where(Account.id == account_id)
         .values(balance_mu=Account.balance_mu + amount_mu)
         .returning(Account.balance_mu)
+        .execution_options(synchronize_session=False)
     ).first()
     if row is None:
         raise LedgerError("no account %r" % account_id)
@@ -59,7 +62,6 @@ def post(session, account_id, kind, amount_mu, actor, reference="", note="", cre
                         balance_after_mu=row[0], actor=str(actor), reference=reference,
                         note=note, created=created or now_s())
     session.add(entry)
-    session.flush()
     return entry
 
 

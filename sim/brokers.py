@@ -5,6 +5,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -26,27 +27,47 @@ def wait_port(host, port, timeout=10.0, up=True):
 
 
 class AmqttBroker:
+    """The embedded broker (amqtt), in a process of its own so that it does
+    not share a GIL with the simulated site (`in_process=True` keeps it in
+    this process)."""
     kind = "amqtt"
 
-    def __init__(self, port=None, host="127.0.0.1"):
+    def __init__(self, port=None, host="127.0.0.1", in_process=False):
         self.host = host
         self.port = port or free_port(host)
+        self.in_process = in_process
         self._b = None
+        self.proc = None
 
     @property
     def url(self):
         return "mqtt://%s:%d" % (self.host, self.port)
 
     def start(self):
-        self._b = EmbeddedBroker(self.host, self.port).start()
-        wait_port(self.host, self.port)
+        if self.in_process:
+            self._b = EmbeddedBroker(self.host, self.port).start()
+        else:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "headend.broker", "--host", self.host, "--port", str(self.port)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not wait_port(self.host, self.port, timeout=20):
+            self.stop()
+            raise RuntimeError("amqtt broker did not start on port %d" % self.port)
         return self
 
     def stop(self):
         if self._b is not None:
             self._b.stop()
             self._b = None
-            wait_port(self.host, self.port, up=False)
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+        wait_port(self.host, self.port, up=False)
 
 
 def mosquitto_binary():

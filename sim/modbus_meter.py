@@ -163,6 +163,11 @@ def _f32_words(x):
 class SDM120Meter(ModbusMeter):
     """Eastron SDM120-like: FC 04, float32 pairs; no relay of its own."""
 
+    def register_wh(self):
+        """The import-energy register as the meter shows it (float32 kWh), in Wh."""
+        kwh = struct.unpack(">f", struct.pack(">f", self.energy_wh / 1000))[0]
+        return int(round(kwh * 1000))
+
     def floats(self):
         p = self.power_w()
         return {
@@ -233,6 +238,10 @@ class PrepaidIntMeter(ModbusMeter):
     def _on_energy(self, wus):
         self._e.add_wus(wus)
         self.bands_e[self.band].add_wus(wus)
+
+    def register_wh(self):
+        """The energy register as the meter shows it (0.01 kWh steps), in Wh."""
+        return self.energy_wh // 10 * 10
 
     def words(self):
         w = [0] * self.window

@@ -28,7 +28,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 class Stack:
     def __init__(self, broker="amqtt", database_url=None, price_mu_per_kwh=6000,
-                 opening_balance_mu=100_0000, balances=None, workdir=None, **site_kwargs):
+                 opening_balance_mu=100_0000, balances=None, workdir=None, http_port=None,
+                 **site_kwargs):
         self.workdir = workdir or tempfile.mkdtemp(prefix="wk-stack-")
         self.own_workdir = workdir is None
         self.broker = make_broker(broker) if isinstance(broker, str) else broker
@@ -40,7 +41,7 @@ class Stack:
         self.engine = None
         self.proc = None
         self.http = None
-        self.http_port = None
+        self.http_port = http_port
         self.site = None
         self.seeded = None
 

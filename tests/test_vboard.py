@@ -144,7 +144,9 @@ def test_power_cycle_keeps_files(board, tmp_path):
     (tmp_path / "keep.txt").write_text("persist me")
     mpremote(board, "fs", "cp", str(tmp_path / "keep.txt"), ":keep.txt")
     mpremote(board, "exec", "import os; os.mkdir('data'); open('data/j.bin','wb').write(b'\\x00\\x01')")
+    boots = board.info()["boots"]
     mpremote(board, "reset")                       # machine.reset(): fresh boot, same process
+    wait_boot(board, boots)
     assert mpremote(board, "exec", "import machine; print(machine.reset_cause())").stdout == "5\n"
     board.power_cycle()                            # process restart = power off and on
     assert mpremote(board, "fs", "cat", ":keep.txt").stdout == "persist me"
@@ -154,6 +156,13 @@ def test_power_cycle_keeps_files(board, tmp_path):
     board.power_cycle()
     assert "keep.txt" not in mpremote(board, "fs", "ls").stdout
     assert board.info()["reset_cause"] == 1
+
+
+def wait_boot(vb, boots, timeout=10):
+    end = time.monotonic() + timeout
+    while vb.info().get("boots", 0) <= boots and time.monotonic() < end:
+        time.sleep(0.02)
+    assert vb.info()["boots"] > boots
 
 
 def _read_until(s, token, timeout):
@@ -212,7 +221,9 @@ def test_pins_state_file_and_inputs(board):
     r = mpremote(board, "exec", "import network\nw = network.WLAN(network.STA_IF); w.active(True)\n"
                  "w.connect('site', 'pw'); print(w.isconnected())")
     assert r.stdout == "False\n"
+    boots = board.info()["boots"]
     mpremote(board, "reset")
+    wait_boot(board, boots)
     assert board.pins() == {}                      # a reset releases the GPIOs
 
 
@@ -279,8 +290,9 @@ def test_uart_talks_to_the_bus_server(tmp_path):
         bus.close()
 
 
-def test_host_driven_steps_collect_garbage(board, tmp_path):
-    """main.py hands its loop to the host (vboard.run_forever); the heap stays flat."""
+def test_host_driven_steps_collect_garbage_and_ctrl_c_stops_them(board, tmp_path):
+    """main.py hands its loop to the host (vboard.run_forever); the heap stays flat,
+    and mpremote can still break in (Ctrl-C) as on a board running its firmware."""
     (tmp_path / "main.py").write_text(
         "import gc, sys\n"
         "class App:\n"
@@ -288,24 +300,32 @@ def test_host_driven_steps_collect_garbage(board, tmp_path):
         "    def step(self):\n"
         "        junk = [bytearray(200) for i in range(50)]\n"   # 10 KB churn per step
         "        App.n += 1\n"
-        "        if App.n in (100, 2000):\n"
+        "        if App.n in (100, 3000):\n"
         "            f = open('heap%d.txt' % App.n, 'w'); f.write(str(gc.mem_alloc())); f.close()\n"
-        "        if App.n == 2000:\n"
-        "            import vboard; vboard.stop()\n"
         "app = App()\n"
         "if sys.platform == 'webassembly':\n"
         "    import vboard\n"
         "    vboard.run_forever(app.step)\n")
     mpremote(board, "fs", "cp", str(tmp_path / "main.py"), ":main.py")
-    with serial.Serial(board.port, 115200, timeout=0.2) as s:
-        s.write(b"\r\x03\x02")
-        time.sleep(0.2)
-        s.read(4096)
-        s.write(b"\x04")                          # soft reboot from >>>: runs main.py
-        _read_until(s, b">>> ", 60)
-    r = mpremote(board, "exec", "print(open('heap100.txt').read(), open('heap2000.txt').read())")
-    h100, h2000 = map(int, r.stdout.split())
-    assert h2000 < h100 + 20000, (h100, h2000)    # 2000 steps x 10 KB would be 20 MB
+    board.power_cycle()                            # power on runs main.py: steps forever
+    done = tmp_path / "flash" / "heap3000.txt"
+    end = time.monotonic() + 60
+    while not done.exists() and time.monotonic() < end:
+        time.sleep(0.1)                            # the flash reaches the host while stepping
+    assert done.exists()
+    h100 = int((tmp_path / "flash" / "heap100.txt").read_text())
+    h3000 = int(done.read_text())
+    assert h3000 < h100 + 20000, (h100, h3000)    # 3000 steps x 10 KB would be 30 MB
+    r = mpremote(board, "exec", "print(open('heap3000.txt').read())")
+    assert int(r.stdout) == h3000
+
+
+def test_watchdog_resets_a_board_that_stops_feeding(board):
+    mpremote(board, "exec", "from machine import WDT\nw = WDT(timeout=300)\nw.feed()")
+    boots = board.info()["boots"]
+    time.sleep(1.0)                                # idle at the REPL, nobody feeds it
+    assert board.info()["boots"] > boots and board.info()["reset_cause"] == 3
+    assert mpremote(board, "exec", "import machine; print(machine.reset_cause())").stdout == "3\n"
 
 
 def test_umqtt_simple_against_mosquitto(board, umqtt_src, tmp_path):

@@ -34,7 +34,12 @@ function outByte(c) {
   if (outLen === outBuf.length) flushOut();
   outBuf[outLen++] = c;
   if (outLen >= 4096) flushOut();
-  else if ((outLen & 63) === 0) { const t = performance.now(); if (t - outT > 20) { flushOut(); pollIntr(); } }
+  else if ((outLen & 63) === 0) {
+    const t = performance.now();
+    // output also comes from the REPL echoing input: only look for Ctrl-C while the
+    // REPL is executing code (it then sets the interrupt char)
+    if (t - outT > 20) { flushOut(); if (M && M._mp_hal_get_interrupt_char() === 3) pollIntr(); }
+  }
 }
 function outStr(s) { for (const c of Buffer.from(s, 'latin1')) outByte(c); }
 function flushOut() {
@@ -54,7 +59,7 @@ function readByte(timeoutMs) {            // -1 on timeout
     const left = end - performance.now();
     if (left <= 0) return -1;
     flushOut();
-    Atomics.wait(ringI, 0, w, Math.min(left, 1000));
+    Atomics.wait(ringI, 0, w, Math.min(left, wdtTimeout ? 20 : 1000));
     checkWdt(); checkHostReq();
   }
 }
@@ -74,7 +79,6 @@ function takeCtrlC() {
 let mp = null, M = null, memory = null;
 function pollIntr() {
   if (!M || inIdle) return false;
-  if (M._mp_hal_get_interrupt_char && M._mp_hal_get_interrupt_char() !== 3) return false;
   if (avail() > 0 && takeCtrlC()) { M._mp_sched_keyboard_interrupt(); return true; }
   return false;
 }
@@ -299,7 +303,7 @@ function runSteps() {
   let fn;
   while ((fn = runner)) {
     checkWdt(); checkHostReq();
-    if (avail() > 0 && M._mp_hal_get_interrupt_char() === 3 && takeCtrlC()) {
+    if (avail() > 0 && takeCtrlC()) {
       outStr('Traceback (most recent call last):\n  File "main.py", in <module>\nKeyboardInterrupt: \n');
       runner = null; break;
     }
