@@ -10,6 +10,7 @@
     wattkeeper seed FILE.json         (headend.seed.seed_site arguments as JSON)
     wattkeeper recharge ACCOUNT_ID AMOUNT --actor NAME
     wattkeeper accounts | meters
+    wattkeeper demo [--port P] [--speed X] [--duration S]   (simulated site + head-end)
 
 Settings come from WK_* environment variables (headend/settings.py); options override them.
 """
@@ -143,6 +144,11 @@ def cmd_list(args):
     return 0
 
 
+def cmd_demo(args):
+    from sim import demo
+    return demo.run(args)
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="wattkeeper", description="Wattkeeper prepaid metering head-end")
     p.add_argument("--db", help="database URL (default: $WK_DATABASE_URL or sqlite ./var/wattkeeper.db)")
@@ -198,6 +204,11 @@ def build_parser():
     sp.add_argument("--actor", required=True)
     sp.set_defaults(func=cmd_recharge)
 
+    sp = sub.add_parser("demo", help="the head-end with a simulated site (embedded broker, SQLite, fast clock)")
+    from sim import demo as _demo
+    _demo.add_arguments(sp)
+    sp.set_defaults(func=cmd_demo)
+
     sub.add_parser("accounts", help="list accounts").set_defaults(func=cmd_list)
     sub.add_parser("meters", help="list meters").set_defaults(func=cmd_list)
     return p
@@ -206,7 +217,7 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("transitions", "amqtt"):
+    for noisy in ("transitions", "amqtt", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return args.func(args) or 0

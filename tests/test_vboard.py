@@ -158,11 +158,15 @@ def test_power_cycle_keeps_files(board, tmp_path):
     assert board.info()["reset_cause"] == 1
 
 
-def wait_boot(vb, boots, timeout=10):
+def wait_boot(vb, boots, kind="hard", timeout=10):
+    """Wait for a boot of this kind after boot number `boots` (mpremote reset does not wait)."""
+    def seen():
+        i = vb.info()
+        return i.get("boots", 0) > boots and i.get("boot_kind") == kind
     end = time.monotonic() + timeout
-    while vb.info().get("boots", 0) <= boots and time.monotonic() < end:
+    while not seen() and time.monotonic() < end:
         time.sleep(0.02)
-    assert vb.info()["boots"] > boots
+    assert seen(), vb.info()
 
 
 def _read_until(s, token, timeout):
