@@ -127,6 +127,11 @@ class Dlt645Meter:
     def energy_wh(self):
         return self._acc // WUS_PER_WH
 
+    def register_wh(self):
+        """The energy register as the meter shows it (XXXXXX.XX kWh, i.e.
+        0.01 kWh steps), in Wh: what a master reading 00010000 must get."""
+        return self.energy_wh // 10 * 10
+
     @property
     def bands(self):
         return [a // WUS_PER_WH for a in self._band_acc]

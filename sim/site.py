@@ -14,9 +14,11 @@ import time
 
 from sim.bus import Bus
 from sim.clock import VirtualClock
+from sim.flash import FlashFS, NorFlash, PowerCut
 from sim.hal import Contactor, HostFS, SimHal
 from sim.load import LoadProfile
 from sim.modbus_meter import PrepaidIntMeter, SDM120Meter
+from sim.watchdog import StepWatchdog, WatchdogReset
 
 from concentrator.core import Concentrator  # noqa: E402  (sim.hal set the path)
 
@@ -32,7 +34,17 @@ def device_key(site, dev, seed):
 class VirtualConcentrator:
     """One concentrator: firmware + simulated HAL + its bus and meters."""
 
-    def __init__(self, cfg, bus, meters, contactors, fs, start_unix):
+    def __init__(self, cfg, bus, meters, contactors, fs, start_unix, flash=None,
+                 wdt_wall_s=5.0, wdt_virtual_s=30.0):
+        # flash: a sim.flash.NorFlash; the board's files are then littlefs on
+        # it (fs is ignored and re-mounted at every power-on), and a PowerCut
+        # out of the firmware power-cycles the board.
+        self.flash = flash
+        self.cuts = 0                 # power cuts that hit this board
+        self.watchdog = StepWatchdog(wdt_wall_s, wdt_virtual_s)
+        self.watchdog_resets = 0
+        self.boot_block_reads = []    # flash block reads of each completed boot
+        self._boot_reads0 = None
         self.cfg = cfg
         self.bus = bus
         self.clock = bus.clock
@@ -46,6 +58,10 @@ class VirtualConcentrator:
         self.power_on()
 
     def power_on(self):
+        if self.flash is not None:
+            self.flash.power_on()
+            self._boot_reads0 = self.flash.reads
+            self.fs = FlashFS(self.flash)    # never formats a non-blank flash
         self.hal = SimHal(self.clock, self.bus.uart, self.fs, self.start_unix,
                           self.contactors, socket_timeout=2.0)
         self.fw = Concentrator(self.hal, self.cfg)
@@ -59,11 +75,32 @@ class VirtualConcentrator:
                 link.client.sock.close()
             except Exception:
                 pass
+        if isinstance(self.fs, FlashFS):
+            self.fs._abandon()   # the old mount's RAM state died with the power
         self.power_cycles += 1
         self.power_on()
 
     def step(self):
-        return self.fw.step()
+        # One firmware step under the watchdog. A power cut (PowerCut out of
+        # the firmware, or a cut the firmware swallowed) or a watchdog bite
+        # power-cycles the board; the step then reports 0 (more work).
+        try:
+            r = self.watchdog.run(self.fw.step, self.clock, self.hal)
+        except PowerCut:
+            r = None
+        except WatchdogReset:
+            self.watchdog_resets += 1
+            self.hal.log("watchdog reset: " + self.watchdog.last_reason)
+            self.power_cycle()
+            return 0
+        if self.flash is not None and self.flash.dead:
+            self.cuts += 1
+            self.power_cycle()
+            return 0
+        if self._boot_reads0 is not None and self.fw.booted:
+            self.boot_block_reads.append(self.flash.reads - self._boot_reads0)
+            self._boot_reads0 = None
+        return r
 
     @property
     def dev(self):
@@ -83,7 +120,12 @@ class Site:
     def __init__(self, name="demo", concentrators=2, meters=8, broker=("127.0.0.1", 1883),
                  seed=1, start_unix=DEFAULT_START, poll_s=60, record_s=900, status_s=300,
                  keepalive_s=30, workdir=None, base_w=None, opening_energy_wh=None,
-                 tz_offset_s=28800, price_mu_per_kwh=None):
+                 tz_offset_s=28800, price_mu_per_kwh=None, flash="host",
+                 flash_bytes=1536 * 1024, wdt_wall_s=5.0, wdt_virtual_s=30.0):
+        # flash: "host" (files in a host folder, the default) or "littlefs"
+        # (littlefs on an emulated NOR flash per board: vc.flash, power cuts)
+        if flash not in ("host", "littlefs"):
+            raise ValueError("flash must be 'host' or 'littlefs'")
         self.name = name
         self.seed = seed
         self.start_unix = start_unix
@@ -125,9 +167,15 @@ class Site:
             }
             if price_mu_per_kwh is not None:
                 cfg["price"] = price_mu_per_kwh
-            fs = HostFS(os.path.join(self.workdir, dev))
+            nor = None
+            if flash == "littlefs":
+                fs = None
+                nor = NorFlash(flash_bytes, seed=seed * 100 + c)
+            else:
+                fs = HostFS(os.path.join(self.workdir, dev))
             self.concentrators.append(
-                VirtualConcentrator(cfg, bus, sim_meters, contactors, fs, start_unix))
+                VirtualConcentrator(cfg, bus, sim_meters, contactors, fs, start_unix, flash=nor,
+                                    wdt_wall_s=wdt_wall_s, wdt_virtual_s=wdt_virtual_s))
 
     # -- provisioning ------------------------------------------------------------
     def provisioning(self):

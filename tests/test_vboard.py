@@ -3,7 +3,6 @@ real MicroPython VM under Node, on a pseudo-terminal made by socat, driven by th
 mpremote and pyserial; umqtt.simple inside the board talks to the real Mosquitto."""
 import glob
 import hashlib
-import json
 import os
 import socket
 import struct

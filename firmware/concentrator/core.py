@@ -242,7 +242,9 @@ class Concentrator:
             recs = self.journal.pending(self.cfg["batch"])
             if recs:
                 out = [[r[0], r[1], r[2], r[3], list(r[4])] for r in recs]
-                if self._send(P.RECORDS, recs=out):
+                # `after`: the batch holds every record still in the journal
+                # above it (gaps are records thinned away on a full flash)
+                if self._send(P.RECORDS, recs=out, after=self.journal.acked_seq):
                     self.inflight = recs[-1][0]
                     self.inflight_ms = now
         t = hal.ticks_ms()

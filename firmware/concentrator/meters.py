@@ -31,11 +31,26 @@ class MeterBus:
             if m.get("stats") is None:
                 m["stats"] = modbus.new_stats()
         self._drv = {}
+        self._own = {}
         self._last = None
         self.last_error = None
 
     def profile(self, i):
-        return self.profiles.get(self.meters[i].get("model"))
+        m = self.meters[i]
+        p = self.profiles.get(m.get("model"))
+        if p is not None and p.get("proto") == "dlt645" and (
+                m.get("baud") or m.get("parity")):
+            # The DL/T 645 driver takes its serial settings from the profile:
+            # a meter set to another baud/parity (a mixed bus) gets its own
+            # copy, made once and kept.
+            c = self._own.get(i)
+            if c is None or c[0] is not p:
+                d = dict(p)
+                d["baud"] = m.get("baud") or p.get("baud", 2400)
+                d["parity"] = m.get("parity") or p.get("parity", "E")
+                c = self._own[i] = (p, d)
+            return c[1]
+        return p
 
     def driver(self, proto):
         d = self._drv.get(proto)

@@ -88,4 +88,8 @@ PROFILES = {
     # and any key given here overrides it (see the top of dlt645.py).
     "dlt645-2007": {"proto": "dlt645", "baud": 2400, "parity": "E",
                     "table": "dlt645-2007"},
+    "dlt645-2007-block": {"proto": "dlt645", "baud": 2400, "parity": "E",
+                          "table": "dlt645-2007-block"},
+    "dlt645-2007-prepaid": {"proto": "dlt645", "baud": 2400, "parity": "E",
+                            "table": "dlt645-2007-prepaid"},
 }

@@ -525,19 +525,18 @@ def _validate_tou(tou, prices):
                 if s.get(k) not in days:
                     raise ValueError("%s.%s must name a profile in tou.days, got %r"
                                      % (w, k, s.get(k)))
-    # every day of the year in exactly one season (leap year walk)
-    for day in range(days_from_civil(2000, 1, 1), days_from_civil(2001, 1, 1)):
-        y, m, d = civil_from_days(day)
-        md = m * 100 + d
-        n = 0
-        for s in seasons:
-            a = _md(s["from"])
-            b = _md(s["to"])
-            if (a <= md <= b) if a <= b else (md >= a or md <= b):
-                n += 1
-        if n != 1:
-            raise ValueError("tou.seasons: %02d-%02d is covered by %d seasons (need exactly 1)"
-                             % (m, d, n))
+    # every day of the year (29 February included) in exactly one season
+    rng = [(_md(s["from"]), _md(s["to"])) for s in seasons]
+    for m in range(1, 13):
+        for d in range(1, _mdays(m) + 1):
+            md = m * 100 + d
+            n = 0
+            for a, b in rng:
+                if (a <= md <= b) if a <= b else (md >= a or md <= b):
+                    n += 1
+            if n != 1:
+                raise ValueError("tou.seasons: %02d-%02d is covered by %d seasons (need exactly 1)"
+                                 % (m, d, n))
     wd = tou.get("weekend_days", [5, 6])
     if type(wd) is not list:
         raise ValueError("tou.weekend_days must be a list of 0..6 (Monday=0)")

@@ -76,6 +76,11 @@ function takeCtrlC() {
   for (let i = r; i < w; i++) if (ringB[i % RING] === 3) { Atomics.store(ringI, 1, i + 1); return true; }
   return false;
 }
+function peekCtrlC() {
+  const w = Atomics.load(ringI, 0);
+  for (let i = Atomics.load(ringI, 1); i < w; i++) if (ringB[i % RING] === 3) return true;
+  return false;
+}
 let mp = null, M = null, memory = null;
 function pollIntr() {
   if (!M || inIdle) return false;
@@ -182,7 +187,7 @@ function rpc(msg, transfer) {
 function heap() { return new Uint8Array(memory.buffer); }
 
 // ---------------------------------------------------------------- the JS module seen by Python as _vbhost
-let runner = null, runnerPeriod = 0, inIdle = false;
+let runner = null, runnerPeriod = 0, runnerIdle = false, runnerStop = null, inIdle = false;
 const host = {
   board_name: () => W.name,
   uid: () => W.uid,
@@ -224,7 +229,7 @@ const host = {
   soft_reset: () => reboot('soft'),
   flash_sync: () => syncFlash(),
   used_blocks: () => usedBlocks(),
-  set_runner: (fn, period) => { runner = fn; runnerPeriod = period || 0; },
+  set_runner: (fn, period, idle, onStop) => { runner = fn; runnerPeriod = period || 0; runnerIdle = !!idle; runnerStop = onStop || null; },
   // sockets: results < 0 are -errno (MicroPython numbering)
   resolve: (hostname) => {
     const r = rpc({ type: 'resolve', host: String(hostname) });
@@ -300,26 +305,35 @@ function runFile(name) {
 // Host-driven main loop: main.py called vboard.run_forever(step, period_ms) and returned.
 // JS calls step() repeatedly, so control (and garbage collection) returns to JS between steps.
 function runSteps() {
-  let fn;
+  let fn, stopped = false;
   while ((fn = runner)) {
     checkWdt(); checkHostReq();
     if (avail() > 0 && takeCtrlC()) {
       outStr('Traceback (most recent call last):\n  File "main.py", in <module>\nKeyboardInterrupt: \n');
-      runner = null; break;
+      runner = null; stopped = true; break;
     }
-    try { fn(); } catch (e) { printPyError(e); runner = null; break; }
+    let ret;
+    try { ret = fn(); } catch (e) { printPyError(e); runner = null; stopped = true; break; }
     maybeSync();
-    if (runnerPeriod > 0) {
-      const end = performance.now() + runnerPeriod;
+    // idle mode: the step's return value (ms until more work) is the pause, at most period_ms
+    let wait = runnerPeriod;
+    if (runnerIdle) { wait = (typeof ret === 'number' && ret > 0) ? ret : 0; if (runnerPeriod > 0 && wait > runnerPeriod) wait = runnerPeriod; }
+    if (wait > 0) {
+      const end = performance.now() + wait;
       flushOut();
       for (;;) {
         const left = end - performance.now(); if (left <= 0) break;
         const w = Atomics.load(ringI, 0);
-        if (w !== Atomics.load(ringI, 1)) break;
+        if (w !== Atomics.load(ringI, 1) && peekCtrlC()) break;   // only Ctrl-C cuts the pause short
         Atomics.wait(ringI, 0, w, Math.min(left, 100));
+        checkWdt(); checkHostReq();
       }
     } else if ((++stepCount & 63) === 0) flushOut();
   }
+  // tell the firmware its loop was stopped (Ctrl-C or an error): vboard.run_forever(on_stop=)
+  const cb = runnerStop; runnerStop = null;
+  if (stopped && cb) { try { cb(); } catch (e) { printPyError(e); } }
+  return stopped;
 }
 let stepCount = 0;
 
@@ -328,6 +342,10 @@ function feed(c) {
   if (c === 1 && !rawMode) rawMode = true;
   else if (c === 2 && rawMode) rawMode = false;
   if (r) reboot('soft');            // Ctrl-D on an empty line: soft reboot
+  if (runner) {                     // a REPL command called vboard.run_forever(): resume the loop
+    inIdle = false;
+    if (runSteps() && !rawMode) outStr('>>> ');
+  }
 }
 
 function rawPaste() {
