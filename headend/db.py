@@ -1,7 +1,7 @@
 """Engine and sessions; SQLite (WAL, the embedded default) and PostgreSQL."""
 import os
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect, text
 from sqlmodel import Session, SQLModel, create_engine
 
 from . import models  # noqa: F401  (registers the tables)
@@ -37,6 +37,33 @@ def make_engine(url, echo=False):
 
 def init_db(engine):
     SQLModel.metadata.create_all(engine)
+    add_missing_columns(engine)
+
+
+def add_missing_columns(engine):
+    """Minimal forward migration for databases created by an older head-end:
+    add the nullable columns a newer model has (ALTER TABLE ... ADD COLUMN).
+    Returns the "table.column" names added."""
+    added = []
+    insp = inspect(engine)
+    for table in SQLModel.metadata.sorted_tables:
+        if not insp.has_table(table.name):
+            continue
+        have = {c["name"] for c in insp.get_columns(table.name)}
+        for col in table.columns:
+            if col.name in have:
+                continue
+            if not col.nullable:
+                raise RuntimeError("cannot add NOT NULL column %s.%s to an existing table"
+                                   % (table.name, col.name))
+            ddl = "ALTER TABLE %s ADD COLUMN %s %s" % (
+                engine.dialect.identifier_preparer.quote(table.name),
+                engine.dialect.identifier_preparer.quote(col.name),
+                col.type.compile(dialect=engine.dialect))
+            with engine.begin() as conn:
+                conn.execute(text(ddl))
+            added.append("%s.%s" % (table.name, col.name))
+    return added
 
 
 class SessionFactory:

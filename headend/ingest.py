@@ -7,6 +7,7 @@ same transaction as the data and returned only after it committed: an `ack`
 therefore always means "stored". handle() never raises: a bad message is
 logged, counted (Ingest.stats) and dropped.
 """
+import copy
 import json
 import logging
 import threading
@@ -16,10 +17,10 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import select
 
-from concentrator import protocol
+from concentrator import protocol, tariff
 
-from . import billing, downlink, ledger
-from .models import Account, Concentrator, Event, Meter, Reading, Tariff
+from . import billing, downlink, ledger, provision
+from .models import Account, Concentrator, Event, Meter, Reading
 
 log = logging.getLogger("headend.ingest")
 
@@ -29,6 +30,9 @@ EV_BAD_RECORD = 101        # a record that failed check_record (stored to keep s
 EV_NOT_BILLED = 102        # reading not billed (register went backwards, ...)
 EV_METER_LIST = 103        # board's meter list differs from the head-end's
 EV_JOURNAL_RESET = 104     # board's journal is behind what the head-end committed
+EV_BILLING_MISMATCH = 105  # the board's charged_mu delta differs from the head-end's charge
+EV_COMMAND = 106           # a command sent to a board (actor = who asked)
+EV_REKEYED = 107           # a board switched to its new key
 EV_LOW_BALANCE = protocol.EV_LOW_CREDIT
 
 MAX_RECORDS = 64
@@ -47,6 +51,16 @@ _EVENT_TEXT = {
     protocol.EV_LOW_CREDIT: "low credit",
     protocol.EV_OVERRIDE: "override",
 }
+_REJECT_TEXT = {
+    "malformed": "not a well-formed message",
+    "too_long": "longer than %d bytes" % protocol.MAX_MESSAGE,
+    "bad_mac": "signature does not verify with the board's key",
+    "wrong_device": "addressed to another device",
+    "replay": "counter not above the last one accepted",
+    "expired": "command past its expiry time",
+    "unknown_device": "unknown device",
+    "bad_fields": "fields missing or invalid",
+}
 _RELAY_REASON = {1: "credit", 2: "staff override", 3: "technician", 4: "load limit", 5: "boot"}
 
 
@@ -54,8 +68,12 @@ def describe_event(code, detail):
     text = _EVENT_TEXT.get(code, "event %d" % code)
     if code in (protocol.EV_RELAY_OPEN, protocol.EV_RELAY_CLOSE) and detail in _RELAY_REASON:
         text += " (%s)" % _RELAY_REASON[detail]
-    elif code == protocol.EV_MSG_REJECTED and isinstance(detail, int) and 0 <= detail < len(protocol.REJECT_REASONS):
-        text += " (%s)" % protocol.REJECT_REASONS[detail]
+    elif code == protocol.EV_MSG_REJECTED:
+        if isinstance(detail, int) and 0 <= detail < len(protocol.REJECT_REASONS):
+            reason = protocol.REJECT_REASONS[detail]
+            text = "downlink rejected by the board: %s (%s)" % (reason, _REJECT_TEXT.get(reason, ""))
+        else:
+            text = "downlink rejected by the board (reason %r)" % (detail,)
     return text
 
 
@@ -95,6 +113,9 @@ def _is_int(x):
     return isinstance(x, int) and not isinstance(x, bool)
 
 
+BUS_ERROR_KEYS = ("timeouts", "crc", "wrong_address", "exceptions", "offline")
+
+
 class Ingest:
     def __init__(self, session_factory, clock=time.time, attempts=3):
         self.session_factory = session_factory
@@ -102,6 +123,10 @@ class Ingest:
         self.attempts = attempts
         self.stats = IngestStats()
         self._last_reject_event = {}
+        # meter pk -> bus error counters of the board's last status (since
+        # its boot): {"timeouts", "crc", "wrong_address", "exceptions",
+        # "offline", "ts"}; shown by GET /api/meters as "bus_errors"
+        self.bus_errors = {}
 
     # ------------------------------------------------------------------ entry
     def handle(self, topic, payload):
@@ -170,9 +195,10 @@ class Ingest:
             conc = s.exec(select(Concentrator).where(Concentrator.dev == dev).with_for_update()).first()
             if conc is None:
                 raise Rejected("unknown_device", dev)
+            old_key = False
             try:
-                body = protocol.verify(payload, protocol.key_from_hex(conc.key_hex), dev=dev,
-                                       last_n=conc.last_up_n, now=now)
+                body = self._verify(s, conc, payload, dev, now)
+                old_key = conc.key_next_hex is not None
             except protocol.ProtocolError as e:
                 raise Rejected(e.args[0] if e.args else "malformed", "n=%s" % conc.last_up_n, conc.id)
             n = body["n"]
@@ -186,10 +212,17 @@ class Ingest:
             conc.last_seen = now
             conc.online = True
             t = body["t"]
+            pre = []
+            if old_key and (t == protocol.HELLO or (t == protocol.RECORDS and self._rejected_bad_mac(body))):
+                # a rekey is pending and the board still signs with the old
+                # key: it (re)connected without the command, or rejects the
+                # new key's downlinks. Send the command again first (its
+                # counter must come before the replies').
+                pre = [downlink.rekey_command(s, conc, ts=now)]
             if t == protocol.HELLO:
-                out = self._hello(s, conc, body, now)
+                out = pre + self._hello(s, conc, body, now)
             elif t == protocol.RECORDS:
-                out = self._records(s, conc, body, now)
+                out = pre + self._records(s, conc, body, now)
             elif t == protocol.STATUS:
                 out = self._status(s, conc, body, now)
             else:
@@ -197,6 +230,36 @@ class Ingest:
             s.add(conc)
             s.commit()
         return out
+
+    def _verify(self, s, conc, payload, dev, now):
+        """Verify under the device key; during a rekey also under the new key,
+        and switch to it for good on the first valid uplink that uses it."""
+        try:
+            return protocol.verify(payload, protocol.key_from_hex(conc.key_hex), dev=dev,
+                                   last_n=conc.last_up_n, now=now)
+        except protocol.ProtocolError as e:
+            if not conc.key_next_hex or (e.args and e.args[0] != "bad_mac"):
+                raise
+        body = protocol.verify(payload, protocol.key_from_hex(conc.key_next_hex), dev=dev,
+                               last_n=conc.last_up_n, now=now)
+        s.add(Event(concentrator_id=conc.id, code=EV_REKEYED, ts=now,
+                    message="rekey complete: %s signs with the new key (nonce %s, asked at %s)"
+                    % (conc.dev, conc.rekey_nonce, conc.rekey_started)))
+        conc.key_hex = conc.key_next_hex
+        conc.key_next_hex = None
+        conc.rekey_nonce = None
+        conc.rekey_started = None
+        return body
+
+    @staticmethod
+    def _rejected_bad_mac(body):
+        recs = body.get("recs")
+        bad_mac = protocol.REJECT_REASONS.index("bad_mac")
+        for r in recs if isinstance(recs, list) else ():
+            if (isinstance(r, list) and len(r) == 5 and r[1] == protocol.KIND_EVENT and isinstance(r[4], list)
+                    and len(r[4]) > 1 and r[4][0] == protocol.EV_MSG_REJECTED and r[4][1] == bad_mac):
+                return True
+        return False
 
     # ------------------------------------------------------------------ hello
     def _hello(self, s, conc, body, now):
@@ -226,9 +289,13 @@ class Ingest:
                             message=("meter list differs: board %s, head-end %s"
                                      % (json.dumps(board_ids), json.dumps([ours[k] for k in sorted(ours)])))[:1000]))
         out = [downlink.seal(s, conc, protocol.ACK, ts=now, seq=conc.acked_seq)]
-        spec = billing.tariff_spec(self._tariff_for(s, conc, None, now))
+        try:
+            spec = billing.tariff_spec(provision.site_versions(s, conc.site_id))
+        except ValueError:
+            log.exception("%s: the site's tariff is invalid; not pushed", conc.dev)
+            spec = None
         if spec is not None:
-            out.append(downlink.seal(s, conc, protocol.TARIFF, ts=now, spec=spec))
+            out.append(downlink.tariff_message(s, conc, spec, ts=now))
         out += downlink.credit_for_meters(s, meters, ts=now)
         return out
 
@@ -254,6 +321,23 @@ class Ingest:
                 if _is_int(row[3]):
                     m.local_credit_mu = row[3]
                 s.add(m)
+            bus = body.get("bus")
+            if isinstance(bus, list):
+                # [[index, timeouts, crc, wrong_address, exceptions, offline], ...]
+                # for the meters with any non-zero counter; the others are 0
+                for m in by_index.values():
+                    e = dict.fromkeys(BUS_ERROR_KEYS, 0)
+                    e["ts"] = now
+                    self.bus_errors[m.id] = e
+                for row in bus:
+                    if not isinstance(row, list) or len(row) != 1 + len(BUS_ERROR_KEYS) \
+                            or not all(_is_int(x) and x >= 0 for x in row):
+                        continue
+                    m = by_index.get(row[0])
+                    if m is not None:
+                        e = dict(zip(BUS_ERROR_KEYS, row[1:]))
+                        e["ts"] = now
+                        self.bus_errors[m.id] = e
         acked = body.get("acked")
         if _is_int(acked) and acked < conc.acked_seq:
             # the board missed an ack: repeat it
@@ -306,7 +390,8 @@ class Ingest:
             if kind == protocol.KIND_READING:
                 rd = Reading(concentrator_id=conc.id, seq=seq, meter_index=idx,
                              meter_id=m.id if m else None, ts=ts, energy_wh=values[0],
-                             power_w=values[1], flags=values[2], bands=list(values[3:]), received=now)
+                             power_w=values[1], flags=values[2], bands=list(values[4:]),
+                             charged_mu=values[3] if len(values) > 3 else None, received=now)
                 s.add(rd)
                 new_readings.append((rd, m))
                 if m is not None and not (values[2] & protocol.FLAG_MISSING) and seq > (m.last_seq or 0):
@@ -365,16 +450,18 @@ class Ingest:
         conc.acked_seq = cur
 
     # ---------------------------------------------------------------- billing
-    def _tariff_for(self, s, conc, account, ts, cache=None):
-        if account is not None and account.tariff_id is not None:
-            return s.get(Tariff, account.tariff_id)
-        if cache is None:
-            cache = s.exec(select(Tariff).where(Tariff.site_id == conc.site_id)).all()
-        best = None
-        for t in cache:
-            if t.effective <= ts and (best is None or (t.effective, t.version, t.id) > (best.effective, best.version, best.id)):
-                best = t
-        return best
+    def _versions(self, s, conc, account, cache):
+        """Tariff versions for a meter: its account's tariff, else the site's."""
+        key = ("tariff", account.tariff_id) if account is not None and account.tariff_id is not None \
+            else ("site", conc.site_id)
+        if key not in cache:
+            try:
+                cache[key] = (provision.versions_for_tariff(s, key[1]) if key[0] == "tariff"
+                              else provision.site_versions(s, conc.site_id))
+            except ValueError as e:
+                log.error("%s: invalid tariff %r: %s", conc.dev, key, e)
+                cache[key] = []
+        return cache[key]
 
     def _not_billed(self, s, conc, m, rd, code, text):
         self.stats.inc("readings_not_billed")
@@ -382,7 +469,8 @@ class Ingest:
                     detail=rd.seq, ts=rd.ts or rd.received, message=text[:500]))
 
     def _bill(self, s, conc, m, rd, now, cache):
-        """Bill one new reading. Returns the account id whose balance changed."""
+        """Bill one new reading through concentrator.tariff (billing.bill_reading).
+        Returns the account id whose balance or credit reference changed."""
         if m is None:
             return None
         if m.billed_seq is not None and rd.seq <= m.billed_seq:
@@ -394,34 +482,60 @@ class Ingest:
                              "reading seq %d (%d Wh) flagged implausible by the board: not billed"
                              % (rd.seq, rd.energy_wh))
             return None
-        if m.billed_energy_wh is None:
-            m.billed_seq, m.billed_energy_wh, m.billed_ts = rd.seq, rd.energy_wh, rd.ts
-            rd.billed = True
-            s.add(m)
-            s.add(rd)
-            return m.account_id  # first reading: the baseline (the board gets its first credit)
-        if rd.energy_wh < m.billed_energy_wh:
-            self._not_billed(s, conc, m, rd, EV_NOT_BILLED,
-                             "register went backwards on %s: %d Wh after %d Wh (seq %d): not billed"
-                             % (m.meter_id, rd.energy_wh, m.billed_energy_wh, rd.seq))
-            return None
         account = s.get(Account, m.account_id) if m.account_id is not None else None
-        if "tariffs" not in cache:  # the site's tariff versions, once per batch
-            cache["tariffs"] = s.exec(select(Tariff).where(Tariff.site_id == conc.site_id)).all()
-        tariff = self._tariff_for(s, conc, account, rd.ts or now, cache["tariffs"])
-        if account is not None and tariff is None:
+        versions = self._versions(s, conc, account, cache)
+        if not versions:
             self.stats.inc("readings_not_billed")
             return None          # no price yet: keep the pointer, bill later
-        amount = billing.charge_mu(tariff, m.billed_energy_wh, rd.energy_wh, ts=rd.ts)
-        m.billed_seq, m.billed_energy_wh, m.billed_ts = rd.seq, rd.energy_wh, rd.ts
+        banded = len(rd.bands) >= 5 and rd.charged_mu is not None
+        bands = rd.bands[:5] if banded else None
+        # ts = 0: the board did not know the time; rate at the head-end's receive time
+        t = rd.ts if rd.ts else rd.received or now
+        state = copy.deepcopy(m.tariff_state) if m.tariff_state else tariff.new_state()
+        prev = m.billed_energy_wh
+        amount = 0
+        if prev is not None and rd.energy_wh < prev:
+            # meter replaced or reset: restart the baseline here, charge nothing
+            self._not_billed(s, conc, m, rd, EV_NOT_BILLED,
+                             "register went backwards on %s: %d Wh after %d Wh (seq %d): not billed, "
+                             "billing restarts from this reading" % (m.meter_id, rd.energy_wh, prev, rd.seq))
+            if bands is not None:
+                state["reg"] = dict(zip(billing.BANDS, bands))
+        else:
+            try:
+                amount = billing.bill_reading(versions, state, rd.energy_wh, bands, prev, t)
+            except ValueError as e:
+                self._not_billed(s, conc, m, rd, EV_NOT_BILLED,
+                                 "reading seq %d of %s cannot be billed: %s" % (rd.seq, m.meter_id, e))
+                return None      # pointer and state unchanged: billed with a later reading
+            self.stats.inc("readings_billed")
+        new_ref = prev is None or (banded and m.board_charged_mu is None)
+        if banded:
+            first = m.tariff_state is None or m.tariff_state.get("reg") is None
+            if (not first and rd.ts and m.board_charged_mu is not None
+                    and rd.charged_mu - m.board_charged_mu != amount):
+                board = rd.charged_mu - m.board_charged_mu
+                s.add(Event(concentrator_id=conc.id, meter_index=m.index, meter_id=m.id,
+                            code=EV_BILLING_MISMATCH, detail=rd.seq, ts=now,
+                            values=[amount, board, rd.charged_mu],
+                            message=("board and head-end disagree by %d mu on %s, reading seq %d: "
+                                     "head-end charged %d mu, board %d mu (board charged_mu %d -> %d)"
+                                     % (board - amount, m.meter_id, rd.seq, amount, board,
+                                        m.board_charged_mu, rd.charged_mu))[:500]))
+            m.board_charged_mu = rd.charged_mu
+        m.tariff_state = state
+        m.billed_seq, m.billed_energy_wh, m.billed_ts = rd.seq, rd.energy_wh, t
         rd.billed = True
+        rd.billed_mu = amount
         s.add(m)
         s.add(rd)
-        self.stats.inc("readings_billed")
-        if account is None or amount == 0:
+        if account is None:
             return None
+        if amount == 0:
+            # a first reference (e, c): the board gets its first credit
+            return account.id if new_ref else None
         entry = ledger.post(s, account.id, "consumption", -amount, actor=conc.dev,
-                            reference="reading:%d" % rd.id, created=now)
+                            reference="reading:%d/seq:%d" % (rd.id, rd.seq), created=now)
         before = entry.balance_after_mu + amount
         thr = account.low_balance_threshold_mu
         if thr and entry.balance_after_mu < thr <= before:

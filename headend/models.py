@@ -21,17 +21,22 @@ class Site(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     name: str = Field(index=True, unique=True)
     tz_offset_s: int = 28800
+    # name of the tariff (a series of Tariff versions) pushed to the boards
+    tariff_name: Optional[str] = None
     created: int = _big(default_factory=now_s)
 
 
 class Tariff(SQLModel, table=True):
+    """One version of a tariff. A tariff is every row with the same
+    (site_id, name); `spec` is the full version spec of concentrator.tariff
+    (docs/tariffs.md), whose "version"/"effective" equal the columns."""
     id: Optional[int] = Field(default=None, primary_key=True)
     site_id: Optional[int] = Field(default=None, foreign_key="site.id", index=True)
     name: str
     version: int = 1
     effective: int = _big(default=0)          # Unix s from which it applies
-    kind: str = "flat"
-    price_mu_per_kwh: int = _big(default=0)   # flat price
+    kind: str = "flat"                        # flat, tiered, tou, tou+tiers (display)
+    price_mu_per_kwh: int = _big(default=0)   # the price of a tariff without time-of-use
     spec: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created: int = _big(default_factory=now_s)
 
@@ -53,6 +58,11 @@ class Concentrator(SQLModel, table=True):
     key_hex: str                                # 32-byte HMAC key, hex
     last_up_n: int = _big(default=-1)           # highest accepted uplink counter
     last_down_n: int = _big(default=0)          # last downlink counter used
+    # rekey in progress: the derived key (downlinks use it at once; uplinks are
+    # accepted under both until the first valid one under the new key)
+    key_next_hex: Optional[str] = None
+    rekey_nonce: Optional[str] = None
+    rekey_started: Optional[int] = _big(default=None)
     acked_seq: int = _big(default=0)            # highest contiguous committed seq
     last_seen: Optional[int] = _big(default=None)
     online: bool = False
@@ -75,6 +85,10 @@ class Meter(SQLModel, table=True):
     billed_seq: Optional[int] = _big(default=None)
     billed_energy_wh: Optional[int] = _big(default=None)
     billed_ts: Optional[int] = _big(default=None)
+    # concentrator.tariff accumulator of this meter (tariff.new_state(), JSON)
+    tariff_state: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # the board's cumulative charged_mu in the last billed reading: `c` of credit pushes
+    board_charged_mu: Optional[int] = _big(default=None)
     # latest state seen (display)
     last_seq: Optional[int] = _big(default=None)
     last_energy_wh: Optional[int] = _big(default=None)
@@ -96,7 +110,9 @@ class Reading(SQLModel, table=True):
     energy_wh: int = _big()
     power_w: int = _big(default=0)
     flags: int = 0
-    bands: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    bands: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # values[4:]
+    charged_mu: Optional[int] = _big(default=None)    # the board's cumulative charge (values[3])
+    billed_mu: Optional[int] = _big(default=None)     # what the head-end charged for this reading
     billed: bool = False
     received: int = _big(default_factory=now_s)
 
@@ -113,6 +129,7 @@ class Event(SQLModel, table=True):
     values: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     ts: int = _big(default_factory=now_s)
     message: str = ""
+    actor: Optional[str] = None                 # who asked for it (commands from staff)
     received: int = _big(default_factory=now_s)
 
 

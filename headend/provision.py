@@ -5,7 +5,9 @@ import secrets
 
 from sqlmodel import select
 
-from . import ledger
+from concentrator import tariff as T
+
+from . import billing, ledger
 from .models import Account, Concentrator, Meter, Site, Tariff
 
 DEV_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -13,6 +15,10 @@ DEV_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 class ProvisionError(ValueError):
     pass
+
+
+class TariffInvalid(ProvisionError):
+    """The tariff spec was refused by concentrator.tariff.validate (HTTP 422)."""
 
 
 def new_key_hex():
@@ -106,20 +112,85 @@ def assign_meter(session, meter_pk, account_id):
     return m
 
 
-def create_tariff(session, site_id, name, price_mu_per_kwh, version=None, effective=0, kind="flat",
-                  spec=None):
-    if site_id is not None and session.get(Site, site_id) is None:
+def _tz(session, site_id):
+    site = session.get(Site, site_id) if site_id is not None else None
+    return site.tz_offset_s if site is not None else 28800
+
+
+def tariff_rows(session, site_id, name):
+    return session.exec(select(Tariff).where(Tariff.site_id == site_id, Tariff.name == name)
+                        .order_by(Tariff.effective, Tariff.version, Tariff.id)).all()
+
+
+def create_tariff(session, site_id, name, price_mu_per_kwh=None, version=None, effective=0, kind=None,
+                  spec=None, site_default=True):
+    """Add one version to tariff `name` of the site (creating the tariff when
+    the name is new). Give a full version spec (docs/tariffs.md; missing
+    "version", "effective", "tz_offset_s" are filled in) or, for a flat
+    tariff, price_mu_per_kwh. site_default: the site's boards get this
+    tariff (Site.tariff_name). Raises ProvisionError with the tariff
+    module's message when the spec is invalid."""
+    site = session.get(Site, site_id) if site_id is not None else None
+    if site_id is not None and site is None:
         raise ProvisionError("no site %r" % site_id)
-    if kind != "flat":
-        raise ProvisionError("only flat tariffs are supported for now")
-    if price_mu_per_kwh < 0:
+    if kind not in (None, "flat") and not spec:
+        raise ProvisionError("only flat tariffs can be given by price_mu_per_kwh; give a spec")
+    if price_mu_per_kwh is not None and price_mu_per_kwh < 0:
         raise ProvisionError("price must not be negative")
+    rows = tariff_rows(session, site_id, name)
     if version is None:
-        prev = session.exec(select(Tariff.version).where(Tariff.site_id == site_id, Tariff.name == name)
-                            .order_by(Tariff.version.desc())).first()
-        version = (prev or 0) + 1
-    t = Tariff(site_id=site_id, name=name, version=version, effective=effective, kind=kind,
-               price_mu_per_kwh=price_mu_per_kwh, spec=spec or {})
+        version = spec.get("version") if isinstance(spec, dict) and "version" in spec else None
+    if version is None:
+        version = max([r.version for r in rows] + [0]) + 1
+    if isinstance(spec, dict) and "effective" in spec:
+        effective = spec["effective"]
+    try:
+        full = billing.normalize_spec(spec, version, effective, _tz(session, site_id), price_mu_per_kwh)
+        T.validate_versions(billing.versions_of(rows, _tz(session, site_id)) + [full])
+    except ValueError as e:
+        raise TariffInvalid(str(e))
+    t = Tariff(site_id=site_id, name=name, version=full["version"], effective=full["effective"],
+               kind=billing.kind_of(full), price_mu_per_kwh=full.get("price", 0), spec=full)
     session.add(t)
+    if site is not None and site_default and site.tariff_name != name:
+        site.tariff_name = name
+        session.add(site)
     session.flush()
     return t
+
+
+def add_tariff_version(session, tariff_id, spec=None, price_mu_per_kwh=None, effective=None, version=None):
+    """A new version of the tariff that row `tariff_id` belongs to."""
+    row = session.get(Tariff, tariff_id)
+    if row is None:
+        raise ProvisionError("no tariff %r" % tariff_id)
+    if effective is None and not (isinstance(spec, dict) and "effective" in spec):
+        raise ProvisionError("a new version needs its 'effective' time (Unix seconds)")
+    return create_tariff(session, row.site_id, row.name, price_mu_per_kwh, version=version,
+                         effective=effective if effective is not None else 0, spec=spec,
+                         site_default=False)
+
+
+def site_tariff_name(session, site_id):
+    site = session.get(Site, site_id) if site_id is not None else None
+    if site is not None and site.tariff_name:
+        return site.tariff_name
+    # databases of head-end 0.1: the newest tariff of the site
+    row = session.exec(select(Tariff).where(Tariff.site_id == site_id)
+                       .order_by(Tariff.created.desc(), Tariff.id.desc())).first()
+    return row.name if row is not None else None
+
+
+def site_versions(session, site_id):
+    """The version specs of the site's tariff (what its boards get)."""
+    name = site_tariff_name(session, site_id)
+    if name is None:
+        return []
+    return billing.versions_of(tariff_rows(session, site_id, name), _tz(session, site_id))
+
+
+def versions_for_tariff(session, tariff_id):
+    row = session.get(Tariff, tariff_id)
+    if row is None:
+        return []
+    return billing.versions_of(tariff_rows(session, row.site_id, row.name), _tz(session, row.site_id))

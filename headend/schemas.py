@@ -1,6 +1,6 @@
 """Request bodies of the REST API (pydantic). Money: int mu or an exact
 decimal string; never a float."""
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
@@ -47,12 +47,68 @@ class AccountIn(_Body):
 
 
 class TariffIn(_Body):
+    """A tariff (or a new version of tariff `name` when it exists): a full
+    version spec (docs/tariffs.md) or, for a flat tariff, price_mu_per_kwh."""
     site_id: StrictInt
     name: StrictStr = Field(min_length=1, max_length=100)
-    kind: StrictStr = Field(default="flat", pattern="^flat$")
-    price_mu_per_kwh: StrictInt = Field(ge=0, le=10 ** 9)
+    kind: Optional[StrictStr] = Field(default=None, pattern="^flat$",
+                                      description="legacy: only 'flat' (with price_mu_per_kwh)")
+    price_mu_per_kwh: Optional[StrictInt] = Field(default=None, ge=0, le=10 ** 9)
     effective: StrictInt = Field(default=0, ge=0, description="Unix seconds from which it applies")
-    spec: Optional[dict[str, Any]] = Field(default=None, description="pushed to boards as the tariff spec")
+    spec: Optional[dict[str, Any]] = Field(default=None, description="one version spec (docs/tariffs.md)")
+    site_default: bool = Field(default=True, description="the site's boards get this tariff")
+
+    @model_validator(mode="after")
+    def _one_price(self):
+        if (self.spec is None) == (self.price_mu_per_kwh is None):
+            raise ValueError("give exactly one of spec (a tariff version, docs/tariffs.md) or price_mu_per_kwh")
+        return self
+
+
+class TariffVersionIn(_Body):
+    """A new version of an existing tariff, from `effective` on (normally a
+    future local midnight)."""
+    spec: Optional[dict[str, Any]] = None
+    price_mu_per_kwh: Optional[StrictInt] = Field(default=None, ge=0, le=10 ** 9)
+    effective: Optional[StrictInt] = Field(default=None, ge=0, description="Unix seconds (or in spec)")
+
+    @model_validator(mode="after")
+    def _one_price(self):
+        if (self.spec is None) == (self.price_mu_per_kwh is None):
+            raise ValueError("give exactly one of spec or price_mu_per_kwh")
+        if self.effective is None and not (self.spec and "effective" in self.spec):
+            raise ValueError("give 'effective' (Unix seconds) for the new version")
+        return self
+
+
+class _Actor(_Body):
+    actor: StrictStr = Field(min_length=1, max_length=100, description="staff member who asks")
+
+    @model_validator(mode="after")
+    def _actor(self):
+        if not self.actor.strip():
+            raise ValueError("actor must not be blank")
+        return self
+
+
+class OverrideIn(_Actor):
+    state: Literal["open", "closed", "auto"]
+    until: Optional[StrictInt] = Field(default=None, ge=0, description="Unix seconds; required for open/closed")
+
+    @model_validator(mode="after")
+    def _until(self):
+        if self.state != "auto" and self.until is None:
+            raise ValueError("an override to %r needs 'until' (Unix seconds)" % self.state)
+        return self
+
+
+class RekeyIn(_Actor):
+    force: bool = Field(default=False, description="replace a rekey that is still pending")
+
+
+class PolicyIn(_Actor):
+    m: Optional[StrictInt] = Field(default=None, ge=0, le=255, description="meter index; absent: every meter")
+    policy: dict[str, Any]
 
 
 class RechargeIn(_Body):

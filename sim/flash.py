@@ -211,10 +211,17 @@ class FlashFS:
         # the RAM state of this mount died with the power: never touch littlefs
         # with its handles again (closing them would run littlefs on a dead mount)
         for fh in list(self._handles):
-            try:
-                setattr(fh, "__IOBase_closed", True)
-            except Exception:
-                pass
+            # text files are TextIOWrapper -> BufferedWriter -> FileHandle: the
+            # littlefs handle underneath must be marked too, or the garbage
+            # collector closes it on the dead mount (littlefs asserts)
+            for h in (fh, getattr(fh, "buffer", None),
+                      getattr(getattr(fh, "buffer", None), "raw", None)):
+                if h is None:
+                    continue
+                try:
+                    setattr(h, "__IOBase_closed", True)
+                except Exception:
+                    pass
         self._handles = weakref.WeakSet()
 
     def _err(self, e, path=None):

@@ -6,6 +6,7 @@ host folder, and a real MQTT connection to a real broker. The site advances
 virtual time in ticks; `speed` (virtual seconds per wall second) paces it for
 people watching the dashboard, `speed=None` runs as fast as it can.
 """
+import copy
 import hashlib
 import os
 import shutil
@@ -17,6 +18,7 @@ from sim.clock import VirtualClock
 from sim.flash import FlashFS, NorFlash, PowerCut
 from sim.hal import Contactor, HostFS, SimHal
 from sim.load import LoadProfile
+from sim.dlt645_meter import Dlt645Meter
 from sim.modbus_meter import PrepaidIntMeter, SDM120Meter
 from sim.watchdog import StepWatchdog, WatchdogReset
 
@@ -64,7 +66,10 @@ class VirtualConcentrator:
             self.fs = FlashFS(self.flash)    # never formats a non-blank flash
         self.hal = SimHal(self.clock, self.bus.uart, self.fs, self.start_unix,
                           self.contactors, socket_timeout=2.0)
-        self.fw = Concentrator(self.hal, self.cfg)
+        # a board reads /config.json afresh at every boot: the firmware keeps
+        # per-meter RAM state (bus statistics) inside its config, which must
+        # not survive a power cycle
+        self.fw = Concentrator(self.hal, copy.deepcopy(self.cfg))
 
     def power_cycle(self):
         """Power fails and comes back: RAM is lost, flash stays, the TCP
@@ -116,12 +121,48 @@ class VirtualConcentrator:
         return out
 
 
+# The mixed bus (Site(mix="mixed")): meter k of a concentrator is, by k % 4,
+#   0  SDM120 (Modbus, FC 04 floats) behind a GPIO contactor (first 4 only,
+#      then a prepaid Modbus meter)
+#   1  prepaid-int (Modbus, holding registers, own relay via FC 06)
+#   2  dlt645-2007 (DL/T 645, one data ID per request, own relay via 0x1C)
+#   3  dlt645-2007-prepaid (DL/T 645 prepaid: balance, direct close via 0x1C)
+# All on ONE bus at 9600 baud 8E1: the Modbus meters' usual setting and one
+# that most DL/T 645-2007 meters can be programmed to (their default is
+# 2400 8E1; a bus of DL/T 645 meters only could stay at 2400, but Modbus
+# meters at 2400 would make every poll four times slower). The DL/T 645
+# meter entries carry "baud": 9600 so the master uses it for them too.
+MIXED_BAUD = 9600
+MIXED_PARITY = "E"
+
+
+def mixed_dlt645(c, k, mid, load, e0, start_unix, tz_offset_s):
+    """A DL/T 645 meter for slot k of concentrator c: (sim meter, config entry)."""
+    addr = "%012d" % (20260000000 + (c + 1) * 1000 + k + 1)
+    prepaid = k % 4 == 3
+    sm = Dlt645Meter(addr, load=load, energy_wh=e0, start_unix=start_unix,
+                     tz_offset_s=tz_offset_s, turnaround_us=20000,
+                     balance_mu=100_0000 if prepaid else None,
+                     price_mu_per_kwh=6000 if prepaid else 0)
+    sm.baud = MIXED_BAUD
+    sm.parity = MIXED_PARITY
+    entry = {"id": mid, "addr": addr, "baud": MIXED_BAUD, "parity": MIXED_PARITY,
+             "model": "dlt645-2007-prepaid" if prepaid else "dlt645-2007"}
+    return sm, entry
+
+
 class Site:
     def __init__(self, name="demo", concentrators=2, meters=8, broker=("127.0.0.1", 1883),
                  seed=1, start_unix=DEFAULT_START, poll_s=60, record_s=900, status_s=300,
                  keepalive_s=30, workdir=None, base_w=None, opening_energy_wh=None,
-                 tz_offset_s=28800, price_mu_per_kwh=None, flash="host",
-                 flash_bytes=1536 * 1024, wdt_wall_s=5.0, wdt_virtual_s=30.0):
+                 tz_offset_s=28800, price_mu_per_kwh=None, tariff=None, flash="host",
+                 flash_bytes=1536 * 1024, wdt_wall_s=5.0, wdt_virtual_s=30.0,
+                 mix="modbus"):
+        # mix: "modbus" (SDM120s behind GPIO contactors + prepaid Modbus
+        # meters, the default) or "mixed" (the same plus DL/T 645-2007
+        # meters on the same bus: see mixed_dlt645 and docs/meters.md)
+        if mix not in ("modbus", "mixed"):
+            raise ValueError("mix must be 'modbus' or 'mixed'")
         # flash: "host" (files in a host folder, the default) or "littlefs"
         # (littlefs on an emulated NOR flash per board: vc.flash, power cuts)
         if flash not in ("host", "littlefs"):
@@ -146,7 +187,18 @@ class Site:
                                    epoch_s=start_unix, tz_offset_s=tz_offset_s)
                 e0 = opening_energy_wh if opening_energy_wh is not None else 1000 * (k + 1) * 37
                 entry = {"id": mid, "addr": addr, "parity": "E"}
-                if k % 2 == 0 and len(contactors) < 4:
+                if mix == "mixed" and k % 4 >= 2:
+                    sm, entry = mixed_dlt645(c, k, mid, load, e0, start_unix, tz_offset_s)
+                elif mix == "mixed" and k % 4 == 0 and len(contactors) < 4:
+                    sm = SDM120Meter(addr, load=load, energy_wh=e0)
+                    sm.parity = "E"
+                    entry["model"] = "sdm120"
+                    entry["relay"] = len(contactors)
+                    contactors.append(Contactor(clock, [sm]))
+                elif mix == "mixed":
+                    sm = PrepaidIntMeter(addr, load=load, energy_wh=e0)
+                    entry["model"] = "prepaid-int"
+                elif k % 2 == 0 and len(contactors) < 4:
                     sm = SDM120Meter(addr, load=load, energy_wh=e0)
                     sm.parity = "E"
                     entry["model"] = "sdm120"
@@ -167,6 +219,8 @@ class Site:
             }
             if price_mu_per_kwh is not None:
                 cfg["price"] = price_mu_per_kwh
+            if tariff is not None:
+                cfg["tariff"] = tariff      # as provisioned; the head-end pushes updates
             nor = None
             if flash == "littlefs":
                 fs = None

@@ -28,7 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 class Stack:
     def __init__(self, broker="amqtt", database_url=None, price_mu_per_kwh=6000,
-                 opening_balance_mu=100_0000, balances=None, workdir=None, http_port=None,
+                 opening_balance_mu=100_0000, balances=None, workdir=None, http_port=None, tariff=None,
                  **site_kwargs):
         self.workdir = workdir or tempfile.mkdtemp(prefix="wk-stack-")
         self.own_workdir = workdir is None
@@ -37,6 +37,9 @@ class Stack:
         self.price = price_mu_per_kwh
         self.opening_balance_mu = opening_balance_mu
         self.balances = balances or {}   # meter id -> opening balance (mu)
+        # tariff versions (docs/tariffs.md); a flat price unless given
+        self.tariff = tariff or [{"version": 1, "effective": 0, "tz_offset_s": 28800,
+                                  "price": price_mu_per_kwh}]
         self.site_kwargs = site_kwargs
         self.engine = None
         self.proc = None
@@ -54,6 +57,7 @@ class Stack:
         kw = dict(self.site_kwargs)
         kw.setdefault("broker", (self.broker.host, self.broker.port))
         kw.setdefault("workdir", os.path.join(self.workdir, "site"))
+        kw.setdefault("tariff", self.tariff)
         self.site = Site(**kw)
         prov = self.site.provisioning()
         for c in prov:
@@ -64,7 +68,7 @@ class Stack:
             self.seeded = seed_site(
                 s, self.site.name, prov,
                 tariff_price_mu_per_kwh=self.price,
-                tariff_spec={"kind": "flat", "price": self.price},
+                tariff_spec=self.tariff,
                 opening_balance_mu=self.opening_balance_mu)
         self.start_headend()
         return self

@@ -1,7 +1,6 @@
 """The virtual board (sim/vboard) seen from the host, the way a technician sees an ESP32:
 real MicroPython VM under Node, on a pseudo-terminal made by socat, driven by the real
 mpremote and pyserial; umqtt.simple inside the board talks to the real Mosquitto."""
-import glob
 import hashlib
 import os
 import socket
@@ -58,16 +57,11 @@ def board(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def umqtt_src(tmp_path_factory):
-    """micropython-lib's umqtt/simple.py, unchanged (pip leaves the sdist unpacked)."""
-    tmp = tmp_path_factory.mktemp("umqtt")
-    env = dict(os.environ, TMPDIR=str(tmp))
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-clean", "--no-deps",
-                    "-d", str(tmp / "dl"), "micropython-umqtt.simple"], env=env,
-                   capture_output=True, timeout=120)
-    found = glob.glob(str(tmp / "**" / "umqtt" / "simple.py"), recursive=True)
-    assert found, "could not fetch micropython-umqtt.simple"
-    return found[0]
+def umqtt_src():
+    """micropython-lib's umqtt/simple.py, unchanged (tools/bootstrap.sh puts it in build/mplib)."""
+    path = os.path.join(ROOT, "build", "mplib", "umqtt", "simple.py")
+    assert os.path.exists(path), "run tools/bootstrap.sh: it fetches umqtt.simple into build/mplib"
+    return path
 
 
 def test_mpremote_fs_exec_eval_run(board, tmp_path):

@@ -7,13 +7,15 @@
 # Nothing here loops forever or touches hardware except through the HAL.
 from concentrator import protocol as P
 from concentrator.config import check
-from concentrator.credit import Credit, relay_wanted
+from concentrator.credit import Credit
+from concentrator import relay as R
 from concentrator.journal import Journal
 from concentrator.meters import MeterBus
 from concentrator.mqtt import Link
 from concentrator import __version__
 
 STATE = "/state.json"
+TARIFF = "/tariff.json"
 COUNTER_BLOCK = 1000   # uplink counters reserved in flash per write
 
 
@@ -21,7 +23,10 @@ class MeterState:
     def __init__(self, cfg):
         self.cfg = cfg
         self.credit = Credit()
+        self.rs = R.RelayState()
+        self.policy = None          # per-meter relay policy (None: the site's)
         self.next_poll_ms = 0
+        self.due_ts = 0             # wall time of the next poll (multiple of poll_s)
         self.next_record_ts = 0
         self.last_energy = None     # last cumulative register read (Wh)
         self.last_read_ts = 0
@@ -37,8 +42,11 @@ class Concentrator:
         self.dev = cfg["dev"]
         self.key = P.key_from_hex(cfg["key"])
         self.meters = [MeterState(m) for m in cfg["meters"]]
-        for m in self.meters:
-            m.credit.set_price(cfg["price"])
+        self.policy = R.merged(cfg.get("policy"))
+        self.tariff = cfg.get("tariff")   # list of tariff versions (docs/tariffs.md)
+        if isinstance(self.tariff, dict):
+            self.tariff = [self.tariff]
+        self.key_hex = cfg["key"]
         self.bus = MeterBus(hal, cfg["meters"])
         self.journal = journal if journal is not None else Journal(hal)
         b = cfg["broker"]
@@ -59,6 +67,7 @@ class Concentrator:
         self.rejected = 0
         self.started_ms = hal.ticks_ms()
         self.booted = False
+        self.state_dirty = False
 
     # -- boot ----------------------------------------------------------------
     def boot(self):
@@ -69,9 +78,19 @@ class Concentrator:
         self.n_res = st.get("n_res", 0)
         self.n_up = self.n_res
         self.n_down = st.get("n_down", -1)
+        if st.get("key"):
+            self.key_hex = st["key"]
+            self.key = P.key_from_hex(self.key_hex)
+        if isinstance(st.get("policy"), dict):
+            self.policy = R.merged(st["policy"])
+        t = hal.read_json(TARIFF, None)
+        if t:
+            self.tariff = t
         creds = st.get("credit", {})
+        relays = st.get("relay", {})
         for m in self.meters:
             m.credit.from_state(creds.get(m.cfg["id"]))
+            m.rs.from_state(relays.get(m.cfg["id"]))
         self._save_state(reserve=True)
         self._event(P.EV_BOOT, 0, self.boots)
         self.journal.flush()
@@ -81,10 +100,15 @@ class Concentrator:
         if reserve or self.n_up >= self.n_res:
             self.n_res = self.n_up + COUNTER_BLOCK
         creds = {}
+        relays = {}
         for m in self.meters:
             creds[m.cfg["id"]] = m.credit.to_state()
+            relays[m.cfg["id"]] = m.rs.to_state()
         self.hal.write_json(STATE, {"boots": self.boots, "n_res": self.n_res,
-                                    "n_down": self.n_down, "credit": creds})
+                                    "n_down": self.n_down, "credit": creds,
+                                    "relay": relays, "key": self.key_hex,
+                                    "policy": self.policy})
+        self.state_dirty = False
 
     # -- helpers ---------------------------------------------------------------
     def _event(self, code, meter, detail=0):
@@ -111,6 +135,10 @@ class Concentrator:
         self.steps += 1
         appended = self._poll_due()
         if appended:
+            if self.state_dirty:
+                # state first: a record in flash must never be ahead of the
+                # band counters it was computed from (they are cumulative)
+                self._save_state()
             self.journal.flush()
         self.link.step()
         if self.link.just_connected:
@@ -125,54 +153,69 @@ class Concentrator:
         now = self.hal.ticks_ms()
         wait = 1000
         for m in self.meters:
-            d = m.next_poll_ms - now
+            d = self.hal.ticks_diff(m.next_poll_ms, now)
             if d < wait:
                 wait = d
         return wait if wait > 0 else 0
 
     # -- meters ----------------------------------------------------------------
     def _poll_due(self):
+        # Meters are polled on whole multiples of poll_s of the wall clock and
+        # their readings stamped with that nominal time, so records fall on
+        # the 15-minute boundaries and tariff band changes on the minute are
+        # exact. Without a known time, every poll_s of the tick clock.
         hal = self.hal
+        poll_s = self.cfg["poll_s"]
         budget = self.cfg["polls_per_step"]
         appended = False
+        now_ts = hal.time() if hal.time_known() else 0
         for i in range(len(self.meters)):
             if budget <= 0:
                 break
             m = self.meters[i]
             now = hal.ticks_ms()
-            if hal.ticks_diff(now, m.next_poll_ms) < 0:
-                continue
+            if now_ts:
+                if now_ts < m.due_ts:
+                    continue
+                nominal = m.due_ts if now_ts - m.due_ts < poll_s else now_ts // poll_s * poll_s
+                m.due_ts = (now_ts // poll_s + 1) * poll_s
+                m.next_poll_ms = now + (m.due_ts - now_ts) * 1000
+            else:
+                if hal.ticks_diff(now, m.next_poll_ms) < 0:
+                    continue
+                nominal = 0
+                m.due_ts = 0
+                m.next_poll_ms = now + poll_s * 1000
             budget -= 1
-            m.next_poll_ms = now + self.cfg["poll_s"] * 1000
-            if self._poll_one(i, m):
+            if self._poll_one(i, m, nominal):
                 appended = True
         return appended
 
-    def _poll_one(self, i, m):
-        hal = self.hal
+    def _poll_one(self, i, m, ts):
         r = self.bus.poll(i)
-        ts = hal.time()
         appended = False
         online = r is not None and r.ok
         if online != m.online:
             m.online = online
             self._event(P.EV_METER_ONLINE if online else P.EV_METER_OFFLINE, i)
             appended = True
-        if m.next_record_ts == 0:
-            rs = self.cfg["record_s"]
-            m.next_record_ts = (ts // rs) * rs
-        due = ts >= m.next_record_ts
+        rec_s = self.cfg["record_s"]
+        if ts and m.next_record_ts == 0:
+            m.next_record_ts = (ts + rec_s - 1) // rec_s * rec_s
+        due = (ts >= m.next_record_ts) if ts else False
+        c = m.credit
         if not online:
             if due and m.last_energy is not None:
                 # a gap, never zero consumption
-                self.journal.append(P.KIND_READING, i, ts, (m.last_energy, 0, P.FLAG_MISSING))
+                self.journal.append(P.KIND_READING, i, ts,
+                                    (m.last_energy, 0, P.FLAG_MISSING, c.charged) + tuple(c.bands))
                 self._advance_record(m, ts)
                 appended = True
             return appended
         flags = 0
         if m.last_energy is not None:
             delta = r.energy_wh - m.last_energy
-            dt = ts - m.last_read_ts if m.last_read_ts else self.cfg["poll_s"]
+            dt = ts - m.last_read_ts if (ts and m.last_read_ts) else self.cfg["poll_s"]
             if delta < 0 or delta * 3600 > self.cfg["max_power_w"] * max(dt, 1) + 3600:
                 flags |= P.FLAG_IMPLAUSIBLE
                 self._event(P.EV_IMPLAUSIBLE, i, delta)
@@ -182,17 +225,22 @@ class Concentrator:
         if not flags & P.FLAG_IMPLAUSIBLE:
             m.last_energy = r.energy_wh
             m.last_read_ts = ts
-            m.credit.update(r.energy_wh)
+            c.on_poll(self.tariff, r.energy_wh, ts)
         if m.relay_closed is False:
             flags |= P.FLAG_RELAY_OPEN
         if due or flags & P.FLAG_IMPLAUSIBLE:
-            vals = (r.energy_wh, r.power_w, flags)
-            if r.bands:
-                vals = vals + tuple(r.bands)
+            if due and not flags & P.FLAG_IMPLAUSIBLE:
+                c.on_record(self.tariff, ts)
+                self.state_dirty = True
+            # power comes from the "extra" registers, read every few polls: it
+            # can still be unknown (None) here, which the journal cannot encode
+            vals = (r.energy_wh, r.power_w if r.power_w is not None else 0, flags,
+                    c.charged) + tuple(c.bands)
             self.journal.append(P.KIND_READING, i, ts, vals)
-            self._advance_record(m, ts)
+            if due:
+                self._advance_record(m, ts)
             appended = True
-        if self._enforce(i, m):
+        if self._enforce(i, m, r.power_w):
             appended = True
         return appended
 
@@ -200,29 +248,72 @@ class Concentrator:
         rs = self.cfg["record_s"]
         m.next_record_ts = (ts // rs + 1) * rs
 
-    def _enforce(self, i, m):
-        want = relay_wanted(m.credit, m.relay_closed is not False)
-        if want is None:
+    def price_hint(self):
+        # mu/kWh for the rough estimate before the first head-end sync
+        if not self.tariff:
+            return self.cfg["price"]
+        from concentrator import tariff as T
+        spec = T.spec_at(self.tariff, self.hal.time() or 0x7FFFFFFF)
+        if spec.get("tou"):
+            return max(spec["prices"][b] for b in spec["prices"])
+        return spec["price"]
+
+    def credit_of(self, i):
+        return self.meters[i].credit.value(self.price_hint())
+
+    def _enforce(self, i, m, power_w=None):
+        hal = self.hal
+        now = hal.time()
+        local = now + self.cfg["tz_offset_s"] if now else 0
+        pol = m.policy or self.policy
+        closed = m.relay_closed
+        want, reason = R.decide(pol, m.rs, self.credit_of(i), closed, now, local, power_w)
+        if want is None or want == closed:
             return False
-        return self.set_relay(i, want, P.R_CREDIT)
+        return self.set_relay(i, want, reason)
+
+    def override(self, i, closed, until, reason=P.R_OVERRIDE):
+        # Staff or technician override: keep the relay closed/open until
+        # `until` (Unix s); closed=None ends an override.
+        m = self.meters[i]
+        if closed is None:
+            m.rs.override = None
+            m.rs.reason = 0
+            self._enforce(i, m)
+        else:
+            m.rs.override = [bool(closed), until]
+            self._event(P.EV_OVERRIDE, i, reason * 10 + (1 if closed else 0))
+            if m.relay_closed != bool(closed):
+                self.set_relay(i, bool(closed), reason)
+        self._save_state()
+        self.journal.flush()
 
     def set_relay(self, i, closed, reason):
         # Operate meter i's relay (meter's own, or a GPIO contactor), read it
-        # back, and record an event. Returns True (an event was appended).
+        # back (retrying twice), and record an event. Returns True (an event
+        # was appended).
         m = self.meters[i]
         gpio = m.cfg.get("relay")
-        if gpio is not None:
-            self.hal.relay_set(gpio, closed)
-            fb = self.hal.relay_get(gpio)
-            ok = fb is None or fb == closed
-        else:
-            ok = self.bus.set_relay(i, closed)
+        ok = False
+        for _ in range(3):
+            if gpio is not None:
+                self.hal.relay_set(gpio, closed)
+                fb = self.hal.relay_get(gpio)
+                ok = fb is None or fb == closed
+            else:
+                ok = self.bus.set_relay(i, closed)
+            if ok:
+                break
         self._event(P.EV_RELAY_CLOSE if closed else P.EV_RELAY_OPEN, i, reason)
+        m.rs.last_switch = self.hal.time()
+        m.rs.reason = reason
         if ok:
             m.relay_closed = closed
-            m.relay_reason = reason
+            m.rs.failures = 0
         else:
+            m.rs.failures += 1
             self._event(P.EV_RELAY_MISMATCH, i, 1 if closed else 0)
+        self.state_dirty = True
         return True
 
     # -- uplink ----------------------------------------------------------------
@@ -257,7 +348,7 @@ class Concentrator:
         for i in range(len(self.meters)):
             m = self.meters[i]
             rc = None if m.relay_closed is None else (1 if m.relay_closed else 0)
-            rows.append([i, 1 if m.online else 0, rc, m.credit.value()])
+            rows.append([i, 1 if m.online else 0, rc, self.credit_of(i)])
         up = self.hal.ticks_diff(self.hal.ticks_ms(), self.started_ms) // 1000
         return {"up": up, "pending": self.journal.last_seq - self.journal.acked_seq,
                 "last": self.journal.last_seq, "acked": self.journal.acked_seq,
@@ -288,49 +379,81 @@ class Concentrator:
                 self.journal.ack(seq)
             if seq >= self.inflight:
                 self.inflight = 0
-            ts = body.get("ts", 0)
-            if ts and abs(ts - self.hal.time()) > 2:
-                self.hal.set_time(ts)
+            self._sync_time(body.get("ts", 0))
             return
+        i = None
         if t == P.CREDIT:
-            m = self.meters[body["m"]]
-            bal = body["bal"]
-            e = body["e"]
-            if not isinstance(bal, int) or not isinstance(e, int):
-                raise ValueError
-            before = m.credit.value()
-            m.credit.sync(bal, e)
-            if before is not None and m.credit.value() == before and not body.get("price"):
+            i = body["m"]
+            m = self.meters[i]
+            bal, e, c, top = body["bal"], body["e"], body.get("c"), body.get("top")
+            for x in (bal, e):
+                if not isinstance(x, int):
+                    raise ValueError
+            before = m.credit.value(self.price_hint())
+            if m.credit.sync(bal, e, c, top):
+                m.rs.armed = True      # a top-up re-arms the emergency credit
+            elif before is not None and m.credit.value(self.price_hint()) == before:
                 # a confirmation of what the board already knew: no flash write
                 return
-            if isinstance(body.get("price"), int):
-                m.credit.set_price(body["price"])
         elif t == P.TARIFF:
             spec = body["spec"]
-            price = spec.get("price")
-            if isinstance(price, int):
-                for m in self.meters:
-                    m.credit.set_price(price)
+            if isinstance(spec, dict):
+                spec = [spec]
+            from concentrator import tariff as T
+            T.validate_versions(spec)
+            self.tariff = spec
+            self.hal.write_json(TARIFF, spec)
         elif t == P.COMMAND:
-            self._command(body)
+            i = self._command(body)
         else:
             raise ValueError
         self._save_state()
-        # act on a new balance right away, not at the next poll
-        i = body.get("m")
+        # act on a new balance or command right away, not at the next poll
         if isinstance(i, int) and 0 <= i < len(self.meters):
             if self._enforce(i, self.meters[i]):
                 self.journal.flush()
+
+    def _sync_time(self, ts):
+        # The head-end's clock in every ack: follow it when we are off by
+        # more than 2 s, and report the correction (drift) as an event.
+        if not ts:
+            return
+        now = self.hal.time()
+        d = ts - now
+        if not self.hal.time_known() or d > 2 or d < -2:
+            self.hal.set_time(ts)
+            if self.hal.time() != now:
+                self._event(P.EV_TIME_SET, 0, max(-99999, min(99999, d if now else 0)))
 
     def _command(self, body):
         op = body["op"]
         if op == "relay":
             i = body["m"]
             state = body["state"]
-            if state in ("open", "closed"):
-                self.set_relay(i, state == "closed", P.R_OVERRIDE)
-                self.journal.flush()
-        elif op == "time":
+            if state == "auto":
+                self.override(i, None, 0)
+            elif state in ("open", "closed"):
+                self.override(i, state == "closed", body["until"])
+            else:
+                raise ValueError
+            return None
+        if op == "time":
             self.hal.set_time(body["time"])
-        else:
-            raise ValueError
+            return None
+        if op == "policy":
+            pol = R.merged(body["policy"])
+            i = body.get("m")
+            if i is None:
+                self.policy = pol
+            else:
+                self.meters[i].policy = pol
+            return i
+        if op == "rekey":
+            nonce = P.key_from_hex(body["nonce"])
+            if len(nonce) < 8:
+                raise ValueError
+            self.key = P.hmac_sha256(self.key, b"wk-rekey:" + nonce)
+            self.key_hex = P.hexlify(self.key)
+            self._event(P.EV_REKEY, 0, 0)
+            return None
+        raise ValueError

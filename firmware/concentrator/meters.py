@@ -67,9 +67,22 @@ class MeterBus:
                 return None
             self._drv[proto] = d
         if d is not self._last:
-            # another driver may have reconfigured the port
+            # another driver may have reconfigured the port, and it knows
+            # when the line last carried a byte: hand that over, so the
+            # 3.5-character silence is kept across protocols
             if hasattr(d, "_cfg"):
                 d._cfg = None
+            prev = self._last
+            t = None
+            if prev is not None:
+                t = getattr(prev, "_last", None)
+                if t is None:
+                    t = getattr(prev, "_t_rx", None)
+            if t is not None:
+                for k in ("_last", "_t_rx"):
+                    own = getattr(d, k, None)
+                    if own is not None and self.hal.ticks_diff(t, own) > 0:
+                        setattr(d, k, t)
             self._last = d
         return d
 

@@ -51,7 +51,9 @@ EV_JOURNAL_THINNED = 7
 EV_MSG_REJECTED = 8     # downlink rejected (reason index in REJECT_REASONS)
 EV_IMPLAUSIBLE = 9
 EV_LOW_CREDIT = 10
-EV_OVERRIDE = 11        # technician/staff override
+EV_OVERRIDE = 11        # technician/staff override (detail: reason*10 + closed)
+EV_TIME_SET = 12        # clock corrected from the head-end (detail: seconds)
+EV_REKEY = 13           # device key rotated
 
 # Relay reasons (values[1] of EV_RELAY_OPEN / EV_RELAY_CLOSE)
 R_CREDIT = 1       # credit exhausted / restored
@@ -116,6 +118,10 @@ def _same(a, b):
 
 def key_from_hex(text):
     return binascii.unhexlify(text)
+
+
+def hexlify(b):
+    return _hex(b)
 
 
 def seal(body, key):

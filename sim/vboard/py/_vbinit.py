@@ -49,6 +49,10 @@ def _uname():
                    "Wattkeeper virtual board with ESP32"))
 
 
+def _rel(p, cwd):
+    return (p if p[:1] == "/" else cwd.rstrip("/") + "/" + p).lstrip("/")
+
+
 def _patch_os():
     _stat = _wrap(os.stat)
     _ilist = os.ilistdir
@@ -72,6 +76,20 @@ def _patch_os():
     for n in ("listdir", "mkdir", "rmdir", "remove", "unlink", "rename", "chdir"):
         if hasattr(os, n):
             setattr(os, n, _wrap(getattr(os, n)))
+    _ren = os.rename
+
+    def rename(a, b):
+        # the port's VfsPosix mishandles absolute paths in rename: go through
+        # paths relative to the root of the flash
+        if a[:1] == "/" or b[:1] == "/":
+            cwd = os.getcwd()
+            os.chdir("/")
+            try:
+                return _ren(_rel(a, cwd), _rel(b, cwd))
+            finally:
+                os.chdir(cwd)
+        return _ren(a, b)
+    os.rename = rename
     os.stat = _stat
     os.ilistdir = ilistdir
     os.statvfs = _statvfs

@@ -1,0 +1,124 @@
+# When a tenant's supply should be on or off: the relay policy
+# (docs/relay-policy.md explains it to a property manager).
+#
+#   decide(policy, rs, credit, closed, now, local, power_w) -> (want, reason)
+#
+# want: True (close), False (open) or None (leave it). `rs` is the meter's
+# RelayState (overrides, emergency credit, load-limit trip, last switch).
+from concentrator import protocol as P
+
+DEFAULT = {
+    "friendly": [],        # [["22:00", "07:00"], ...] local times: no disconnection
+    "friendly_weekend": False,   # Saturday and Sunday are friendly all day
+    "holidays": [],        # ["2026-10-01", ...] friendly all day
+    "emergency_mu": 0,     # credit a tenant may use once per top-up
+    "reconnect_mu": 0,     # reconnect only when credit >= this (hysteresis)
+    "min_switch_s": 60,    # no two operations closer than this (no chatter)
+    "load_limit_w": 0,     # 0: off; above it the relay trips...
+    "load_reset_s": 300,   # ...and closes again after this long
+}
+
+
+def merged(policy):
+    p = {}
+    for k in DEFAULT:
+        p[k] = DEFAULT[k]
+    if isinstance(policy, dict):
+        for k in policy:
+            if k in DEFAULT:
+                p[k] = policy[k]
+    return p
+
+
+def _hm(s):
+    return int(s[:2]) * 60 + int(s[3:5])
+
+
+def _days_from_civil(y, m, d):
+    if m <= 2:
+        y -= 1
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * ((m + 9) % 12) + 2) // 5 + d - 1
+    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+
+
+def friendly(policy, local):
+    # True when no disconnection may happen at local time `local` (seconds)
+    day = local // 86400
+    if policy["friendly_weekend"] and (day + 3) % 7 >= 5:
+        return True
+    for h in policy["holidays"]:
+        try:
+            if _days_from_civil(int(h[:4]), int(h[5:7]), int(h[8:10])) == day:
+                return True
+        except (ValueError, IndexError, TypeError):
+            pass
+    mins = (local % 86400) // 60
+    for w in policy["friendly"]:
+        a, b = _hm(w[0]), _hm(w[1])
+        if (a <= mins < b) if a <= b else (mins >= a or mins < b):
+            return True
+    return False
+
+
+class RelayState:
+    def __init__(self):
+        self.override = None     # None or [closed(bool), until(unix)]
+        self.armed = True        # emergency credit available
+        self.in_emergency = False
+        self.trip_until = 0      # load-limit trip holds the relay open until then
+        self.last_switch = 0     # unix time of the last operation
+        self.reason = 0          # why the relay is in its state (P.R_*)
+        self.failures = 0        # consecutive read-back mismatches
+
+    def to_state(self):
+        return [self.override, self.armed, self.trip_until, self.last_switch, self.reason]
+
+    def from_state(self, s):
+        if isinstance(s, list) and len(s) == 5:
+            self.override, self.armed, self.trip_until, self.last_switch, self.reason = s
+
+
+def decide(policy, rs, credit, closed, now, local, power_w):
+    # -> (want, reason); want None means "leave the relay as it is"
+    ov = rs.override
+    if ov is not None:
+        if now < ov[1]:
+            return (None if closed == ov[0] else ov[0]), P.R_OVERRIDE
+        rs.override = None        # expired: the normal policy takes over
+        if rs.reason in (P.R_OVERRIDE, P.R_TECHNICIAN):
+            rs.reason = 0
+    limit = policy["load_limit_w"]
+    if limit and power_w is not None and power_w > limit and closed is not False:
+        rs.trip_until = now + policy["load_reset_s"]
+        return False, P.R_LOAD_LIMIT
+    if rs.trip_until:
+        if now < rs.trip_until:
+            return (None if closed is False else False), P.R_LOAD_LIMIT
+        rs.trip_until = 0
+        if closed is False and rs.reason == P.R_LOAD_LIMIT and (credit is None or credit > 0):
+            return True, P.R_LOAD_LIMIT
+    if credit is None:
+        return None, 0
+    if closed is not False:
+        if credit > 0:
+            rs.in_emergency = False
+            return None, 0
+        if rs.armed and credit + policy["emergency_mu"] > 0 and policy["emergency_mu"] > 0:
+            rs.in_emergency = True
+            return None, 0
+        if friendly(policy, local):
+            return None, 0
+        if rs.in_emergency:
+            rs.armed = False          # used up: back with the next top-up
+            rs.in_emergency = False
+        if now - rs.last_switch < policy["min_switch_s"]:
+            return None, 0
+        return False, P.R_CREDIT
+    # open: reconnect when the credit covers the debt plus the minimum
+    if rs.reason in (P.R_CREDIT, P.R_BOOT, 0) and credit > 0 and credit >= policy["reconnect_mu"]:
+        if now - rs.last_switch < policy["min_switch_s"]:
+            return None, 0
+        return True, P.R_CREDIT
+    return None, 0
