@@ -1,5 +1,6 @@
 """REST API under /api (OpenAPI docs at /docs)."""
 import json
+import secrets
 import time
 from typing import Optional
 
@@ -7,10 +8,14 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import PlainTextResponse
 from sqlmodel import select
 
+from concentrator import protocol
+from concentrator import tariff as T
+
 from . import downlink, ledger, provision
-from .ingest import EV_METER_LIST
+from .ingest import EV_COMMAND, EV_METER_LIST
 from .models import Account, Concentrator, Event, LedgerEntry, Meter, Site, Tariff
-from .schemas import AccountIn, ConcentratorIn, MeterAccountIn, MeterIn, RechargeIn, SiteIn, TariffIn
+from .schemas import (AccountIn, ConcentratorIn, MeterAccountIn, MeterIn, OverrideIn, PolicyIn, RechargeIn,
+                      RekeyIn, SiteIn, TariffIn, TariffVersionIn)
 
 router = APIRouter(prefix="/api")
 

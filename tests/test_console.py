@@ -154,10 +154,10 @@ def test_scan_finds_modbus_and_dlt645_meters(site):
     vb, bus, meters, con = site
     out = narrow(con.cmd("scan(1, 4)", timeout=60))
     found = [json.loads(ln) for ln in out.split("\n") if ln.startswith("{")]
-    assert {"id": "M001", "addr": 1, "model": "prepaid-int", "baud": 9600, "parity": "E"} in found
-    assert {"id": "M003", "addr": 3, "model": "sdm120", "baud": 9600, "parity": "N"} in found
-    assert {"id": "D001234", "addr": "000000001234", "model": "dlt645-2007", "baud": 2400,
-            "parity": "E"} in found
+    # the format of /config.json "meters" (line settings given where the model's differ)
+    assert {"id": "M001", "addr": 1, "model": "prepaid-int"} in found
+    assert {"id": "M003", "addr": 3, "model": "sdm120"} in found
+    assert {"id": "D001234", "addr": "000000001234", "model": "dlt645-2007"} in found
     assert len(found) == 3
     assert narrow(con.cmd("scan(0, 300)")) == "scan: addresses must be 1 <= first <= last <= 247"
 

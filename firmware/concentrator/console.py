@@ -341,8 +341,16 @@ def _scan(first, last, dlt):
             if hasattr(d, "_cfg"):
                 d._cfg = None
     print("found %d meter(s); proposed meter list (JSON lines):" % len(found))
+    from concentrator.profiles import PROFILES
     for m in found:
-        print(_json(m))
+        # id, addr, model first; line settings only where the model's differ
+        p = PROFILES.get(m["model"]) or {}
+        s = '{"id":%s,"addr":%s,"model":%s' % (_json(m["id"]), _json(m["addr"]),
+                                              _json(m["model"]))
+        for k in ("baud", "parity"):
+            if p.get(k) != m[k]:
+                s += ',"%s":%s' % (k, _json(m[k]))
+        print(s + "}")
 
 
 def scan(first=1, last=247, dlt=True):
