@@ -21,8 +21,9 @@ is billed just before the baseline with
 `tariff.charge(versions, state, band_at(versions, ts - 1), delta, ts - 1)`,
 so nothing consumed after commissioning is free. Readings of older firmware
 (three values) bill the energy delta the same way, in the band at ts - 1.
-A reading with ts = 0 (board did not know the time) is rated at the
-head-end's receive time instead.
+A reading with ts = 0 (board did not know the time; it put every Wh in its
+most expensive band) is re-rated at the head-end's receive time: the energy
+its registers gained is billed in the band in force at receive time - 1.
 
 Nothing here sums rounded per-reading prices: every mu comes out of the
 tariff state, so billing is chunk-invariant.
@@ -100,14 +101,20 @@ def tariff_spec(versions):
     return T.validate_versions(list(versions))
 
 
-def bill_reading(versions, state, energy_wh, bands, prev_energy_wh, t):
+def bill_reading(versions, state, energy_wh, bands, prev_energy_wh, t, rerate=False):
     """Charge one reading taken at Unix time t (already re-rated when the
     board sent ts = 0). Mutates `state`; returns mu (>= 0).
 
     bands: the five cumulative band registers (values[4:9]) or None for a
     legacy three-value reading. prev_energy_wh: the meter's last billed
     register (opening_energy_wh at commissioning) or None. The caller has
-    checked energy_wh >= prev_energy_wh."""
+    checked energy_wh >= prev_energy_wh.
+
+    rerate: the board sent ts = 0 (it did not know the time and put every Wh
+    in its most expensive band): t is the head-end's receive time, and the
+    energy the registers gained is billed in the band in force at t - 1
+    instead of the bands the board guessed (the registers still become the
+    new baseline)."""
     tb = t - 1
     if bands is not None:
         regs = dict(zip(BANDS, bands))
@@ -118,6 +125,16 @@ def bill_reading(versions, state, energy_wh, bands, prev_energy_wh, t):
             if prev_energy_wh is not None and energy_wh > prev_energy_wh:
                 mu += T.charge(versions, state, T.band_at(versions, tb), energy_wh - prev_energy_wh, tb)
             mu += T.charge_registers(versions, state, regs, tb)   # baseline: 0
+            return mu
+        if rerate:
+            last = state["reg"]
+            wh = 0
+            for b in regs:
+                p = last.get(b)
+                if p is not None and regs[b] > p:
+                    wh += regs[b] - p
+            mu = T.charge(versions, state, T.band_at(versions, tb), wh, tb)
+            state["reg"] = dict(regs)
             return mu
         return T.charge_registers(versions, state, regs, tb)
     if prev_energy_wh is None or energy_wh <= prev_energy_wh:

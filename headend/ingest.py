@@ -50,6 +50,8 @@ _EVENT_TEXT = {
     protocol.EV_IMPLAUSIBLE: "implausible delta",
     protocol.EV_LOW_CREDIT: "low credit",
     protocol.EV_OVERRIDE: "override",
+    getattr(protocol, "EV_TIME_SET", 12): "clock set from the head-end",
+    getattr(protocol, "EV_REKEY", 13): "device key rotated",
 }
 _REJECT_TEXT = {
     "malformed": "not a well-formed message",
@@ -325,7 +327,8 @@ class Ingest:
             if isinstance(bus, list):
                 # [[index, timeouts, crc, wrong_address, exceptions, offline], ...]
                 # for the meters with any non-zero counter; the others are 0
-                for m in by_index.values():
+                # (unless "bus_all" is false: the board cut the list short)
+                for m in by_index.values() if body.get("bus_all", True) is not False else ():
                     e = dict.fromkeys(BUS_ERROR_KEYS, 0)
                     e["ts"] = now
                     self.bus_errors[m.id] = e
@@ -503,7 +506,7 @@ class Ingest:
                 state["reg"] = dict(zip(billing.BANDS, bands))
         else:
             try:
-                amount = billing.bill_reading(versions, state, rd.energy_wh, bands, prev, t)
+                amount = billing.bill_reading(versions, state, rd.energy_wh, bands, prev, t, rerate=not rd.ts)
             except ValueError as e:
                 self._not_billed(s, conc, m, rd, EV_NOT_BILLED,
                                  "reading seq %d of %s cannot be billed: %s" % (rd.seq, m.meter_id, e))

@@ -161,3 +161,24 @@ def test_dashboard_and_docs(client, provisioned):
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     spec = client.get("/openapi.json").json()
     assert "/api/accounts/{account_id}/recharge" in spec["paths"] and "/api/meters" in spec["paths"]
+
+
+def test_low_balance_alert_is_listed_in_events(client, provisioned):
+    """Crossing the account's threshold (10.00 here) raises event 10, once,
+    and GET /api/events shows it; the credit push carries the recharge count."""
+    acc = provisioned["account"]
+    client.post("/api/accounts/%d/recharge" % acc, json={"amount": "20.00", "actor": "cashier"})
+    dev, key = provisioned["conc"]["dev"], protocol.key_from_hex(provisioned["conc"]["key_hex"])
+    ingest = client.app.state.ingest
+    # 10 000 Wh -> 25 000 Wh at 0.60: 9.00 -> 11.00 left, then 10 000 Wh more: 6.00 -> 5.00, below 10.00
+    recs = [[1, 0, 0, 1790000000, [25_000, 800, 0, 0, 0, 0, 0, 0, 0]],
+            [2, 0, 0, 1790000900, [35_000, 800, 0, 60000, 0, 0, 10_000, 0, 0]]]
+    out = ingest.handle(protocol.topic_up(dev), protocol.seal(protocol.message(dev, 1, "rd", 1790000900, recs=recs), key))
+    credits = [protocol.verify(p, key) for _, p in out]
+    credits = [b for b in credits if b["t"] == "credit"]
+    assert [(b["bal"], b["e"], b["c"], b["top"]) for b in credits] == [(200000 - 90000 - 60000, 35_000, 60000, 1)]
+    ev = client.get("/api/events", params={"code": protocol.EV_LOW_CREDIT}).json()
+    assert len(ev) == 1 and ev[0]["detail"] == 50000
+    assert "below 10.0000: 5.0000" in ev[0]["message"]
+    assert [e["code"] for e in client.get("/api/events").json()] == [protocol.EV_LOW_CREDIT]
+    assert client.get("/api/meters").json()[0]["low_balance"] is True

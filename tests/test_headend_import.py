@@ -153,4 +153,16 @@ def test_status_bus_error_counters_shown_per_meter(client, conc):
     ingest.handle(protocol.topic_up(dev), protocol.seal(body, key))
     again = {r["meter_id"]: r["bus_errors"] for r in client.get("/api/meters").json() if r["concentrator"] == dev}
     assert again[dev + "-2"]["timeouts"] == 7
+    # a list the board cut short ("bus_all": false) leaves the unlisted meters alone
+    body = protocol.message(dev, 3, protocol.STATUS, now, up=30, pending=0, last=0, acked=0,
+                            meters=rows, bus=[[3, 1, 1, 1, 1, 1]], bus_all=False)
+    ingest.handle(protocol.topic_up(dev), protocol.seal(body, key))
+    again = {r["meter_id"]: r["bus_errors"] for r in client.get("/api/meters").json() if r["concentrator"] == dev}
+    assert again[dev + "-2"]["timeouts"] == 7 and again[dev + "-000000001234"]["offline"] == 1
+    # a complete list zeroes the meters it does not name (board rebooted)
+    body = protocol.message(dev, 4, protocol.STATUS, now, up=1, pending=0, last=0, acked=0,
+                            meters=rows, bus=[])
+    ingest.handle(protocol.topic_up(dev), protocol.seal(body, key))
+    again = {r["meter_id"]: r["bus_errors"] for r in client.get("/api/meters").json() if r["concentrator"] == dev}
+    assert again[dev + "-2"]["timeouts"] == 0 and again[dev + "-000000001234"]["offline"] == 0
     json.dumps(again)

@@ -131,7 +131,8 @@ def test_hello_gets_ack_and_credit_per_meter(site):
     assert acks(bodies) == [0]
     credits = [b for b in bodies if b["t"] == protocol.CREDIT]
     # meter 0 has a commissioning register value; meter 1 gets its credit with its first reading
-    assert credits == [dict(credits[0], m=0, bal=OPENING, e=100_000)]
+    assert credits == [dict(credits[0], m=0, bal=OPENING, e=100_000, top=1)]
+    assert "c" not in credits[0]       # no reading billed yet: the board uses the price
     # the first reading of meter 1 is its baseline: no charge, but a credit so the board can use it
     bodies = board.receive(ing.handle(*board.rd([reading(1, 1, 5000)])))
     assert acks(bodies) == [1]

@@ -33,6 +33,7 @@ class MeterState:
         self.relay_closed = None    # what we believe / read back
         self.relay_reason = 0
         self.online = True
+        self.offline_n = 0          # times this meter went offline since boot
 
 
 class Concentrator:
@@ -197,6 +198,8 @@ class Concentrator:
         online = r is not None and r.ok
         if online != m.online:
             m.online = online
+            if not online:
+                m.offline_n += 1
             self._event(P.EV_METER_ONLINE if online else P.EV_METER_OFFLINE, i)
             appended = True
         rec_s = self.cfg["record_s"]
@@ -344,15 +347,26 @@ class Concentrator:
             self._send(P.STATUS, **self.status_fields())
 
     def status_fields(self):
+        # meters: [index, online, relay closed, local credit]; bus: error
+        # counters [index, timeouts, crc, wrong address, exceptions, times
+        # offline] of the meters that have any (the message stays small)
         rows = []
+        bus = []
         for i in range(len(self.meters)):
             m = self.meters[i]
             rc = None if m.relay_closed is None else (1 if m.relay_closed else 0)
             rows.append([i, 1 if m.online else 0, rc, self.credit_of(i)])
+            st = self.bus.stats(i)
+            e = [i, st["timeouts"], st["crc"], st["wrong_address"], st["exceptions"], m.offline_n]
+            if e[1] or e[2] or e[3] or e[4] or e[5]:
+                bus.append(e)
         up = self.hal.ticks_diff(self.hal.ticks_ms(), self.started_ms) // 1000
-        return {"up": up, "pending": self.journal.last_seq - self.journal.acked_seq,
-                "last": self.journal.last_seq, "acked": self.journal.acked_seq,
-                "meters": rows}
+        out = {"up": up, "pending": self.journal.last_seq - self.journal.acked_seq,
+               "last": self.journal.last_seq, "acked": self.journal.acked_seq,
+               "meters": rows, "bus": bus[:64]}
+        if len(bus) > 64:
+            out["bus_all"] = False   # the head-end leaves unlisted meters alone
+        return out
 
     # -- downlink ----------------------------------------------------------------
     def _on_message(self, topic, data):
