@@ -17,6 +17,7 @@ from concentrator import __version__
 STATE = "/state.json"
 TARIFF = "/tariff.json"
 COUNTER_BLOCK = 1000   # uplink counters reserved in flash per write
+RELAY_SETTLE_MS = 60   # a contactor's auxiliary contact follows within this
 
 
 class MeterState:
@@ -301,6 +302,7 @@ class Concentrator:
         for _ in range(3):
             if gpio is not None:
                 self.hal.relay_set(gpio, closed)
+                self.hal.sleep_ms(RELAY_SETTLE_MS)   # auxiliary contacts lag
                 fb = self.hal.relay_get(gpio)
                 ok = fb is None or fb == closed
             else:
