@@ -42,11 +42,12 @@ the reboot, so the sequence space stays contiguous.
   price x (final register - opening register))| + |balance - ledger sum|
   (mu), with the flat price chosen so that 1 Wh is a whole number of mu:
   there is no rounding to hide behind.
-* `interval_rereads` (information, not an error): intervals of a meter that
-  hold more than one reading. A board that reboots reads its meters at once
-  and records what it reads, so an interval that already had its reading
-  gets a second, later one (its own seq, its own time and register value).
-  Billing follows the cumulative register, so this costs nothing.
+* `interval_rereads` (counted in `duplicates`): intervals of a meter that
+  hold more than one reading. The board keeps the time of each meter's last
+  record in its state file (written just before the journal is flushed), so
+  after a reboot it records an interval only if that interval has no record
+  yet; only when the journal lost the batch the state file describes does it
+  record again at once.
 
 What a power cut may cost: the records appended since the last flush (at
 most one step's worth: the core flushes in every step that appended). Those
@@ -275,7 +276,9 @@ def _check(st, vc, cap, opening):
         dup = 0
         for r in rds:
             content = json.dumps([P.KIND_READING, r.meter_index, r.ts,
-                                  [r.energy_wh, r.power_w, r.flags] + list(r.bands or [])])
+                                  [r.energy_wh, r.power_w, r.flags]
+                                  + ([r.charged_mu] if r.charged_mu is not None else [])
+                                  + list(r.bands or [])])
             if r.seq in stored:
                 dup += 1
             stored[r.seq] = content
@@ -322,7 +325,7 @@ def _check(st, vc, cap, opening):
             if m.billed_energy_wh != sm.register_wh():
                 register_mismatch += 1
     res["lost"] = len(missing_seq) + mismatch + gaps + resets
-    res["duplicates"] = dup + cap.conflicts + len(beyond)
+    res["duplicates"] = dup + cap.conflicts + len(beyond) + rereads
     res["money_error"] = money
     res["lost_seqs"] = len(missing_seq)
     res["content_mismatch"] = mismatch

@@ -28,7 +28,8 @@ class MeterState:
         self.policy = None          # per-meter relay policy (None: the site's)
         self.next_poll_ms = 0
         self.due_ts = 0             # wall time of the next poll (multiple of poll_s)
-        self.next_record_ts = 0
+        self.next_record_ts = 0     # 0: record at the next poll
+        self.rec_ts = 0             # nominal time of the last record
         self.last_energy = None     # last cumulative register read (Wh)
         self.last_read_ts = 0
         self.relay_closed = None    # what we believe / read back
@@ -50,7 +51,7 @@ class Concentrator:
             self.tariff = [self.tariff]
         self.key_hex = cfg["key"]
         self.bus = MeterBus(hal, cfg["meters"])
-        self.journal = journal if journal is not None else Journal(hal)
+        self.journal = journal if journal is not None else Journal(hal, meters=len(self.meters))
         b = cfg["broker"]
         self.link = Link(hal, self.dev, b["host"], b.get("port", 1883),
                          b.get("user"), b.get("password"),
@@ -90,9 +91,18 @@ class Concentrator:
             self.tariff = t
         creds = st.get("credit", {})
         relays = st.get("relay", {})
+        recs = st.get("rec", {})
+        # the state is written just before the journal is flushed: if the
+        # journal lost that last batch, the record times are not to be trusted
+        trust = self.journal.last_seq >= st.get("jseq", 0)
+        rec_s = self.cfg["record_s"]
         for m in self.meters:
             m.credit.from_state(creds.get(m.cfg["id"]))
             m.rs.from_state(relays.get(m.cfg["id"]))
+            last = recs.get(m.cfg["id"], 0)
+            if trust and last:
+                m.rec_ts = last
+                m.next_record_ts = (last // rec_s + 1) * rec_s
         self._save_state(reserve=True)
         self._event(P.EV_BOOT, 0, self.boots)
         self.journal.flush()
@@ -103,12 +113,15 @@ class Concentrator:
             self.n_res = self.n_up + COUNTER_BLOCK
         creds = {}
         relays = {}
+        recs = {}
         for m in self.meters:
             creds[m.cfg["id"]] = m.credit.to_state()
             relays[m.cfg["id"]] = m.rs.to_state()
+            recs[m.cfg["id"]] = m.rec_ts
         self.hal.write_json(STATE, {"boots": self.boots, "n_res": self.n_res,
                                     "n_down": self.n_down, "credit": creds,
                                     "relay": relays, "key": self.key_hex,
+                                    "rec": recs, "jseq": self.journal.last_seq,
                                     "policy": self.policy})
         self.state_dirty = False
 
@@ -205,7 +218,8 @@ class Concentrator:
             appended = True
         rec_s = self.cfg["record_s"]
         if ts and m.next_record_ts == 0:
-            m.next_record_ts = (ts + rec_s - 1) // rec_s * rec_s
+            # no record known for this interval: take one now
+            m.next_record_ts = ts // rec_s * rec_s
         due = (ts >= m.next_record_ts) if ts else False
         c = m.credit
         if not online:
@@ -251,6 +265,8 @@ class Concentrator:
     def _advance_record(self, m, ts):
         rs = self.cfg["record_s"]
         m.next_record_ts = (ts // rs + 1) * rs
+        m.rec_ts = ts
+        self.state_dirty = True
 
     def price_hint(self):
         # mu/kWh for the rough estimate before the first head-end sync

@@ -71,6 +71,7 @@ _MAGIC1 = 0x4A  # 'J'
 _VER = 1
 _ACK_LEN = 8
 _MAXREC = 96  # upper bound of one encoded record with <=7 values of 64-bit ints
+_NX = 6       # extra values of a reading preallocated per meter (charged + 5 bands)
 
 
 def _zz(v):
@@ -93,15 +94,28 @@ def _get_u32(b, i):
 
 
 class _Codec:
-    # Encoder/decoder state of one segment.
-    def __init__(self, base_seq, base_ts):
+    # Encoder/decoder state of one segment. `m` (meter -> [energy, power,
+    # band...]) may be the previous segment's table: its lists are zeroed
+    # (a meter's first reading in a segment is encoded against 0) and kept,
+    # so appending allocates nothing new once every meter has a list.
+    def __init__(self, base_seq, base_ts, m=None):
         self.seq = base_seq
         self.ts = base_ts
-        self.m = {}  # meter -> [energy, power, band...]
+        self.m = {} if m is None else _zero(m)
+
+
+def _zero(m):
+    for st in m.values():
+        for k in range(len(st)):
+            st[k] = 0
+    return m
 
 
 class Journal:
-    def __init__(self, hal, root="/journal", segment_bytes=4096, max_bytes=None):
+    def __init__(self, hal, root="/journal", segment_bytes=4096, max_bytes=None,
+                 meters=0):
+        # meters: how many meters will append readings (their encoder state
+        # is allocated now, so the heap does not grow when they first appear)
         self.hal = hal
         self.root = root.rstrip("/") or "/"
         self.segment_bytes = segment_bytes
@@ -123,6 +137,9 @@ class Journal:
         self._rbuf = bytearray(segment_bytes)
         self._ready = False
         self._pend_event = None
+        self._ms = {}             # encoder state per meter, kept across segments
+        for i in range(meters):
+            self._ms[i] = [0] * (2 + _NX)
 
     # ---- paths ----------------------------------------------------------
     def _p(self, name):
@@ -179,6 +196,10 @@ class Journal:
                 self._cur = first
                 self._cur_size = n
                 self._codec = codec
+                ms = _zero(self._ms)
+                for k in codec.m:
+                    ms[k] = codec.m[k]
+                codec.m = ms
             break
         if segs:
             # a segment's records all precede the next segment's first seq
@@ -413,7 +434,7 @@ class Journal:
             self._make_room()
         first = self.last_seq + 1
         self._cur = first
-        self._codec = _Codec(self.last_seq, ts)
+        self._codec = _Codec(self.last_seq, ts, self._ms)
         self._hts = ts
         self._new = True
         self._cur_size = 0
@@ -539,92 +560,31 @@ class Journal:
             return False
 
     def _make_room(self):
-        # full-flash policy (see the top of this file); one pass per new segment
+        # full-flash policy (see the top of this file); one pass per new
+        # segment. The thinning code is in journal_thin.py, loaded only when
+        # the flash is full and dropped again on MicroPython afterwards.
         if not self._full():
             return
-        segs = self._segs
-        if len(segs) < 2:
+        if len(self._segs) < 2:
             return
-        for level in (1, 2):
-            r = self._thin(level)
-            if r:
-                break
-        else:
+        import sys
+        from concentrator import journal_thin
+        buf = self._buf
+        try:
+            r = journal_thin.thin(self, 1) or journal_thin.thin(self, 2)
+        finally:
+            self._buf = buf           # merging grows a buffer: not kept
+            self._n = 0
+            if sys.implementation.name == "micropython":
+                import concentrator
+                sys.modules.pop("concentrator.journal_thin", None)
+                concentrator.__dict__.pop("journal_thin", None)
+        if not r:
             return
         dropped, lo, hi = r
         self.thinned += dropped
         self.thin_passes += 1
         self._pend_event = (EV_THINNED, dropped, lo, hi)
-
-    def _thin(self, level):
-        # merge a run of the oldest segments into one; returns (dropped, lo, hi) or None
-        segs = self._segs
-        room = self.segment_bytes - _HDR - 5
-        self._n = 0
-        group = 0
-        dropped = 0
-        seen = self.acked_seq
-        base_ts = 0
-        if level == 1:
-            codec = None
-            for idx in range(len(segs)):
-                k = _Keep(seen)
-                self._scan(self._load(segs[idx]), k, 0, None)
-                recs = k.records()
-                if codec is None:
-                    base_ts = recs[0][3] if recs else 0
-                    codec = _Codec(segs[0] - 1, base_ts)
-                n0 = self._n
-                for r in recs:
-                    self._encode(codec, r[0], r[1], r[2], r[3], r[4])
-                if self._n > room:
-                    self._n = n0
-                    break
-                group = idx + 1
-                dropped += k.dropped
-                if k.top > seen:
-                    seen = k.top
-        else:
-            group = 2
-            k = _Keep(seen)
-            for idx in range(group):
-                self._scan(self._load(segs[idx]), k, 0, None)
-            while True:
-                recs = k.records()
-                base_ts = recs[0][3] if recs else 0
-                codec = _Codec(segs[0] - 1, base_ts)
-                self._n = 0
-                for r in recs:
-                    self._encode(codec, r[0], r[1], r[2], r[3], r[4])
-                if self._n <= room or not k.drop_event():
-                    break
-            dropped = k.dropped
-            seen = k.top
-        if group < 2 or self._n > room:
-            self._n = 0
-            return None
-        # write the merged segment (header flagged thinned + one frame), then replace
-        n = self._n
-        fr = bytearray(_HDR + 3 + n + 2)
-        _hdr(fr, 1, segs[0] - 1, base_ts)
-        j = _wv(fr, _HDR, n)
-        fr[j:j + n] = self._buf[:n]
-        ck = _crc32(bytes(fr[_HDR:j + n])) & 0xFFFF
-        fr[j + n] = ck & 0xFF
-        fr[j + n + 1] = ck >> 8
-        self._n = 0
-        tmp = self._p("thin.tmp")
-        f = self.hal.open(tmp, "wb")
-        try:
-            f.write(memoryview(fr)[:j + n + 2])
-        finally:
-            f.close()
-        self.hal.rename(tmp, self._p(self._name(segs[0])))
-        lo = segs[0]
-        for first in segs[1:group]:
-            self._rm(first)
-        del segs[1:group]
-        return (dropped, lo, seen)
 
     def stats(self):
         return {
@@ -664,49 +624,6 @@ def _hdr(fr, flags, base_seq, base_ts):
     ck = _crc32(bytes(fr[:12])) & 0xFFFF
     fr[12] = ck & 0xFF
     fr[13] = ck >> 8
-
-
-class _Keep:
-    # thinning sink: last reading per meter and every event, records > after
-    def __init__(self, after):
-        self.top = after
-        self.last = {}
-        self.cnt = {}
-        self.ev = []
-        self.dropped = 0
-
-    def append(self, r):
-        if r[0] <= self.top:
-            return
-        self.top = r[0]
-        if r[1]:
-            self.ev.append(r)
-            return
-        m = r[2]
-        if m in self.last:
-            self.dropped += 1
-            self.cnt[m] = 2
-        else:
-            self.cnt[m] = 1
-        self.last[m] = r
-
-    def records(self):
-        out = list(self.ev)
-        for m in self.last:
-            r = self.last[m]
-            if self.cnt[m] > 1:
-                v = r[4]
-                r = (r[0], r[1], r[2], r[3], (v[0], v[1], v[2] | FLAG_THINNED) + v[3:])
-            out.append(r)
-        out.sort()
-        return out
-
-    def drop_event(self):
-        if not self.ev:
-            return False
-        self.ev.pop(0)
-        self.dropped += 1
-        return True
 
 
 def _rv(b, i):
