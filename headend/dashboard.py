@@ -11,6 +11,8 @@ from .api import get_session, meter_rows
 from .models import Account
 
 templates = Jinja2Templates(directory=os.path.join(os.path.dirname(__file__), "templates"))
+templates.env.filters["when"] = lambda ts: (
+    time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "never")
 router = APIRouter()
 
 

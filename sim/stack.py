@@ -77,7 +77,8 @@ class Stack:
         """The head-end in its own process (`wattkeeper serve`), as in production."""
         self.http_port = port or self.http_port or free_port()
         env = dict(os.environ, WK_DATABASE_URL=self.database_url, WK_MQTT_URL=self.broker.url,
-                   WK_HOST="127.0.0.1", WK_PORT=str(self.http_port), WK_EMBEDDED_BROKER="")
+                   WK_HOST="127.0.0.1", WK_PORT=str(self.http_port), WK_EMBEDDED_BROKER="",
+                   WK_SITE=self.site.name)
         self.log_path = os.path.join(self.workdir, "headend.log")
         self.proc = subprocess.Popen([sys.executable, "-m", "headend.cli", "serve", "--log-level", "warning"],
                                      cwd=ROOT, env=env, stdout=open(self.log_path, "ab"),

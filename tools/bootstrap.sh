@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything Wattkeeper needs, and is quick when it is all there:
-#   - Debian packages the tests use (socat, mosquitto), when missing
+#   - Debian packages the tests use (socat, mosquitto, chromium), when missing
 #   - .venv with the project and its dev dependencies
 #   - npm packages (the MicroPython VM) in node_modules
 #   - micropython-lib's umqtt.simple in build/mplib (for the simulator)
@@ -12,6 +12,8 @@ need_apt=()
 command -v socat >/dev/null 2>&1 || need_apt+=(socat)
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+# the dashboard's browser test drives Debian's Chromium (playwright never downloads one)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing Debian packages: ${need_apt[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
