@@ -12,6 +12,16 @@ import time
 from headend.broker import EmbeddedBroker, free_port
 
 
+def stop_process(proc, timeout=10, kill=False):
+    """Terminate (or kill) a child process and reap it; kill it if it lingers."""
+    (proc.kill if kill else proc.terminate)()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def wait_port(host, port, timeout=10.0, up=True):
     t_end = time.monotonic() + timeout
     while time.monotonic() < t_end:
@@ -60,12 +70,7 @@ class AmqttBroker:
             self._b.stop()
             self._b = None
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc)
             self.proc = None
         wait_port(self.host, self.port, up=False)
 
@@ -107,12 +112,7 @@ class MosquittoBroker:
 
     def stop(self):
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc, 5)
             self.proc = None
 
     def cleanup(self):

@@ -20,7 +20,7 @@ from headend import db
 from headend.broker import free_port
 from headend.models import Account, LedgerEntry, Meter, Reading
 from headend.seed import seed_site
-from sim.brokers import make_broker
+from sim.brokers import make_broker, stop_process
 from sim.site import Site
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -100,12 +100,7 @@ class Stack:
 
     def stop_headend(self, kill=False):
         if self.proc is not None:
-            (self.proc.kill if kill else self.proc.terminate)()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc, kill=kill)
             self.proc = None
         if self.http is not None:
             self.http.close()

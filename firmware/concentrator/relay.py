@@ -6,6 +6,7 @@
 # want: True (close), False (open) or None (leave it). `rs` is the meter's
 # RelayState (overrides, emergency credit, load-limit trip, last switch).
 from concentrator import protocol as P
+from concentrator.tariff import days_from_civil
 
 DEFAULT = {
     "friendly": [],        # [["22:00", "07:00"], ...] local times: no disconnection
@@ -34,15 +35,6 @@ def _hm(s):
     return int(s[:2]) * 60 + int(s[3:5])
 
 
-def _days_from_civil(y, m, d):
-    if m <= 2:
-        y -= 1
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * ((m + 9) % 12) + 2) // 5 + d - 1
-    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
-
-
 def friendly(policy, local):
     # True when no disconnection may happen at local time `local` (seconds)
     day = local // 86400
@@ -50,7 +42,7 @@ def friendly(policy, local):
         return True
     for h in policy["holidays"]:
         try:
-            if _days_from_civil(int(h[:4]), int(h[5:7]), int(h[8:10])) == day:
+            if days_from_civil(int(h[:4]), int(h[5:7]), int(h[8:10])) == day:
                 return True
         except (ValueError, IndexError, TypeError):
             pass
