@@ -151,9 +151,23 @@ def run(app=None):
         return
     sleep = app.hal.sleep_ms
     step = _watch.step
+    errors = 0
     try:
         while True:
-            d = step()
+            try:
+                d = step()
+                errors = 0
+            except KeyboardInterrupt:
+                raise
+            except Exception as e:
+                # a failing step (flash error, a bug) must not stop the board:
+                # log it, and reset after several in a row (the journal and
+                # the state file recover at boot)
+                errors += 1
+                log("step failed (%d): %r" % (errors, e))
+                if errors >= 5:
+                    app.hal.reset()
+                d = PERIOD_MS
             if d:
                 sleep(d if d < PERIOD_MS else PERIOD_MS)
     except KeyboardInterrupt:

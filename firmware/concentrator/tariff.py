@@ -355,14 +355,18 @@ def charge_registers(versions, state, regs, t):
 
 def _checked(name, arg):
     import sys
-    from concentrator import tariff_check
     try:
-        return getattr(tariff_check, name)(arg)
+        from concentrator import tariff_check as c
+    except ImportError:               # tariff.py used on its own, outside the package
+        import tariff_check as c
+    try:
+        return getattr(c, name)(arg)
     finally:
         if sys.implementation.name == "micropython":
-            import concentrator
-            sys.modules.pop("concentrator.tariff_check", None)
-            concentrator.__dict__.pop("tariff_check", None)
+            sys.modules.pop(c.__name__, None)
+            pkg = sys.modules.get("concentrator")
+            if pkg is not None:
+                pkg.__dict__.pop("tariff_check", None)
 
 
 def validate(spec):

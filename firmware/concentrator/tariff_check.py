@@ -1,8 +1,11 @@
 # Tariff checks and display, loaded on demand (tariff.validate & co. import
 # this module when called; the head-end may import it directly).  The billing
 # arithmetic itself is in tariff.py; see docs/tariffs.md.
-from concentrator.tariff import (BANDS, _DAY, _cycle, _hm, _md, fmt_date, fmt_kwh,
-                                 fmt_money)
+try:
+    from concentrator.tariff import (BANDS, _DAY, _cycle, _hm, _md, fmt_date, fmt_kwh,
+                                     fmt_money)
+except ImportError:                   # next to a tariff.py outside the package
+    from tariff import BANDS, _DAY, _cycle, _hm, _md, fmt_date, fmt_kwh, fmt_money
 
 
 _SPEC_KEYS = ("version", "effective", "name", "currency", "tz_offset_s",
