@@ -39,13 +39,19 @@ class StepWatchdog:
         self._armed = False
         self._pending = False
         self._tid = None
+        self._t0 = 0.0
+        self._monitor = None
 
-    def _bite(self):
-        with self._lock:
-            if not self._armed:
-                return
-            self._pending = True
-            _set_async_exc(self._tid, ctypes.py_object(WatchdogReset))
+    def _watch(self):
+        # One daemon thread per watchdog looks at the running step a few
+        # times a second (a timer per step would cost more than the step).
+        period = min(0.25, self.wall_s / 4)
+        while True:
+            time.sleep(period)
+            with self._lock:
+                if self._armed and not self._pending and time.monotonic() - self._t0 > self.wall_s:
+                    self._pending = True
+                    _set_async_exc(self._tid, ctypes.py_object(WatchdogReset))
 
     def run(self, step, clock=None, hal=None):
         """Run `step()` under the watchdog. Returns its result; raises
@@ -53,21 +59,22 @@ class StepWatchdog:
         feeds0 = hal.feeds if hal is not None else None
         v0 = clock.now_us if clock is not None else None
         t0 = time.monotonic()
-        timer = None
         if self.wall_s:
-            self._tid = threading.get_ident()
-            self._armed = True
-            self._pending = False
-            timer = threading.Timer(self.wall_s, self._bite)
-            timer.daemon = True
-            timer.start()
+            if self._monitor is None:
+                self._monitor = threading.Thread(target=self._watch, name="wk-wdt", daemon=True)
+                self._monitor.start()
+            with self._lock:
+                self._tid = threading.get_ident()
+                self._t0 = t0
+                self._pending = False
+                self._armed = True
         try:
             r = step()
         except WatchdogReset:
-            self._disarm(timer)
+            self._disarm()
             self._fire("step ran over %.1f s of wall time" % self.wall_s)
         finally:
-            self._disarm(timer)
+            self._disarm()
         wall = time.monotonic() - t0
         if wall > self.max_step_wall_s:
             self.max_step_wall_s = wall
@@ -83,10 +90,9 @@ class StepWatchdog:
                 self._fire("step returned without feeding the watchdog")
         return r
 
-    def _disarm(self, timer):
-        if timer is None:
+    def _disarm(self):
+        if not self.wall_s:
             return
-        timer.cancel()
         with self._lock:
             self._armed = False
             if self._pending:
