@@ -18,13 +18,20 @@ ILLEGAL_ADDRESS = 2
 ILLEGAL_VALUE = 3
 
 
+def _crc_byte(crc):
+    # bitwise CRC-16/MODBUS of one byte, written independently of the firmware
+    for _ in range(8):
+        crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
+_CRC_TABLE = [_crc_byte(i) for i in range(256)]
+
+
 def crc16(data):
-    # bitwise CRC-16/MODBUS, written independently of the firmware's table
     crc = 0xFFFF
     for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+        crc = (crc >> 8) ^ _CRC_TABLE[(crc ^ b) & 0xFF]
     return crc
 
 
