@@ -28,7 +28,6 @@ from headend.models import Account, Concentrator, Event, LedgerEntry, Meter  # n
 from headend.seed import seed_site  # noqa: E402
 from headend.settings import Settings  # noqa: E402
 
-PG_ADMIN = dict(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
 OPENING = 10_000_000      # mu (1000.00)
 TZ = 28800
 DAY = 86400
@@ -44,38 +43,6 @@ TOU_TIERS = {
             "seasons": [{"from": "01-01", "to": "12-31", "weekday": "workday", "weekend": "restday"}]},
     "tiers": [{"from_wh": 0, "add": 0}, {"from_wh": 230000, "add": 500}, {"from_wh": 400000, "add": 3000}],
 }
-
-
-def _pg_database():
-    import psycopg2
-    name = "wk_test_" + uuid.uuid4().hex[:12]
-    conn = psycopg2.connect(**PG_ADMIN)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("CREATE DATABASE " + name)
-    conn.close()
-
-    def drop():
-        c = psycopg2.connect(**PG_ADMIN)
-        c.autocommit = True
-        with c.cursor() as cur:
-            cur.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
-        c.close()
-    return "postgresql+psycopg2://postgres@127.0.0.1:5432/" + name, drop
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, tmp_path):
-    if request.param == "sqlite":
-        url, drop = "sqlite:///" + str(tmp_path / "wk.db"), None
-    else:
-        url, drop = _pg_database()
-    eng = db.make_engine(url)
-    db.init_db(eng)
-    yield eng
-    eng.dispose()
-    if drop:
-        drop()
 
 
 class Board:

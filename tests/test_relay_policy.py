@@ -1,7 +1,6 @@
 """The board's local relay policy, on the real firmware with simulated meters
 and a virtual clock: no broker (the board is offline), downlink messages are
 handed to it signed as the head-end would sign them."""
-import pytest
 
 from concentrator import protocol as P
 from headend.broker import free_port

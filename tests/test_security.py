@@ -1,8 +1,6 @@
 """An attacker on the broker: forged, replayed and other-device-key credit and
 relay commands are all rejected by the board and reported to the head-end."""
 import os
-import threading
-import time
 
 import paho.mqtt.client as mqtt
 from sqlmodel import select
