@@ -71,6 +71,8 @@ class Concentrator:
         self.started_ms = hal.ticks_ms()
         self.booted = False
         self.state_dirty = False
+        self.unflushed = False      # records appended but not yet flushed
+        self.cycle_open = False     # meters still due in this poll cycle
 
     # -- boot ----------------------------------------------------------------
     def boot(self):
@@ -148,20 +150,24 @@ class Concentrator:
         hal = self.hal
         hal.feed()
         self.steps += 1
-        appended = self._poll_due()
-        if appended:
+        if self._poll_due():
+            self.unflushed = True
+        if self.unflushed and not self.cycle_open:
+            # one flush per poll cycle (all the meters due now, maybe over
+            # several steps): littlefs copies the tail block at every flush
             if self.state_dirty:
                 # state first: a record in flash must never be ahead of the
                 # band counters it was computed from (they are cumulative)
                 self._save_state()
             self.journal.flush()
+            self.unflushed = False
         self.link.step()
         if self.link.just_connected:
             self.link.just_connected = False
             self.hello_sent = False
             self.inflight = 0
-        if self.link.connected:
-            self._upload()
+        if self.link.connected and not self.unflushed:
+            self._upload()      # (pending() would flush a half-done cycle)
         return self._idle_ms()
 
     def _idle_ms(self):
@@ -182,11 +188,13 @@ class Concentrator:
         hal = self.hal
         poll_s = self.cfg["poll_s"]
         budget = self.cfg["polls_per_step"]
+        self.cycle_open = False
         appended = False
         now_ts = hal.time() if hal.time_known() else 0
         for i in range(len(self.meters)):
             if budget <= 0:
-                break
+                self.cycle_open = True   # more meters due: the next step goes on
+                return appended
             m = self.meters[i]
             now = hal.ticks_ms()
             if now_ts:
