@@ -77,7 +77,17 @@ def build():
     hal = Esp32Hal(board, cfg.get("wifi"))
     hal.log = log
     hal.board = board
-    return Concentrator(hal, cfg)
+    app = Concentrator(hal, cfg)
+    _drop("config")               # checked once at boot: not kept in RAM
+    return app
+
+
+def _drop(name):
+    # forget a module used only at boot (MicroPython: its RAM is freed)
+    if sys.implementation.name == "micropython":
+        import concentrator
+        sys.modules.pop("concentrator." + name, None)
+        concentrator.__dict__.pop(name, None)
 
 
 class Watch:

@@ -6,7 +6,6 @@
 #
 # Nothing here loops forever or touches hardware except through the HAL.
 from concentrator import protocol as P
-from concentrator.config import check
 from concentrator.credit import Credit
 from concentrator import relay as R
 from concentrator.journal import Journal
@@ -41,6 +40,7 @@ class MeterState:
 class Concentrator:
     def __init__(self, hal, cfg, journal=None):
         self.hal = hal
+        from concentrator.config import check   # boot only (board.build drops it)
         self.cfg = cfg = check(cfg)
         self.dev = cfg["dev"]
         self.key = P.key_from_hex(cfg["key"])

@@ -4,6 +4,7 @@
 # usocket, time, os); the simulator has sim.hal.SimHal and the virtual board
 # its own. docs/architecture.md lists the whole interface; this base class
 # holds the parts every implementation shares.
+from concentrator import jsonfile
 
 
 class Hal:
@@ -71,34 +72,16 @@ class Hal:
     def statvfs(self, path):
         raise NotImplementedError
 
+    # the shared implementations are in jsonfile.py
     def exists(self, path):
-        try:
-            self.stat(path)
-            return True
-        except OSError:
-            return False
+        return jsonfile.exists(self, path)
 
     def read_json(self, path, default=None):
-        try:
-            import ujson as json
-        except ImportError:
-            import json
-        try:
-            with self.open(path, "r") as f:
-                return json.loads(f.read())
-        except (OSError, ValueError):
-            return default
+        return jsonfile.read_json(self, path, default)
 
     def write_json(self, path, obj):
-        # atomic: write a temporary file, then rename over the old one
-        try:
-            import ujson as json
-        except ImportError:
-            import json
-        tmp = path + ".tmp"
-        with self.open(tmp, "w") as f:
-            f.write(json.dumps(obj))
-        self.rename(tmp, path)
+        # atomic: a temporary file renamed over the old one
+        jsonfile.write_json(self, path, obj)
 
     # -- network -------------------------------------------------------------
     def net_up(self):

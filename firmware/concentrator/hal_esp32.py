@@ -5,6 +5,8 @@ import time
 
 import machine
 
+from concentrator import jsonfile
+
 EPOCH_2000 = 946684800   # ESP32 MicroPython counts seconds from 2000-01-01
 _PARITY = {"N": None, "E": 0, "O": 1}
 
@@ -104,8 +106,6 @@ class _SocketModule:
 
 class Esp32Hal:
     def __init__(self, board, wifi=None, socket_timeout_s=2):
-        from concentrator.hal import Hal
-        self._base = Hal
         self.uart = Uart(board["uart"])
         self.relays = [machine.Pin(p, machine.Pin.OUT, value=1) for p in board.get("relays", [])]
         self.feedback = [machine.Pin(p, machine.Pin.IN, machine.Pin.PULL_UP) for p in board.get("feedback", [])]
@@ -184,14 +184,15 @@ class Esp32Hal:
     def statvfs(self, path):
         return os.statvfs(path)
 
+    # the shared implementations (also hal.Hal's) are in jsonfile.py
     def exists(self, path):
-        return self._base.exists(self, path)
+        return jsonfile.exists(self, path)
 
     def read_json(self, path, default=None):
-        return self._base.read_json(self, path, default)
+        return jsonfile.read_json(self, path, default)
 
     def write_json(self, path, obj):
-        self._base.write_json(self, path, obj)
+        jsonfile.write_json(self, path, obj)
 
     # network
     def net_up(self):

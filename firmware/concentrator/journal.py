@@ -134,7 +134,8 @@ class Journal:
         self._buf = bytearray(256)
         self._n = 0               # bytes of the pending (unflushed) frame payload
         self._durable = 0         # last seq that is in flash
-        self._rbuf = bytearray(segment_bytes)
+        self._rbuf = None         # segment read buffer: allocated by _load,
+                                  # dropped after each read pass (not kept live)
         self._ready = False
         self._pend_event = None
         self._ms = {}             # encoder state per meter, kept across segments
@@ -204,6 +205,7 @@ class Journal:
         if segs:
             # a segment's records all precede the next segment's first seq
             last = max(last, segs[-1] - 1)
+        self._rbuf = None
         self.last_seq = max(last, self.acked_seq)
         self._durable = self.last_seq
         self._drop_acked()
@@ -234,6 +236,8 @@ class Journal:
         except OSError:
             return 0
         try:
+            if self._rbuf is None:
+                self._rbuf = bytearray(self.segment_bytes)
             mv = memoryview(self._rbuf)
             n = 0
             cap = len(self._rbuf)
@@ -499,6 +503,7 @@ class Journal:
             n = self._load(first)
             lo = out[-1][0] if out else after
             self._scan(n, out, lo, limit)
+        self._rbuf = None
         return out
 
     def ack(self, seq):
@@ -574,6 +579,7 @@ class Journal:
             r = journal_thin.thin(self, 1) or journal_thin.thin(self, 2)
         finally:
             self._buf = buf           # merging grows a buffer: not kept
+            self._rbuf = None
             self._n = 0
             if sys.implementation.name == "micropython":
                 import concentrator

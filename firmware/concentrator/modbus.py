@@ -20,15 +20,22 @@ STAT_KEYS = ("polls", "ok", "requests", "timeouts", "crc", "wrong_address",
              "errors", "skipped", "silent", "fails")
 
 
+# A dict literal's table holds exactly its keys and copy() keeps that size:
+# 177 B per meter in the VM instead of 209 B for a dict grown key by key.
+_TEMPLATE = {
+    "polls": 0, "ok": 0, "requests": 0, "timeouts": 0, "crc": 0,
+    "wrong_address": 0, "wrong_function": 0, "short": 0, "exceptions": 0,
+    "bad_echo": 0, "bad_value": 0, "errors": 0, "skipped": 0, "silent": 0,
+    "fails": 0,
+    "offline": False,
+    "last_exc": 0,           # last exception code a meter sent
+    "rtt_ms": -1,            # smoothed reply latency, -1 = unknown
+    "_x": 0,                 # polls until the "extra" registers are due
+}
+
+
 def new_stats():
-    st = {}
-    for k in STAT_KEYS:
-        st[k] = 0
-    st["offline"] = False
-    st["last_exc"] = 0       # last exception code a meter sent
-    st["rtt_ms"] = -1        # smoothed reply latency, -1 = unknown
-    st["_x"] = 0             # polls until the "extra" registers are due
-    return st
+    return _TEMPLATE.copy()
 
 
 def stats_of(meter):

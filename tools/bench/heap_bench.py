@@ -14,6 +14,10 @@ board.build(). Measured in the VM with gc.mem_alloc():
   fw_heap_live_after_2k_steps_bytes    after 2 000 steps (--quick; the 10k name is
                                        only printed when 10 000 steps really ran)
   fw_heap_growth_bytes                 the difference (goal: 0, no growth)
+  fw_heap_live_min_first_500_bytes     lowest live heap over steps 40..539 and over
+  fw_heap_live_min_last_500_bytes      the last 500 steps: less sensitive than the
+                                       two single samples to what is in flight at
+                                       that moment (a batch awaiting its ack)
   fw_alloc_per_cycle_bytes             bytes allocated by one step, mean
   fw_alloc_per_poll_step_bytes         ... by a step that polled a meter, mean
   vm_heap_before_firmware_bytes        live heap before the firmware is imported:
@@ -52,6 +56,8 @@ class M:
     alloc = 0
     poll_alloc = 0
     polls = 0
+    lo_first = 1 << 30
+    lo_last = 1 << 30
     def step(self):
         a = gc.mem_alloc()             # GC ran between steps: live heap
         self.n += 1
@@ -67,12 +73,16 @@ class M:
         app = self.app
         if n == 40:
             self.live_boot = a
+        if 40 <= n < 540 and a < self.lo_first:
+            self.lo_first = a
+        if n > N - 500 and a < self.lo_last:
+            self.lo_last = a
         if n == N + 1:
             f = open('bench.json', 'w')
             f.write('{"pre": %%d, "boot": %%d, "end": %%d, "steps": %%d, "alloc": %%d,'
-                    ' "polls": %%d, "poll_alloc": %%d}' %% (
+                    ' "polls": %%d, "poll_alloc": %%d, "lo_first": %%d, "lo_last": %%d}' %% (
                         self.pre, self.live_boot, a, N - 40, self.alloc, self.polls,
-                        self.poll_alloc))
+                        self.poll_alloc, self.lo_first, self.lo_last))
             f.close()
             import vboard
             vboard.sync()
@@ -145,6 +155,8 @@ def run(quick=False):
         "fw_heap_live_after_10k_steps_bytes" if steps == 10000 else
         "fw_heap_live_after_2k_steps_bytes": r["end"] - pre,
         "fw_heap_growth_bytes": r["end"] - r["boot"],
+        "fw_heap_live_min_first_500_bytes": r["lo_first"] - pre,
+        "fw_heap_live_min_last_500_bytes": r["lo_last"] - pre,
         "fw_alloc_per_cycle_bytes": r["alloc"] // max(1, r["steps"]),
         "fw_alloc_per_poll_step_bytes": r["poll_alloc"] // max(1, r["polls"]),
         "vm_heap_before_firmware_bytes": pre,
