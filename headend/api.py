@@ -294,11 +294,15 @@ def list_accounts(session=Depends(get_session)):
     return session.exec(select(Account).order_by(Account.id)).all()
 
 
+def _get_or_404(session, model, pk, what):
+    row = session.get(model, pk)
+    if row is None:
+        raise HTTPException(404, "no %s %d" % (what, pk))
+    return row
+
+
 def _account(session, account_id):
-    a = session.get(Account, account_id)
-    if a is None:
-        raise HTTPException(404, "no account %d" % account_id)
-    return a
+    return _get_or_404(session, Account, account_id, "account")
 
 
 @router.get("/accounts/{account_id}", tags=["accounts"])
@@ -374,10 +378,7 @@ def list_tariffs(session=Depends(get_session)):
 
 
 def _tariff_row(session, tariff_id):
-    t = session.get(Tariff, tariff_id)
-    if t is None:
-        raise HTTPException(404, "no tariff %d" % tariff_id)
-    return t
+    return _get_or_404(session, Tariff, tariff_id, "tariff")
 
 
 @router.post("/tariffs/{tariff_id}/versions", status_code=201, tags=["tariffs"])
@@ -448,9 +449,7 @@ def override_relay(meter_pk: int, body: OverrideIn, request: Request, session=De
     forces it off, until `until` (Unix seconds); `auto` ends the override.
     Sends a signed `cmd` {op: "relay"} (expires in 5 minutes) and records an
     event with the actor."""
-    m = session.get(Meter, meter_pk)
-    if m is None:
-        raise HTTPException(404, "no meter %d" % meter_pk)
+    m = _get_or_404(session, Meter, meter_pk, "meter")
     now = int(time.time())
     if body.state != "auto" and body.until <= now:
         raise HTTPException(422, "until %d is not in the future" % body.until)
