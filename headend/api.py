@@ -365,10 +365,18 @@ def create_tariff(body: TariffIn, request: Request, session=Depends(get_session)
                                     site_default=body.site_default)
     except provision.ProvisionError as e:
         raise _tariff_error(e)
-    msgs = _push_site_tariff(session, t.site_id) if provision.site_tariff_name(session, t.site_id) == t.name else []
+    return _commit_tariff_change(request, session, t, t)
+
+
+def _commit_tariff_change(request, session, tariff, version):
+    """Commit a new tariff (version); if it is the site's tariff, push the
+    versions to every board of the site."""
+    site_id = tariff.site_id
+    msgs = (_push_site_tariff(session, site_id)
+            if provision.site_tariff_name(session, site_id) == tariff.name else [])
     session.commit()
     request.app.state.publish(msgs)
-    return dict(t.model_dump(), tariff_pushed=len(msgs))
+    return dict(version.model_dump(), tariff_pushed=len(msgs))
 
 
 @router.get("/tariffs", tags=["tariffs"])
@@ -398,10 +406,7 @@ def add_tariff_version(tariff_id: int, body: TariffVersionIn, request: Request, 
                                          effective=body.effective)
     except provision.ProvisionError as e:
         raise _tariff_error(e)
-    msgs = _push_site_tariff(session, row.site_id) if provision.site_tariff_name(session, row.site_id) == row.name else []
-    session.commit()
-    request.app.state.publish(msgs)
-    return dict(t.model_dump(), tariff_pushed=len(msgs))
+    return _commit_tariff_change(request, session, row, t)
 
 
 @router.get("/tariffs/{tariff_id}/versions", tags=["tariffs"])
