@@ -1,15 +1,6 @@
-import os
-import sys
+import uuid
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for p in (ROOT, os.path.join(ROOT, "firmware")):
-    if p not in sys.path:
-        sys.path.insert(0, p)
-
-
-import uuid  # noqa: E402
-
-import pytest  # noqa: E402
+import pytest
 
 PG_ADMIN = dict(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
 

@@ -103,11 +103,7 @@ def build_image(out_dir, config, board, mpy_cross=None, umqtt=True, compile=True
 
 
 def check_config(config, board):
-    sys.path.insert(0, FIRMWARE)
-    try:
-        from concentrator.config import ConfigError, check, check_board
-    finally:
-        sys.path.remove(FIRMWARE)
+    from concentrator.config import ConfigError, check, check_board
     try:
         c = check(config)
         check_board(board)

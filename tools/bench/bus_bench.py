@@ -22,10 +22,6 @@ the bus's virtual clock, so the figures are bus time, not host speed.
 import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-for _p in (ROOT, os.path.join(ROOT, "firmware")):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
 
 from concentrator.meters import MeterBus  # noqa: E402
 from sim.bus import Bus, BusHal, char_us, t35_us  # noqa: E402

@@ -9,10 +9,6 @@ import os
 import random
 import sys
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-for _p in (_ROOT, os.path.join(_ROOT, "firmware")):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
 
 from sim.flash import FlashFS, NorFlash  # noqa: E402
 from concentrator.journal import Journal  # noqa: E402

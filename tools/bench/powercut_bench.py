@@ -14,10 +14,6 @@ quick: 2 simulated days, >= 100 cuts; full: a simulated month, >= 1000 cuts.
 import os
 import sys
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-for _p in (_ROOT, os.path.join(_ROOT, "firmware")):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
 
 
 def run(quick=True):

@@ -15,10 +15,7 @@ import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for _p in (ROOT, os.path.join(ROOT, "firmware")):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+from tests.support import ROOT
 
 from concentrator import modbus  # noqa: E402
 from concentrator.meters import MeterBus  # noqa: E402

@@ -7,16 +7,13 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for _p in (ROOT, os.path.join(ROOT, "firmware")):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+from tests.support import ROOT
 
 from sim.mpvm import run_micropython  # noqa: E402
-from tests.vm_cases import pure_cases  # noqa: E402
+from tests.firmware.vm_cases import pure_cases  # noqa: E402
 
 CASES = pure_cases.cases()
-SRC = os.path.join(ROOT, "tests", "vm_cases", "pure_cases.py")
+SRC = os.path.join(ROOT, "tests", "firmware", "vm_cases", "pure_cases.py")
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,7 @@ import time
 
 from hypothesis import given, settings, strategies as st
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for _p in (ROOT, os.path.join(ROOT, "firmware")):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+from tests.support import ROOT
 
 from concentrator.meters import MeterBus  # noqa: E402
 from sim.bus import Bus, BusHal, char_us  # noqa: E402

@@ -10,9 +10,7 @@ import time
 import pytest
 import serial
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from tests.support import ROOT
 
 from sim.dlt645_meter import Dlt645Meter  # noqa: E402
 from sim.load import ConstantLoad  # noqa: E402

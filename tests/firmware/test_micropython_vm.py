@@ -7,10 +7,7 @@ import tempfile
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for _p in (ROOT, os.path.join(ROOT, "firmware")):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+from tests.support import ROOT
 
 from sim.mpvm import MicroPythonError, RUNNER, run_micropython  # noqa: E402
 

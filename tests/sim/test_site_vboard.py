@@ -12,9 +12,7 @@ import time
 import pytest
 from sqlmodel import select
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from tests.support import ROOT
 
 from headend.models import Concentrator, Event, Reading  # noqa: E402
 from headend.seed import seed_site  # noqa: E402

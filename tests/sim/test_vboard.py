@@ -14,9 +14,7 @@ import uuid
 import pytest
 import serial
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from tests.support import ROOT
 
 from sim.vboard_host import VirtualBoard  # noqa: E402
 

@@ -7,10 +7,7 @@ runs out and close after a recharge."""
 import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for _p in (ROOT, os.path.join(ROOT, "firmware")):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+from tests.support import ROOT
 
 from headend.billing import cost_mu  # noqa: E402
 from sim.dlt645_meter import Dlt645Meter  # noqa: E402

@@ -3,10 +3,7 @@ on the simulated RS485 bus, and they are within their goals."""
 import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for _p in (ROOT, os.path.join(ROOT, "firmware")):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+from tests.support import ROOT
 
 from tools.bench import bus_bench  # noqa: E402
 from tools.bench.__main__ import main  # noqa: E402

@@ -9,9 +9,7 @@ import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from tests.support import ROOT
 
 from sim.load import ConstantLoad  # noqa: E402
 from sim.modbus_meter import PrepaidIntMeter, SDM120Meter  # noqa: E402

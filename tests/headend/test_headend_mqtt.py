@@ -12,10 +12,7 @@ import uuid
 import paho.mqtt.client as mqtt
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for _p in (ROOT, os.path.join(ROOT, "firmware")):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+from tests.support import ROOT
 
 from concentrator import protocol  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402

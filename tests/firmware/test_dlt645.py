@@ -10,10 +10,7 @@ import sys
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for _p in (ROOT, os.path.join(ROOT, "firmware")):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+from tests.support import ROOT
 
 from concentrator import dlt645 as D  # noqa: E402
 from sim.dlt645_meter import Dlt645Meter  # noqa: E402
