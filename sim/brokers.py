@@ -9,7 +9,7 @@ import sys
 import tempfile
 import time
 
-from headend.broker import EmbeddedBroker, free_port
+from headend.transport.broker import EmbeddedBroker, free_port
 
 
 def stop_process(proc, timeout=10, kill=False):
@@ -58,7 +58,7 @@ class AmqttBroker:
             self._b = EmbeddedBroker(self.host, self.port).start()
         else:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "headend.broker", "--host", self.host, "--port", str(self.port)],
+                [sys.executable, "-m", "headend.transport.broker", "--host", self.host, "--port", str(self.port)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not wait_port(self.host, self.port, timeout=20):
             self.stop()

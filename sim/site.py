@@ -233,7 +233,7 @@ class Site:
 
     # -- provisioning ------------------------------------------------------------
     def provisioning(self):
-        """What the head-end must know: for headend.seed.seed_site."""
+        """What the head-end must know: for headend.services.seed.seed_site."""
         out = []
         for vc in self.concentrators:
             ms = []

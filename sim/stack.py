@@ -16,10 +16,12 @@ import time
 import httpx
 from sqlmodel import select
 
-from headend import db
-from headend.broker import free_port
+from headend.core import db, migrate
 from headend.models import Account, LedgerEntry, Meter, Reading
-from headend.seed import seed_site
+from headend.services import auth, users
+from headend.services.actor import system_actor
+from headend.services.seed import seed_site
+from headend.transport.broker import free_port
 from sim.brokers import make_broker, stop_process
 from sim.site import Site
 
@@ -47,12 +49,14 @@ class Stack:
         self.http_port = http_port
         self.site = None
         self.seeded = None
+        self.tokens = {}          # user name -> API token
+        self.passwords = {}       # user name -> password (demo logins)
 
     # -- lifecycle -------------------------------------------------------------
     def start(self):
         self.broker.start()
         self.engine = db.make_engine(self.database_url)
-        db.init_db(self.engine)
+        migrate.upgrade(self.engine)
         self.sessions = db.session_factory(self.engine)
         kw = dict(self.site_kwargs)
         kw.setdefault("broker", (self.broker.host, self.broker.port))
@@ -70,20 +74,40 @@ class Stack:
                 tariff_price_mu_per_kwh=self.price,
                 tariff_spec=self.tariff,
                 opening_balance_mu=self.opening_balance_mu)
+        self.pid = self.seeded["property_id"]
+        self.add_user("stack-admin", "admin")
         self.start_headend()
         return self
+
+    def add_user(self, username, role=None, tenant_id=None, password=None):
+        """A login for tests, benchmarks and the demo; returns its API token
+        (self.tokens) and keeps the password (self.passwords)."""
+        password = password or (username + "-pass")
+        with self.session() as s:
+            sysactor = system_actor(s)
+            u = users.create_user(s, sysactor, username, password, role=role, tenant_id=tenant_id,
+                                  property_ids=[self.pid] if role not in (None, "admin") else [])
+            _t, raw = auth.create_api_token(s, users.actor_for(s, u), "stack")
+            s.commit()
+        self.tokens[username] = raw
+        self.passwords[username] = password
+        return raw
+
+    def client(self, username):
+        """An HTTP client of the head-end logged in as `username`."""
+        return httpx.Client(base_url="http://127.0.0.1:%d" % self.http_port, timeout=10,
+                            headers={"Authorization": "Bearer " + self.tokens[username]})
 
     def start_headend(self, port=None):
         """The head-end in its own process (`wattkeeper serve`), as in production."""
         self.http_port = port or self.http_port or free_port()
         env = dict(os.environ, WK_DATABASE_URL=self.database_url, WK_MQTT_URL=self.broker.url,
-                   WK_HOST="127.0.0.1", WK_PORT=str(self.http_port), WK_EMBEDDED_BROKER="",
-                   WK_SITE=self.site.name)
+                   WK_HOST="127.0.0.1", WK_PORT=str(self.http_port), WK_EMBEDDED_BROKER="")
         self.log_path = os.path.join(self.workdir, "headend.log")
         self.proc = subprocess.Popen([sys.executable, "-m", "headend.cli", "serve", "--log-level", "warning"],
                                      cwd=ROOT, env=env, stdout=open(self.log_path, "ab"),
                                      stderr=subprocess.STDOUT)
-        self.http = httpx.Client(base_url="http://127.0.0.1:%d" % self.http_port, timeout=10)
+        self.http = self.client("stack-admin")
         t_end = time.monotonic() + 30
         while time.monotonic() < t_end:
             if self.proc.poll() is not None:
@@ -155,7 +179,14 @@ class Stack:
             return list(s.exec(q))
 
     def recharge(self, meter_id, amount_mu, actor="cashier"):
-        r = self.http.post("/api/accounts/%d/recharge" % self.account_id(meter_id),
-                           json={"amount_mu": amount_mu, "actor": actor})
+        """Sell credit through the API as cashier `actor` (created when new).
+        amount_mu must be whole fen (a multiple of 100 mu)."""
+        if amount_mu % 100:
+            raise ValueError("a sale is in whole fen: %d mu" % amount_mu)
+        if actor not in self.tokens:
+            self.add_user(actor, "cashier")
+        with self.client(actor) as c:
+            r = c.post("/api/accounts/%d/recharge" % self.account_id(meter_id),
+                       json={"amount": "%d.%02d" % (amount_mu // 10000, amount_mu % 10000 // 100)})
         r.raise_for_status()
         return r.json()

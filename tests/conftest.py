@@ -27,13 +27,13 @@ def pg_database():
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request, tmp_path):
     """The head-end's engine on SQLite and on a fresh PostgreSQL database."""
-    from headend import db
+    from headend.core import db, migrate
     if request.param == "sqlite":
         url, drop = "sqlite:///" + str(tmp_path / "wk.db"), None
     else:
         url, drop = pg_database()
     eng = db.make_engine(url)
-    db.init_db(eng)
+    migrate.upgrade(eng)
     yield eng
     eng.dispose()
     if drop:

@@ -3,7 +3,7 @@ and a virtual clock: no broker (the board is offline), downlink messages are
 handed to it signed as the head-end would sign them."""
 
 from concentrator import protocol as P
-from headend.broker import free_port
+from headend.transport.broker import free_port
 from sim.load import ConstantLoad
 from sim.site import Site
 

@@ -13,10 +13,13 @@ from tests.support import ROOT
 from concentrator import protocol  # noqa: E402
 from sqlmodel import select  # noqa: E402
 
-from headend import billing, db, ledger  # noqa: E402
+from headend.core import db
+from headend.services import billing, ledger  # noqa: E402
 from headend.ingest import Ingest  # noqa: E402
 from headend.models import Account, Concentrator, Event, LedgerEntry, Meter, Reading  # noqa: E402
-from headend.seed import seed_site  # noqa: E402
+from headend.services import users
+from headend.services.actor import system_actor
+from headend.services.seed import seed_site  # noqa: E402
 
 PRICE = 6000          # mu per kWh (0.60 per kWh)
 OPENING = 1_000_000   # mu (100.00)
@@ -115,7 +118,9 @@ def test_billing_ack_and_credit_push(site):
     with sf() as s:
         entries = s.exec(select(LedgerEntry).where(LedgerEntry.account_id == acc[0],
                                                    LedgerEntry.kind == "consumption")).all()
-        assert len(entries) == 4 and all(e.actor == board.dev for e in entries)
+        conc_id = s.exec(select(Concentrator.id).where(Concentrator.dev == board.dev)).one()
+        # every consumption entry names the board that measured it, and no person
+        assert len(entries) == 4 and all(e.concentrator_id == conc_id and e.user_id is None for e in entries)
         assert all(e.reference.startswith("reading:") for e in entries)
     assert_ledger_consistent(sf)
 
@@ -241,12 +246,17 @@ def test_concurrent_recharges_and_consumption_keep_ledger_exact(site):
     import threading
     sf, ing, board, acc = site
     errors = []
+    with sf() as s:
+        sysactor = system_actor(s)
+        cashiers = [users.create_user(s, sysactor, "cashier-%d" % k, "password-%d" % k, role="cashier").id
+                    for k in range(3)]
+        s.commit()
 
     def cashier(k):
         try:
             for i in range(15):
                 with sf() as s:
-                    ledger.post(s, acc[0], "recharge", 1000 + k, actor="cashier-%d" % k)
+                    ledger.post(s, acc[0], "recharge", 1000 + k, user_id=cashiers[k])
                     s.commit()
         except Exception as e:  # pragma: no cover - reported below
             errors.append(e)

@@ -9,7 +9,7 @@ import sys
 
 from tests.support import ROOT
 
-from headend.billing import cost_mu  # noqa: E402
+from headend.services.billing import cost_mu  # noqa: E402
 from sim.dlt645_meter import Dlt645Meter  # noqa: E402
 from sim.load import ConstantLoad  # noqa: E402
 from sim.modbus_meter import PrepaidIntMeter, SDM120Meter  # noqa: E402

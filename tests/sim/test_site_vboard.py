@@ -15,7 +15,7 @@ from sqlmodel import select
 from tests.support import ROOT
 
 from headend.models import Concentrator, Event, Reading  # noqa: E402
-from headend.seed import seed_site  # noqa: E402
+from headend.services.seed import seed_site  # noqa: E402
 from sim.load import ConstantLoad  # noqa: E402
 from sim.modbus_meter import PrepaidIntMeter, SDM120Meter  # noqa: E402
 from sim.stack import Stack  # noqa: E402

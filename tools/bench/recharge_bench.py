@@ -64,6 +64,7 @@ def run(quick=False, runs=None):
             site.settle(10, until=lambda: site.pending() == 0)
             # pay the debt (the last poll's overshoot) plus TOP_UP_MU
             amount = TOP_UP_MU + max(0, -min(st.balance(METER), vc.fw.credit_of(idx)))
+            amount = -(-amount // 100) * 100     # a sale is in whole fen
             t0 = time.perf_counter()
             st.recharge(METER, amount, actor="bench")
             deadline = t0 + 30

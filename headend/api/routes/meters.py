@@ -1,0 +1,65 @@
+"""Meters: provisioning, the staff list, billing account, relay overrides."""
+from typing import Annotated, Literal, Optional
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+
+from ...core import permissions as P
+from ...models import MeterAccountUpdate, MeterCreate, MeterPublic, MeterRow
+from ...models.base import MAX_ID
+from ...services import commands, devices, meters
+from ...services.actor import Actor
+from ..deps import Id, SessionDep, require
+from .common import CommandResult, wake_outbox
+
+router = APIRouter(prefix="/api/meters", tags=["meters"])
+
+
+class OverrideIn(BaseModel):
+    model_config = {"extra": "forbid", "strict": True}
+    state: Literal["open", "closed", "auto"]
+    until: Optional[int] = Field(default=None, ge=0, le=2 ** 40, description="Unix seconds; required for open/closed")
+
+
+@router.post("", response_model=MeterPublic, status_code=201)
+def create_meter(body: MeterCreate, session: SessionDep, actor: Annotated[Actor, require(P.DEVICES_WRITE)]):
+    m = devices.create_meter(session, actor, body.concentrator_id, body.meter_id, body.model, body.index,
+                             body.account_id, body.opening_energy_wh, unit_id=body.unit_id)
+    session.commit()
+    return m
+
+
+@router.get("", response_model=list[MeterRow])
+def list_meters(request: Request, session: SessionDep, actor: Annotated[Actor, require(P.PROPERTY_READ)],
+                property_id: Annotated[Optional[int], Query(ge=1, le=MAX_ID)] = None):
+    """Every meter of the caller's properties with its account, balance, last reading,
+    relay state and last-seen time, and `bus_errors`: the board's per-meter RS485 error
+    counters since its boot (timeouts, crc, wrong_address, exceptions, offline = times it
+    went offline), null until a status message carried them."""
+    st = request.app.state
+    return meters.meter_rows(session, actor, st.settings.offline_after_s, st.ingest.bus_errors,
+                             property_id=property_id)
+
+
+@router.put("/{meter_pk}/account", response_model=MeterPublic)
+def set_meter_account(meter_pk: Id, body: MeterAccountUpdate, request: Request, session: SessionDep,
+                      actor: Annotated[Actor, require(P.ACCOUNTS_WRITE)]):
+    from ...services import pushes
+    m = devices.assign_meter(session, actor, meter_pk, body.account_id)
+    pushes.queue_credit_for_meters(session, [m])
+    session.commit()
+    wake_outbox(request)
+    return m
+
+
+@router.post("/{meter_pk}/override", response_model=CommandResult, status_code=202)
+def override_relay(meter_pk: Id, body: OverrideIn, request: Request, session: SessionDep,
+                   actor: Annotated[Actor, require(P.RELAYS_OVERRIDE)]):
+    """Staff override of a meter's relay: `closed` keeps the power on, `open`
+    forces it off, until `until` (Unix seconds); `auto` ends the override.
+    Sends a signed `cmd` {op: "relay"} (expires in 5 minutes) and records an
+    event naming the user."""
+    r = commands.override_relay(session, actor, meter_pk, body.state, body.until)
+    session.commit()
+    wake_outbox(request)
+    return r

@@ -1,0 +1,2 @@
+"""What every part of the head-end shares: settings, the database, security,
+money and time formatting, event codes."""

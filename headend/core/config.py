@@ -1,0 +1,55 @@
+"""Settings from the environment (WK_*), with pydantic-settings.
+
+    settings = Settings()                      # WK_DATABASE_URL, WK_MQTT_URL, ...
+    settings = Settings(database_url="sqlite:///x.db")   # overrides (tests)
+"""
+import os
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_db_url():
+    return "sqlite:///" + os.path.join(os.getcwd(), "var", "wattkeeper.db")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WK_", extra="ignore", env_ignore_empty=True)
+
+    database_url: str = Field(default_factory=_default_db_url,
+                              description="sqlite:///path or postgresql+psycopg2://user@host/db")
+    mqtt_url: str = Field(default="mqtt://127.0.0.1:1883",
+                          description="mqtt://[user[:password]@]host[:port], mqtts:// for TLS")
+    mqtt_ca_file: str = Field(default="", description="CA certificate for mqtts:// (default: system CAs)")
+    mqtt_shared: bool = Field(default=False, description="subscribe $share/wk-headend/wk/+/up")
+    embedded_broker: bool = Field(default=False, description="start an amqtt broker on mqtt_url's host:port")
+    mqtt_client_id: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    offline_after_s: int = Field(default=900, description="a concentrator is offline after this silence")
+    # logins
+    session_ttl_s: int = Field(default=12 * 3600, description="dashboard session lifetime")
+    access_token_ttl_s: int = Field(default=8 * 3600, description="OAuth2 access token lifetime")
+    lockout_attempts: int = Field(default=5, description="failed logins that lock an account")
+    lockout_s: int = Field(default=15 * 60, description="how long a locked account stays locked")
+    cookie_secure: bool = Field(default=False, description="send cookies only over HTTPS (set behind TLS)")
+    # front-end packages installed from npm (tools/bootstrap.sh)
+    node_modules: str = Field(default_factory=lambda: os.path.join(
+        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "node_modules"))
+    default_language: str = Field(default="zh-CN", description="zh-CN or en, when the browser says neither")
+
+
+def parse_mqtt_url(url):
+    """mqtt://[user[:password]@]host[:port] (mqtts:// for TLS) -> dict."""
+    u = urlsplit(url)
+    if u.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+        raise ValueError("MQTT URL must start with mqtt:// or mqtts://: %r" % url)
+    tls = u.scheme in ("mqtts", "ssl")
+    return {
+        "host": u.hostname or "127.0.0.1",
+        "port": u.port or (8883 if tls else 1883),
+        "username": unquote(u.username) if u.username else None,
+        "password": unquote(u.password) if u.password else None,
+        "tls": tls,
+    }

@@ -1,0 +1,64 @@
+"""Event codes and their texts: the board's (1..99, concentrator.protocol)
+and the head-end's own (100 and up)."""
+from concentrator import protocol
+
+# the head-end's own event codes
+EV_UPLINK_REJECTED = 100   # detail = index in protocol.REJECT_REASONS
+EV_BAD_RECORD = 101        # a record that failed check_record (stored to keep seqs contiguous)
+EV_NOT_BILLED = 102        # reading not billed (register went backwards, ...)
+EV_METER_LIST = 103        # board's meter list differs from the head-end's
+EV_JOURNAL_RESET = 104     # board's journal is behind what the head-end committed
+EV_BILLING_MISMATCH = 105  # the board's charged_mu delta differs from the head-end's charge
+EV_COMMAND = 106           # a command sent to a board (user_id = who asked)
+EV_REKEYED = 107           # a board switched to its new key
+EV_LOW_BALANCE = protocol.EV_LOW_CREDIT
+
+_EVENT_TEXT = {
+    protocol.EV_BOOT: "boot",
+    protocol.EV_RELAY_OPEN: "relay opened",
+    protocol.EV_RELAY_CLOSE: "relay closed",
+    protocol.EV_RELAY_MISMATCH: "relay read-back mismatch",
+    protocol.EV_METER_OFFLINE: "meter offline",
+    protocol.EV_METER_ONLINE: "meter online",
+    protocol.EV_JOURNAL_THINNED: "journal thinned",
+    protocol.EV_MSG_REJECTED: "downlink rejected",
+    protocol.EV_IMPLAUSIBLE: "implausible delta",
+    protocol.EV_LOW_CREDIT: "low credit",
+    protocol.EV_OVERRIDE: "override",
+    protocol.EV_TIME_SET: "clock set from the head-end",
+    protocol.EV_REKEY: "device key rotated",
+    EV_UPLINK_REJECTED: "uplink rejected",
+    EV_BAD_RECORD: "malformed record",
+    EV_NOT_BILLED: "reading not billed",
+    EV_METER_LIST: "meter list",
+    EV_JOURNAL_RESET: "board journal behind the head-end",
+    EV_BILLING_MISMATCH: "billing mismatch",
+    EV_COMMAND: "command",
+    EV_REKEYED: "rekey complete",
+}
+REJECT_TEXT = {
+    "malformed": "not a well-formed message",
+    "too_long": "longer than %d bytes" % protocol.MAX_MESSAGE,
+    "bad_mac": "signature does not verify with the board's key",
+    "wrong_device": "addressed to another device",
+    "replay": "counter not above the last one accepted",
+    "expired": "command past its expiry time",
+    "unknown_device": "unknown device",
+    "bad_fields": "fields missing or invalid",
+}
+RELAY_REASON = {protocol.R_CREDIT: "credit", protocol.R_OVERRIDE: "staff override",
+                protocol.R_TECHNICIAN: "technician", protocol.R_LOAD_LIMIT: "load limit",
+                protocol.R_BOOT: "boot"}
+
+
+def describe_event(code, detail):
+    text = _EVENT_TEXT.get(code, "event %d" % code)
+    if code in (protocol.EV_RELAY_OPEN, protocol.EV_RELAY_CLOSE) and detail in RELAY_REASON:
+        text += " (%s)" % RELAY_REASON[detail]
+    elif code == protocol.EV_MSG_REJECTED:
+        if isinstance(detail, int) and 0 <= detail < len(protocol.REJECT_REASONS):
+            reason = protocol.REJECT_REASONS[detail]
+            text = "downlink rejected by the board: %s (%s)" % (reason, REJECT_TEXT.get(reason, ""))
+        else:
+            text = "downlink rejected by the board (reason %r)" % (detail,)
+    return text

@@ -1,0 +1,117 @@
+"""Ingest: one message, one transaction (ingest/__init__.py)."""
+import logging
+import threading
+import time
+
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlmodel import select
+
+from concentrator import protocol
+
+from ..core.events import EV_UPLINK_REJECTED
+from ..models import Concentrator, Event
+from ..transport import downlink
+from . import envelope, records, status
+from .billing_run import Biller
+from .envelope import Rejected
+from .stats import IngestStats
+
+log = logging.getLogger("headend.ingest")
+
+REJECTION_EVENT_INTERVAL_S = 60
+
+
+class Ingest:
+    def __init__(self, session_factory, clock=time.time, attempts=3):
+        self.session_factory = session_factory
+        self.clock = clock
+        self.attempts = attempts
+        self.stats = IngestStats()
+        self.bill = Biller(self.stats)
+        self._last_reject_event = {}
+        self._reject_lock = threading.Lock()
+        # meter pk -> bus error counters of the board's last status (since
+        # its boot): {"timeouts", "crc", "wrong_address", "exceptions",
+        # "offline", "ts"}; shown by GET /api/meters as "bus_errors"
+        self.bus_errors = {}
+
+    def handle(self, topic, payload):
+        self.stats.inc("received")
+        try:
+            for attempt in range(self.attempts):
+                try:
+                    out = self._handle(topic, payload)
+                    self.stats.inc("accepted")
+                    self.stats.inc("downlinks", len(out))
+                    return out
+                except (IntegrityError, OperationalError) as e:
+                    # a concurrent worker stored the same seq, or the database was busy
+                    if attempt + 1 == self.attempts:
+                        raise
+                    log.info("ingest retry after %s", type(e).__name__)
+                    time.sleep(0.05 * (attempt + 1))
+        except Rejected as r:
+            self.stats.inc("rejected")
+            self.stats.inc("rejected_" + r.reason)
+            log.warning("uplink rejected on %r: %s %s", topic, r.reason, r.detail)
+            if r.conc_id is not None:
+                self._rejection_event(r)
+        except Exception:
+            self.stats.inc("errors")
+            log.exception("ingest error on %r", topic)
+        return []
+
+    def _rejection_event(self, r):
+        """One event per board and reason per interval (a flood costs nothing)."""
+        key = (r.conc_id, r.reason)
+        now = self.clock()
+        with self._reject_lock:
+            if now - self._last_reject_event.get(key, -1e9) < REJECTION_EVENT_INTERVAL_S:
+                return
+            self._last_reject_event[key] = now
+        try:
+            with self.session_factory() as s:
+                idx = protocol.REJECT_REASONS.index(r.reason) if r.reason in protocol.REJECT_REASONS else None
+                s.add(Event(concentrator_id=r.conc_id, code=EV_UPLINK_REJECTED, detail=idx,
+                            ts=int(now), message=("uplink rejected: %s %s" % (r.reason, r.detail)).strip()[:500]))
+                s.commit()
+        except Exception:
+            log.exception("could not store rejection event")
+
+    def _handle(self, topic, payload):
+        dev, payload = envelope.parse(topic, payload)
+        now = int(self.clock())
+        with self.session_factory() as s:
+            # the row lock serialises workers handling the same device (PostgreSQL)
+            conc = s.exec(select(Concentrator).where(Concentrator.dev == dev).with_for_update()).first()
+            if conc is None:
+                raise Rejected("unknown_device", dev)
+            try:
+                body = envelope.verify(s, conc, payload, dev, now)
+                old_key = conc.key_next_hex is not None
+            except protocol.ProtocolError as e:
+                raise Rejected(e.args[0] if e.args else "malformed", "n=%s" % conc.last_up_n, conc.id)
+            envelope.claim_counter(s, conc, body["n"])
+            if body.get("v") != protocol.VERSION:
+                raise Rejected("bad_fields", "version %r" % body.get("v"), conc.id)
+            conc.last_seen = now
+            conc.online = True
+            t = body["t"]
+            pre = []
+            if old_key and (t == protocol.HELLO or (t == protocol.RECORDS and envelope.board_rejects_our_key(body))):
+                # a rekey is pending and the board still signs with the old
+                # key: it (re)connected without the command, or rejects the
+                # new key's downlinks. Send the command again first (its
+                # counter must come before the replies').
+                pre = [downlink.rekey_command(s, conc, ts=now)]
+            if t == protocol.HELLO:
+                out = pre + status.hello(s, conc, body, now)
+            elif t == protocol.RECORDS:
+                out = pre + records.records(s, conc, body, now, self.stats, self.bill)
+            elif t == protocol.STATUS:
+                out = status.status(s, conc, body, now, self.bus_errors)
+            else:
+                raise Rejected("bad_fields", "type %r" % t, conc.id)
+            s.add(conc)
+            s.commit()
+        return out

@@ -1,0 +1,103 @@
+"""hello (after every (re)connect) and st (periodic health) messages."""
+import json
+import logging
+
+from sqlmodel import select
+
+from concentrator import protocol
+
+from ..core.events import EV_JOURNAL_RESET, EV_METER_LIST
+from ..models import Event, Meter
+from ..services import billing, pushes, tariffs
+from ..transport import downlink
+from .envelope import is_int
+from .records import advance
+
+log = logging.getLogger("headend.ingest")
+
+BUS_ERROR_KEYS = ("timeouts", "crc", "wrong_address", "exceptions", "offline")
+
+
+def hello(s, conc, body, now):
+    if isinstance(body.get("fw"), str):
+        conc.fw = body["fw"][:40]
+    if is_int(body.get("boot")):
+        conc.boot = body["boot"]
+    last = body.get("last")
+    if is_int(last):
+        conc.journal_last = last
+        if last < conc.acked_seq:
+            s.add(Event(concentrator_id=conc.id, code=EV_JOURNAL_RESET, ts=now,
+                        message="board journal last=%d is behind committed seq %d (journal wiped?)"
+                        % (last, conc.acked_seq)))
+    acked = body.get("acked")
+    if is_int(acked) and acked > conc.acked_seq:
+        # the board deleted everything <= acked: it will never send it again
+        conc.acked_seq = acked
+        advance(s, conc)
+    meters = s.exec(select(Meter).where(Meter.concentrator_id == conc.id).order_by(Meter.index)).all()
+    board_ids = body.get("meters")
+    if isinstance(board_ids, list):
+        ours = {m.index: m.meter_id for m in meters}
+        theirs = {i: str(x) for i, x in enumerate(board_ids)}
+        if ours != theirs:
+            s.add(Event(concentrator_id=conc.id, code=EV_METER_LIST, ts=now,
+                        message=("meter list differs: board %s, head-end %s"
+                                 % (json.dumps(board_ids), json.dumps([ours[k] for k in sorted(ours)])))[:1000]))
+    out = [downlink.seal(s, conc, protocol.ACK, ts=now, seq=conc.acked_seq)]
+    try:
+        spec = billing.tariff_spec(tariffs.property_versions(s, conc.property_id))
+    except ValueError:
+        log.exception("%s: the property's tariff is invalid; not pushed", conc.dev)
+        spec = None
+    if spec is not None:
+        out.append(downlink.tariff_message(s, conc, spec, ts=now))
+    out += pushes.credit_for_meters(s, meters, ts=now)
+    return out
+
+
+def status(s, conc, body, now, bus_errors):
+    """bus_errors: the Ingest's {meter pk: counters} (updated here)."""
+    if is_int(body.get("pending")):
+        conc.pending = body["pending"]
+    if is_int(body.get("last")):
+        conc.journal_last = body["last"]
+    rows = body.get("meters")
+    if isinstance(rows, list):
+        by_index = {m.index: m for m in s.exec(select(Meter).where(Meter.concentrator_id == conc.id)).all()}
+        for row in rows:
+            if not isinstance(row, list) or len(row) < 4 or not is_int(row[0]):
+                continue
+            m = by_index.get(row[0])
+            if m is None:
+                continue
+            if row[1] in (0, 1):
+                m.online = bool(row[1])
+            if row[2] in (0, 1):
+                m.relay_closed = bool(row[2])
+            if is_int(row[3]):
+                m.local_credit_mu = row[3]
+            s.add(m)
+        bus = body.get("bus")
+        if isinstance(bus, list):
+            # [[index, timeouts, crc, wrong_address, exceptions, offline], ...]
+            # for the meters with any non-zero counter; the others are 0
+            # (unless "bus_all" is false: the board cut the list short)
+            for m in by_index.values() if body.get("bus_all", True) is not False else ():
+                e = dict.fromkeys(BUS_ERROR_KEYS, 0)
+                e["ts"] = now
+                bus_errors[m.id] = e
+            for row in bus:
+                if not isinstance(row, list) or len(row) != 1 + len(BUS_ERROR_KEYS) \
+                        or not all(is_int(x) and x >= 0 for x in row):
+                    continue
+                m = by_index.get(row[0])
+                if m is not None:
+                    e = dict(zip(BUS_ERROR_KEYS, row[1:]))
+                    e["ts"] = now
+                    bus_errors[m.id] = e
+    acked = body.get("acked")
+    if is_int(acked) and acked < conc.acked_seq:
+        # the board missed an ack: repeat it
+        return [downlink.seal(s, conc, protocol.ACK, ts=now, seq=conc.acked_seq)]
+    return []

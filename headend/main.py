@@ -1,0 +1,79 @@
+"""The application factory.
+
+    app = create_app(settings=None, start_mqtt=True)
+
+Upgrades the database (Alembic), builds the ingest, the REST API (/api), the
+dashboard and tenant portal, and /docs. With start_mqtt the MQTT ingest and
+outbox dispatcher (and, with settings.embedded_broker, an amqtt broker on
+the MQTT URL's port) start in the app's lifespan and stop with it.
+"""
+import contextlib
+import logging
+
+from fastapi import FastAPI
+
+from .api import errors
+from .api.routes import (accounts, audit, auth, concentrators, events, health, meters, portal, properties,
+                         tariffs, users)
+from .core import db, migrate
+from .core.config import Settings, parse_mqtt_url
+from .ingest import Ingest
+from .web import assets, docs
+from .web.pages import audit as audit_pages
+from .web.pages import auth as auth_pages
+from .web.pages import portal as portal_pages
+from .web.pages import staff as staff_pages
+from .web.pages import users as user_pages
+
+log = logging.getLogger("headend.app")
+
+API_ROUTERS = (auth.router, users.router, properties.router, concentrators.router, meters.router,
+               accounts.router, tariffs.router, events.router, audit.router, portal.router, health.router)
+WEB_ROUTERS = (auth_pages.router, staff_pages.router, audit_pages.router, user_pages.router, portal_pages.router,
+               docs.router)
+
+
+def create_app(settings=None, start_mqtt=True, engine=None, migrate_db=True):
+    settings = settings or Settings()
+    engine = engine or db.make_engine(settings.database_url)
+    if migrate_db:
+        migrate.upgrade(engine)
+    sf = db.session_factory(engine)
+    ingest = Ingest(sf)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        broker = None
+        if start_mqtt:
+            if settings.embedded_broker:
+                from .transport.broker import EmbeddedBroker
+                cfg = parse_mqtt_url(settings.mqtt_url)
+                broker = EmbeddedBroker(cfg["host"], cfg["port"]).start()
+                app.state.broker = broker
+            from .transport.mqtt import MqttService
+            app.state.mqtt = MqttService(ingest, settings.mqtt_url, shared=settings.mqtt_shared,
+                                         client_id=settings.mqtt_client_id or None, session_factory=sf,
+                                         ca_file=settings.mqtt_ca_file or None).start()
+        try:
+            yield
+        finally:
+            if app.state.mqtt is not None:
+                app.state.mqtt.stop()
+                app.state.mqtt = None
+            if broker is not None:
+                broker.stop()
+
+    app = FastAPI(title="Wattkeeper head-end", version="0.2.0", lifespan=lifespan, docs_url=None,
+                  redoc_url=None, description="Prepaid electricity metering: properties, meters, accounts, "
+                  "ledger, tariffs, MQTT ingest. Log in with POST /api/auth/token (OAuth2 password flow).")
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = sf
+    app.state.ingest = ingest
+    app.state.mqtt = None
+    app.state.broker = None
+    errors.install(app)
+    for r in API_ROUTERS + WEB_ROUTERS:
+        app.include_router(r)
+    assets.mount(app, settings.node_modules)
+    return app

@@ -1,0 +1,19 @@
+"""SQLModel tables, one file per aggregate, each with its request (Create /
+Update) and response (Public) classes. Money in mu (1/10000 currency unit),
+energy in Wh, time in Unix seconds UTC: all integers."""
+from .account import Account, AccountCreate, AccountPublic, Occupancy  # noqa: F401
+from .audit import AuditLog, AuditLogPublic  # noqa: F401
+from .base import MAX_ID, now_s  # noqa: F401
+from .concentrator import Concentrator, ConcentratorCreate, ConcentratorCreated, ConcentratorPublic  # noqa: F401
+from .downlink import Downlink  # noqa: F401
+from .event import Event, EventPublic  # noqa: F401
+from .ledger import LEDGER_KINDS, LedgerEntry, LedgerEntryPublic  # noqa: F401
+from .meter import Meter, MeterAccountUpdate, MeterCreate, MeterPublic, MeterRow  # noqa: F401
+from .property import (Building, BuildingCreate, BuildingPublic, Organisation, OrganisationCreate,  # noqa: F401
+                       OrganisationPublic, Property, PropertyCreate, PropertyPublic, Unit, UnitCreate,
+                       UnitPublic)
+from .reading import Reading, ReadingPublic  # noqa: F401
+from .tariff import Tariff, TariffPublic  # noqa: F401
+from .tenant import Tenant, TenantCreate, TenantPublic  # noqa: F401
+from .user import (ApiToken, ApiTokenCreate, ApiTokenCreated, ApiTokenPublic, AuthSession,  # noqa: F401
+                   PasswordChange, TokenResponse, User, UserCreate, UserGrant, UserPublic, UserUpdate)

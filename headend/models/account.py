@@ -1,0 +1,62 @@
+"""Accounts hold prepaid credit. A tenant's account occupies one or more
+units over time (Occupancy); each property has a vacancy account that is
+charged for meters in units nobody occupies, so that consumption is never
+charged to nobody. The balance is a cache of the ledger's sum, updated in the
+same statement as every ledger entry (services.ledger.post)."""
+from typing import Optional
+
+from sqlmodel import Field, SQLModel
+
+from .base import Body, big, now_s
+
+KIND_TENANT = "tenant"
+KIND_VACANCY = "vacancy"
+ACCOUNT_KINDS = (KIND_TENANT, KIND_VACANCY)
+
+
+class AccountBase(SQLModel):
+    low_balance_threshold_mu: int = Field(default=0, ge=0, le=10 ** 13)
+
+
+class Account(AccountBase, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    property_id: int = Field(foreign_key="property.id", index=True)
+    tenant_id: Optional[int] = Field(default=None, foreign_key="tenant.id", index=True)
+    kind: str = Field(default=KIND_TENANT, max_length=16)
+    name: str = Field(max_length=200)                 # what pages show: the tenant's name
+    balance_mu: int = big(default=0)                  # cache of sum(ledger)
+    low_balance_threshold_mu: int = big(default=0)
+    tariff_id: Optional[int] = Field(default=None, foreign_key="tariff.id")
+    status: str = Field(default="open", max_length=16)   # open, closed
+    opened: int = big(default_factory=now_s)
+    closed: Optional[int] = big(default=None)
+
+
+class AccountCreate(AccountBase, Body):
+    property_id: int = Field(ge=1)
+    tenant_id: Optional[int] = Field(default=None, ge=1)
+    tenant: Optional[str] = Field(default=None, min_length=1, max_length=200,
+                                  description="create a tenant of this name for the account")
+    tariff_id: Optional[int] = Field(default=None, ge=1)
+
+
+class AccountPublic(AccountBase):
+    id: int
+    property_id: int
+    tenant_id: Optional[int]
+    kind: str
+    name: str
+    balance_mu: int
+    balance: str = ""
+    tariff_id: Optional[int]
+    status: str
+
+
+class Occupancy(SQLModel, table=True):
+    """Account `account_id` occupies unit `unit_id` from `start` until `end`
+    (None: still there). A unit has at most one open occupancy."""
+    id: Optional[int] = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    unit_id: int = Field(foreign_key="unit.id", index=True)
+    start: int = big(default_factory=now_s)
+    end: Optional[int] = big(default=None)

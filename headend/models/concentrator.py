@@ -1,0 +1,59 @@
+"""Concentrators: the boards. A board's key signs every message both ways;
+its counters make replays fail (docs/protocol.md)."""
+from typing import Optional
+
+from sqlmodel import Field, SQLModel
+
+from .base import Body, big, now_s
+
+DEV_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class Concentrator(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    dev: str = Field(index=True, unique=True)  # device id = MQTT topic segment
+    property_id: Optional[int] = Field(default=None, foreign_key="property.id", index=True)
+    key_hex: str                                  # 32-byte HMAC key, hex
+    last_up_n: int = big(default=-1)              # highest accepted uplink counter
+    last_down_n: int = big(default=0)             # last downlink counter used
+    # rekey in progress: the derived key (downlinks use it at once; uplinks are
+    # accepted under both until the first valid one under the new key)
+    key_next_hex: Optional[str] = None
+    rekey_nonce: Optional[str] = None
+    rekey_started: Optional[int] = big(default=None)
+    acked_seq: int = big(default=0)               # highest contiguous committed seq
+    last_seen: Optional[int] = big(default=None)
+    online: bool = False
+    fw: Optional[str] = None
+    boot: Optional[int] = None
+    journal_last: Optional[int] = big(default=None)   # board's highest seq written
+    pending: Optional[int] = None                     # board's unacked records
+    created: int = big(default_factory=now_s)
+
+
+class ConcentratorCreate(Body):
+    property_id: int = Field(ge=1)
+    dev: str = Field(min_length=1, max_length=64, schema_extra={"pattern": DEV_PATTERN})
+    key_hex: Optional[str] = Field(default=None, schema_extra={"pattern": r"^[0-9a-fA-F]{64}$"},
+                                   description="32-byte key as hex; generated when omitted")
+
+
+class ConcentratorPublic(SQLModel):
+    id: int
+    dev: str
+    property_id: Optional[int]
+    acked_seq: int
+    last_up_n: int
+    last_down_n: int
+    last_seen: Optional[int]
+    online: bool
+    fw: Optional[str]
+    boot: Optional[int]
+    journal_last: Optional[int]
+    pending: Optional[int]
+    rekey_pending: bool = False
+
+
+class ConcentratorCreated(ConcentratorPublic):
+    """The answer to provisioning: the only time the key is shown."""
+    key_hex: str

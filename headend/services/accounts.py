@@ -1,0 +1,166 @@
+"""Tenants and their accounts; occupancy of units (which account a unit's
+meters are billed to); the property's vacancy account."""
+from sqlmodel import select
+
+from ..core import permissions as P
+from ..models import Account, Meter, Occupancy, Property, Tariff, Tenant, Unit, now_s
+from ..models.account import KIND_TENANT, KIND_VACANCY
+from . import audit, ledger
+from .actor import scoped
+from .errors import Conflict, Invalid, NotFound
+
+
+def mask_id_number(text):
+    """"110101199003071234" -> "1101**********1234": what lists show."""
+    if not text:
+        return ""
+    if len(text) <= 8:
+        return "*" * len(text)
+    return text[:4] + "*" * (len(text) - 8) + text[-4:]
+
+
+def visible(actor, account):
+    if account is None:
+        return False
+    if actor.is_tenant:
+        return account.tenant_id is not None and account.tenant_id == actor.tenant_id
+    return actor.sees(account.property_id)
+
+
+def get_account(session, actor, account_id):
+    a = session.get(Account, account_id)
+    if not visible(actor, a):
+        raise NotFound("no account %s" % account_id)
+    return a
+
+
+def list_accounts(session, actor, property_id=None):
+    q = select(Account)
+    if actor.is_tenant:
+        q = q.where(Account.tenant_id == actor.tenant_id)
+    else:
+        q = scoped(q, actor, Account.property_id)
+    if property_id is not None:
+        q = q.where(Account.property_id == property_id)
+    return session.exec(q.order_by(Account.id)).all()
+
+
+def create_tenant(session, actor, property_id, name, phone="", email="", id_number=""):
+    actor.check(P.ACCOUNTS_WRITE, property_id)
+    if session.get(Property, property_id) is None:
+        raise Invalid("no property %s" % property_id)
+    t = Tenant(property_id=property_id, name=name, phone=phone, email=email, id_number=id_number)
+    session.add(t)
+    session.flush()
+    audit.record(session, actor, "tenant.create", "tenant", t.id, property_id=property_id,
+                 after={"name": name, "phone": phone, "id_number": mask_id_number(id_number)})
+    return t
+
+
+def get_tenant(session, actor, tenant_id):
+    t = session.get(Tenant, tenant_id)
+    if t is None or not actor.sees(t.property_id) or (actor.is_tenant and t.id != actor.tenant_id):
+        raise NotFound("no tenant %s" % tenant_id)
+    return t
+
+
+def create_account(session, actor, property_id, tenant_name=None, tenant_id=None, low_balance_threshold_mu=0,
+                   tariff_id=None, opening_balance_mu=0):
+    """Open a tenant's account (开户): for an existing tenant, or a new
+    tenant of that name. An opening balance is posted as a sale by the
+    actor."""
+    actor.check(P.ACCOUNTS_WRITE, property_id)
+    prop = session.get(Property, property_id)
+    if prop is None:
+        raise Invalid("no property %s" % property_id)
+    if tariff_id is not None:
+        t = session.get(Tariff, tariff_id)
+        if t is None or t.property_id != property_id:
+            raise Invalid("no tariff %s in this property" % tariff_id)
+    if tenant_id is not None:
+        tenant = session.get(Tenant, tenant_id)
+        if tenant is None or tenant.property_id != property_id:
+            raise Invalid("no tenant %s in this property" % tenant_id)
+    elif tenant_name:
+        tenant = create_tenant(session, actor, property_id, tenant_name)
+    else:
+        raise Invalid("give the tenant (tenant_id) or a new tenant's name")
+    a = Account(property_id=property_id, tenant_id=tenant.id, kind=KIND_TENANT, name=tenant.name,
+                low_balance_threshold_mu=low_balance_threshold_mu, tariff_id=tariff_id)
+    session.add(a)
+    session.flush()
+    audit.record(session, actor, "account.open", "account", a.id, property_id=property_id,
+                 after={"tenant_id": tenant.id, "name": a.name, "tariff_id": tariff_id,
+                        "low_balance_threshold_mu": low_balance_threshold_mu})
+    if opening_balance_mu:
+        from .sales import sell
+        sell(session, actor, a.id, opening_balance_mu, note="opening balance", push=False)
+    return a
+
+
+def vacancy_account(session, property_id):
+    """The property's account for meters in units nobody occupies."""
+    a = session.exec(select(Account).where(Account.property_id == property_id,
+                                           Account.kind == KIND_VACANCY)).first()
+    if a is None:
+        a = Account(property_id=property_id, kind=KIND_VACANCY, name="Vacant units")
+        session.add(a)
+        session.flush()
+    return a
+
+
+def occupant(session, unit_id, at=None):
+    """The account occupying a unit at time `at` (now), or None."""
+    at = at if at is not None else now_s()
+    return session.exec(select(Occupancy).where(Occupancy.unit_id == unit_id, Occupancy.start <= at,
+                                                (Occupancy.end.is_(None)) | (Occupancy.end > at))
+                        .order_by(Occupancy.start.desc())).first()
+
+
+def occupy(session, actor, account_id, unit_id, start=None):
+    """Account `account_id` moves into unit `unit_id`: the unit's meters are
+    billed to it from `start` (now)."""
+    a = get_account(session, actor, account_id)
+    actor.check(P.ACCOUNTS_WRITE, a.property_id)
+    u = session.get(Unit, unit_id)
+    if u is None or u.property_id != a.property_id:
+        raise Invalid("no unit %s in this property" % unit_id)
+    start = start if start is not None else now_s()
+    cur = session.exec(select(Occupancy).where(Occupancy.unit_id == unit_id, Occupancy.end.is_(None))).first()
+    if cur is not None:
+        raise Conflict("unit %s is occupied by account %s" % (u.name, cur.account_id))
+    occ = Occupancy(account_id=a.id, unit_id=u.id, start=start)
+    session.add(occ)
+    meters = session.exec(select(Meter).where(Meter.unit_id == u.id)).all()
+    for m in meters:
+        m.account_id = a.id
+        session.add(m)
+    session.flush()
+    audit.record(session, actor, "account.occupy", "account", a.id, property_id=a.property_id,
+                 after={"unit_id": u.id, "unit": u.name, "start": start, "meters": [m.meter_id for m in meters]})
+    return occ
+
+
+def units_of(session, account_id):
+    rows = session.exec(select(Unit).join(Occupancy, Occupancy.unit_id == Unit.id)
+                        .where(Occupancy.account_id == account_id, Occupancy.end.is_(None))).all()
+    return rows
+
+
+def public(account):
+    from ..core.money import format_money
+    d = account.model_dump()
+    d["balance"] = format_money(account.balance_mu)
+    return d
+
+
+def ledger_page(session, actor, account_id, limit=200, before_id=None):
+    from ..models import LedgerEntry, User
+    a = get_account(session, actor, account_id)
+    q = select(LedgerEntry).where(LedgerEntry.account_id == a.id)
+    if before_id is not None:
+        q = q.where(LedgerEntry.id < before_id)
+    rows = session.exec(q.order_by(LedgerEntry.id.desc()).limit(max(1, min(limit, 1000)))).all()
+    names = dict(session.exec(select(User.id, User.username).where(
+        User.id.in_(sorted({e.user_id for e in rows if e.user_id is not None})))).all()) if rows else {}
+    return a, rows, names, ledger.ledger_sum(session, a.id)

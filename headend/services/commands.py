@@ -1,0 +1,109 @@
+"""Commands to boards that people give: relay overrides, relay policy, key
+rotation. Each is sealed, queued in the outbox, recorded as an event naming
+the user and in the audit log."""
+import json
+import secrets
+import time
+
+from sqlmodel import select
+
+from concentrator import protocol
+
+from ..core import permissions as P
+from ..core.events import EV_COMMAND
+from ..models import Event, Meter
+from ..transport import downlink, outbox
+from . import audit
+from .devices import get_concentrator, get_meter
+from .errors import Conflict, Invalid, NotFound
+
+MAX_POLICY_JSON = 1500
+
+
+def _fmt_time(t):
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
+
+
+def _event(session, actor, conc, message, meter=None, now=None):
+    ev = Event(concentrator_id=conc.id, meter_index=meter.index if meter else None,
+               meter_id=meter.id if meter else None, code=EV_COMMAND, ts=now or int(time.time()),
+               user_id=actor.user_id, message=(message + " (by %s)" % actor.username)[:500])
+    session.add(ev)
+    session.flush()
+    return ev
+
+
+def override_relay(session, actor, meter_pk, state, until=None, now=None):
+    """Staff override of a meter's relay: `closed` keeps the power on, `open`
+    forces it off, until `until`; `auto` ends the override."""
+    m, conc = get_meter(session, actor, meter_pk)
+    actor.check(P.RELAYS_OVERRIDE, conc.property_id)
+    now = int(now or time.time())
+    if state not in ("open", "closed", "auto"):
+        raise Invalid("state is open, closed or auto")
+    if state != "auto":
+        if until is None:
+            raise Invalid("an override to %r needs 'until' (Unix seconds)" % state)
+        if until <= now:
+            raise Invalid("until %d is not in the future" % until)
+    until = until if until is not None else 0
+    msg = downlink.command(session, conc, "relay", ts=now, m=m.index, state=state, until=until)
+    outbox.queue(session, [msg])
+    text = ("relay override ended on %s" % m.meter_id if state == "auto" else
+            "relay override on %s: %s until %s" % (m.meter_id, state, _fmt_time(until)))
+    ev = _event(session, actor, conc, text, meter=m, now=now)
+    audit.record(session, actor, "relay.override", "meter", m.id, property_id=conc.property_id,
+                 after={"meter_id": m.meter_id, "state": state, "until": until})
+    return {"event_id": ev.id, "message": ev.message, "queued": 1,
+            "cmd": {"op": "relay", "m": m.index, "state": state, "until": until,
+                    "exp": now + downlink.COMMAND_TTL_S}}
+
+
+def rekey(session, actor, dev, force=False, now=None):
+    """Rotate the device key without sending it (docs/protocol.md)."""
+    conc = get_concentrator(session, actor, dev, lock=True)
+    actor.check(P.KEYS_ROTATE, conc.property_id)
+    if conc.key_next_hex and not force:
+        raise Conflict("a rekey of %s is pending since %s; it completes with the board's next "
+                       "uplink (force=true replaces it)" % (dev, _fmt_time(conc.rekey_started or 0)))
+    now = int(now or time.time())
+    nonce = secrets.token_hex(16)
+    new_key = protocol.hmac_sha256(protocol.key_from_hex(conc.key_hex), b"wk-rekey:" + bytes.fromhex(nonce))
+    msg = downlink.command(session, conc, "rekey", ts=now, old_key=True, nonce=nonce)
+    outbox.queue(session, [msg])
+    replaced = conc.rekey_nonce
+    conc.key_next_hex = new_key.hex()
+    conc.rekey_nonce = nonce
+    conc.rekey_started = now
+    session.add(conc)
+    ev = _event(session, actor, conc, "rekey of %s started (nonce %s)" % (dev, nonce), now=now)
+    audit.record(session, actor, "key.rotate", "concentrator", conc.id, property_id=conc.property_id,
+                 before={"pending_nonce": replaced} if replaced else None, after={"nonce": nonce, "force": force})
+    return {"event_id": ev.id, "nonce": nonce, "queued": 1}
+
+
+def set_policy(session, actor, dev, policy, m=None, now=None):
+    """Change the relay policy (docs/relay-policy.md) of meter index `m`, or
+    of every meter of the board."""
+    conc = get_concentrator(session, actor, dev)
+    actor.check(P.POLICY_WRITE, conc.property_id)
+    meter = None
+    if m is not None:
+        meter = session.exec(select(Meter).where(Meter.concentrator_id == conc.id, Meter.index == m)).first()
+        if meter is None:
+            raise NotFound("%s has no meter index %d" % (dev, m))
+    if not isinstance(policy, dict):
+        raise Invalid("a policy is a JSON object (docs/relay-policy.md)")
+    text = json.dumps(policy, sort_keys=True)
+    if len(text) > MAX_POLICY_JSON:
+        raise Invalid("policy too large (%d bytes of JSON, at most %d)" % (len(text), MAX_POLICY_JSON))
+    now = int(now or time.time())
+    fields = {"policy": policy}
+    if m is not None:
+        fields["m"] = m
+    outbox.queue(session, [downlink.command(session, conc, "policy", ts=now, **fields)])
+    ev = _event(session, actor, conc, "relay policy of %s: %s" % (
+        meter.meter_id if meter else dev + " (every meter)", text), meter=meter, now=now)
+    audit.record(session, actor, "policy.change", "concentrator", conc.id, property_id=conc.property_id,
+                 after={"meter_index": m, "policy": policy})
+    return {"event_id": ev.id, "message": ev.message, "queued": 1}

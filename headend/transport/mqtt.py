@@ -1,0 +1,185 @@
+"""The MQTT side of the head-end (paho-mqtt v2 API).
+
+MqttService subscribes to wk/+/up (or the shared subscription
+$share/wk-headend/wk/+/up so several workers split the load), hands every
+message to Ingest.handle in a worker thread (never in paho's network thread)
+and publishes the replies with QoS 1. paho reconnects by itself when the
+broker goes away; on_connect subscribes again.
+
+With a session factory it also runs the outbox dispatcher: messages that
+people caused (sales, tariff changes, commands; transport.outbox), from this
+process or any other, are published in counter order while connected.
+"""
+import logging
+import queue
+import ssl
+import threading
+import uuid
+
+import paho.mqtt.client as mqtt
+
+from ..core.config import parse_mqtt_url
+from . import outbox
+
+log = logging.getLogger("headend.mqtt")
+
+UP_TOPIC = "wk/+/up"
+SHARED_GROUP = "wk-headend"
+
+
+class MqttService:
+    def __init__(self, ingest, url="mqtt://127.0.0.1:1883", shared=False, client_id=None,
+                 queue_size=10000, keepalive=30, shared_group=SHARED_GROUP, session_factory=None,
+                 ca_file=None, outbox_poll_s=0.5):
+        self.ingest = ingest
+        self.session_factory = session_factory
+        self.outbox_poll_s = outbox_poll_s
+        self._wake = threading.Event()
+        self._dispatcher = None
+        self.cfg = parse_mqtt_url(url)
+        self.shared = shared
+        self.shared_group = shared_group
+        self.client_id = client_id or ("wk-headend-" + uuid.uuid4().hex[:10])
+        self.keepalive = keepalive
+        self.queue = queue.Queue(maxsize=queue_size)
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self.stats = {"connects": 0, "disconnects": 0, "received": 0, "published": 0,
+                      "queue_full": 0, "outbox_sent": 0}
+        self._stop = threading.Event()
+        self._worker = None
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                                  clean_session=True)
+        if self.cfg["username"]:
+            self.client.username_pw_set(self.cfg["username"], self.cfg["password"])
+        if self.cfg["tls"]:
+            self.client.tls_set(ca_certs=ca_file or None, cert_reqs=ssl.CERT_REQUIRED)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=10)
+        self.client.max_queued_messages_set(10000)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
+
+    @property
+    def topic(self):
+        return ("$share/%s/%s" % (self.shared_group, UP_TOPIC)) if self.shared else UP_TOPIC
+
+    # ------------------------------------------------------------- lifecycle
+    def start(self):
+        self._stop.clear()
+        self._worker = threading.Thread(target=self._work, name="wk-ingest", daemon=True)
+        self._worker.start()
+        if self.session_factory is not None:
+            self._dispatcher = threading.Thread(target=self._dispatch, name="wk-outbox", daemon=True)
+            self._dispatcher.start()
+        # connect_async + loop_start: the first connection and every reconnection
+        # are retried in paho's thread, also when the broker is not up yet
+        self.client.connect_async(self.cfg["host"], self.cfg["port"], keepalive=self.keepalive)
+        self.client.loop_start()
+        return self
+
+    def stop(self, timeout=5):
+        self._stop.set()
+        try:
+            self.client.disconnect()
+        except Exception:
+            pass
+        self.client.loop_stop()
+        if self._worker is not None:
+            self.queue.put(None)
+            self._worker.join(timeout)
+        self._wake.set()
+        if self._dispatcher is not None:
+            self._dispatcher.join(timeout)
+
+    def wait_ready(self, timeout=10):
+        """True once connected and subscribed."""
+        return self.subscribed.wait(timeout)
+
+    # ------------------------------------------------------------- callbacks
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            log.warning("MQTT connect refused: %s", reason_code)
+            return
+        self.stats["connects"] += 1
+        self.connected.set()
+        log.info("MQTT connected to %s:%d, subscribing %s", self.cfg["host"], self.cfg["port"], self.topic)
+        client.subscribe(self.topic, qos=1)
+        self._wake.set()   # publish what waited in the outbox
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        self.subscribed.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+        self.connected.clear()
+        self.subscribed.clear()
+        self.stats["disconnects"] += 1
+        if not self._stop.is_set():
+            log.warning("MQTT disconnected (%s); paho reconnects", reason_code)
+
+    def _on_message(self, client, userdata, msg):
+        self.stats["received"] += 1
+        try:
+            self.queue.put_nowait((msg.topic, bytes(msg.payload)))
+        except queue.Full:
+            # the board re-sends anything that was not acknowledged
+            self.stats["queue_full"] += 1
+
+    # ---------------------------------------------------------------- worker
+    def _work(self):
+        while not self._stop.is_set():
+            item = self.queue.get()
+            if item is None:
+                break
+            topic, payload = item
+            try:
+                out = self.ingest.handle(topic, payload)
+            except Exception:  # handle() should never raise; keep the worker alive anyway
+                log.exception("ingest raised")
+                continue
+            self.publish(out)
+
+    # ------------------------------------------------------------- outbox
+    def wake(self):
+        """Something was queued in the outbox: publish it now."""
+        self._wake.set()
+
+    def _dispatch(self):
+        while not self._stop.is_set():
+            self._wake.wait(self.outbox_poll_s)
+            self._wake.clear()
+            if self._stop.is_set() or not self.connected.is_set():
+                continue
+            try:
+                self.send_outbox()
+            except Exception:
+                log.exception("outbox dispatch")
+
+    def send_outbox(self):
+        """Publish every unsent outbox message (oldest counter first per board)."""
+        while True:
+            with self.session_factory() as s:
+                rows = outbox.pending(s)
+                if not rows:
+                    return
+                self.publish([(r.topic, r.payload) for r in rows])
+                outbox.mark_sent(s, [r.id for r in rows])
+                s.commit()
+                self.stats["outbox_sent"] += len(rows)
+            if len(rows) < outbox.MAX_BATCH:
+                return
+
+    def publish(self, msgs):
+        """Publish [(topic, payload), ...] with QoS 1 (queued by paho while
+        disconnected)."""
+        for topic, payload in msgs:
+            self.client.publish(topic, payload, qos=1)
+            self.stats["published"] += 1
+
+    def snapshot(self):
+        d = dict(self.stats)
+        d["connected"] = self.connected.is_set()
+        d["queue"] = self.queue.qsize()
+        d["topic"] = self.topic
+        return d

@@ -1,0 +1,75 @@
+"""Chinese and English for every page. Templates are written in English
+(msgids); headend/web/i18n/<lang>.po holds the translations, read with
+Babel at start-up. The language of a request: the wk_lang cookie, then the
+user's own setting, then the browser's Accept-Language, then the default."""
+import contextvars
+import os
+
+from babel.messages.pofile import read_po
+
+LANGUAGES = ("zh-CN", "en")
+LANGUAGE_NAMES = {"zh-CN": "中文", "en": "English"}
+COOKIE = "wk_lang"
+HERE = os.path.dirname(os.path.abspath(__file__))
+_current = contextvars.ContextVar("wk_language", default="en")
+
+# texts the pages translate at run time (_() of a variable): roles, ledger
+# kinds, role descriptions, messages of the services shown as they are
+DYNAMIC = (
+    "admin", "manager", "cashier", "technician", "viewer",
+    "recharge", "reversal", "refund", "consumption", "apportionment", "adjustment",
+    "everything, every property",
+    "a property's tariffs, relay overrides and policy, reports, corrections, its staff",
+    "sell credit, reverse own sales the same day, own day-end report",
+    "concentrators, meters, relay tests, commands, key rotation; no money",
+    "read only",
+    "wrong user name or password",
+)
+_catalogs = {}
+
+
+def _load(lang):
+    path = os.path.join(HERE, "i18n", lang.replace("-", "_") + ".po")
+    if not os.path.exists(path):
+        return {}
+    with open(path, "rb") as f:
+        cat = read_po(f)
+    return {m.id: m.string for m in cat if m.id and m.string and not m.fuzzy}
+
+
+def catalog(lang):
+    if lang not in _catalogs:
+        _catalogs[lang] = _load(lang)
+    return _catalogs[lang]
+
+
+def gettext(message):
+    lang = _current.get()
+    if lang == "en":
+        return message
+    return catalog(lang).get(message, message)
+
+
+def ngettext(singular, plural, n):
+    return gettext(singular if n == 1 else plural)
+
+
+def set_language(lang):
+    return _current.set(lang if lang in LANGUAGES else "en")
+
+
+def current():
+    return _current.get()
+
+
+def pick(cookie=None, user_language=None, accept_language=None, default="zh-CN"):
+    for cand in (cookie, user_language):
+        if cand in LANGUAGES:
+            return cand
+    for part in (accept_language or "").split(","):
+        tag = part.split(";")[0].strip().lower()
+        if tag.startswith("zh"):
+            return "zh-CN"
+        if tag.startswith("en"):
+            return "en"
+    return default if default in LANGUAGES else "zh-CN"

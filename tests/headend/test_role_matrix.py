@@ -1,0 +1,299 @@
+"""The role matrix, generated from the app's route table: every route (API
+and dashboard) x {anonymous, tenant, viewer, technician, cashier, manager,
+other property's manager, admin} gets the answer its declared permission
+says; a route that declares no permission fails. Nothing of property ALPHA
+reaches anyone outside it, and no tenant sees another tenant."""
+import re
+
+import pytest
+from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.testclient import TestClient
+from sqlmodel import select
+
+from headend.api.deps import SESSION_COOKIE, Permission, Public
+from headend.core import permissions as P
+from headend.core import security
+from headend.core.config import Settings
+from headend.main import create_app
+from headend.models import AuthSession
+from headend.services import accounts, devices, properties, tariffs, users
+from headend.services.actor import system_actor
+from headend.services.sales import sell
+
+PRINCIPALS = ("anonymous", "tenant", "viewer", "technician", "cashier", "manager", "other_manager", "admin")
+ROLE_OF = {"tenant": "tenant", "viewer": "viewer", "technician": "technician", "cashier": "cashier",
+           "manager": "manager", "other_manager": "manager", "admin": "admin"}
+# what no one outside property ALPHA may read, and what no tenant but the neighbour may read
+ALPHA, NEIGHBOUR, BRAVO = "ALPHA", "NEIGHBOUR", "BRAVO"
+
+
+def declared_permission(route):
+    """The permission a route declares (Permission), None for public(), or
+    raise when it declares neither or several."""
+    found = []
+
+    def walk(dep):
+        call = dep.call
+        if isinstance(call, (Permission, Public)):
+            found.append(call)
+        for d in dep.dependencies:
+            walk(d)
+    walk(route.dependant)
+    kinds = {(type(c).__name__, c.permission) for c in found}
+    if len(kinds) != 1:
+        raise AssertionError("%s %s declares %s: give it exactly one require(...) or public()"
+                             % (sorted(route.methods), route.path, sorted(kinds) or "no permission"))
+    return found[0].permission, isinstance(found[0], Permission) and found[0].web
+
+
+def routes(app):
+    """(method, path, APIRoute) for every route of the app, routers included."""
+    out = []
+    for rc in iter_route_contexts(app.routes):
+        r = rc.original_route
+        if isinstance(r, APIRoute):
+            for m in sorted(rc.methods):
+                out.append((m, rc.path, r))
+    assert out, "the route table is empty: the matrix would test nothing"
+    return out
+
+
+# ------------------------------------------------------------------ the world
+class World:
+    pass
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("matrix")
+    app = create_app(Settings(database_url="sqlite:///" + str(tmp / "m.db")), start_mqtt=False)
+    w = World()
+    w.app = app
+    with app.state.session_factory() as s:
+        sa = system_actor(s)
+        ids = {}
+        for tag in (ALPHA, BRAVO):
+            p = properties.create_property(s, sa, "%s Court" % tag)
+            b = properties.create_building(s, sa, p.id, "%s Tower" % tag)
+            u1 = properties.create_unit(s, sa, b.id, "%s-101" % tag, floor=1, floor_area_dm2=8000)
+            u2 = properties.create_unit(s, sa, b.id, "%s-102" % tag, floor=1, floor_area_dm2=6000)
+            t = tariffs.create_tariff(s, sa, p.id, "%s-flat" % tag, 6000)
+            c = devices.create_concentrator(s, sa, p.id, "%s-c1" % tag.lower())
+            a1 = accounts.create_account(s, sa, p.id, tenant_name="%s tenant one" % tag)
+            a2 = accounts.create_account(s, sa, p.id, tenant_name="%s %s" % (tag, NEIGHBOUR))
+            accounts.occupy(s, sa, a1.id, u1.id)
+            accounts.occupy(s, sa, a2.id, u2.id)
+            m1 = devices.create_meter(s, sa, c.id, "%s-M1" % tag, "sdm120", unit_id=u1.id, opening_energy_wh=0)
+            devices.create_meter(s, sa, c.id, "%s-M2" % tag, "sdm120", unit_id=u2.id, opening_energy_wh=0)
+            sell(s, sa, a1.id, 1000000, push=False)
+            sell(s, sa, a2.id, 1000000, push=False)
+            ids[tag] = dict(property=p.id, building=b.id, unit=u1.id, tariff=t.id, conc=c.dev, conc_id=c.id,
+                            account=a1.id, neighbour=a2.id, tenant=a1.tenant_id, meter=m1.id)
+        s.commit()
+        w.ids = ids
+        A = ids[ALPHA]
+        w.users = {}
+        for who in PRINCIPALS[1:]:
+            role = ROLE_OF[who]
+            pid = ids[BRAVO if who == "other_manager" else ALPHA]["property"]
+            name = "mx-" + who.replace("_", "-")
+            if role == "tenant":
+                u = users.create_user(s, sa, name, name + "-pw", tenant_id=A["tenant"])
+            else:
+                u = users.create_user(s, sa, name, name + "-pw", role=role,
+                                      property_ids=[] if role == "admin" else [pid])
+            w.users[who] = (u.id, name, name + "-pw")
+        s.commit()
+    w.client = TestClient(app)
+    w.client.__enter__()
+    w.bearer, w.cookie, w.csrf = {}, {}, {}
+    for who, (uid, name, pw) in w.users.items():
+        r = w.client.post("/api/auth/token", data={"username": name, "password": pw})
+        assert r.status_code == 200, r.text
+        w.bearer[who] = r.json()["access_token"]
+        r = w.client.post("/login", data={"username": name, "password": pw}, follow_redirects=False)
+        assert r.status_code == 303, r.text
+        w.cookie[who] = r.cookies[SESSION_COOKIE]
+        with app.state.session_factory() as s:
+            w.csrf[who] = s.exec(select(AuthSession).where(
+                AuthSession.token_hash == security.token_hash(w.cookie[who]))).one().csrf_token
+    w.client.cookies.clear()
+    yield w
+    w.client.__exit__(None, None, None)
+
+
+def fresh_token(w, who):
+    _uid, name, pw = w.users[who]
+    r = w.client.post("/api/auth/token", data={"username": name, "password": pw})
+    assert r.status_code == 200, r.text
+    return r.json()["access_token"]
+
+
+# what each route is called with: path parameters and a valid body, aimed at
+# property ALPHA's things. scoped: the call touches one of ALPHA's things, so
+# the other property's manager must be refused (403/404) even with the role.
+def examples(w):
+    A = w.ids[ALPHA]
+    return {
+        "path": {"account_id": A["account"], "meter_pk": A["meter"], "dev": A["conc"], "tariff_id": A["tariff"],
+                 "property_id": A["property"], "user_id": w.users["cashier"][0], "token_id": 999999,
+                 "code": "en"},
+        ("POST", "/api/organisations"): dict(json={"name": "Another group"}),
+        ("POST", "/api/properties"): dict(json={"name": "Another property"}),
+        ("POST", "/api/buildings"): dict(json={"property_id": A["property"], "name": "B2"}, scoped=True),
+        ("POST", "/api/units"): dict(json={"building_id": A["building"], "name": "U-9", "floor_area_dm2": 5000},
+                                     scoped=True),
+        ("POST", "/api/concentrators"): dict(json={"property_id": A["property"], "dev": "mx-new"}, scoped=True),
+        ("POST", "/api/concentrators/{dev}/meters/import"): dict(
+            content='{"addr": 9, "proto": "modbus", "model": "sdm120"}\n', scoped=True),
+        ("POST", "/api/concentrators/{dev}/rekey"): dict(json={"force": True}, scoped=True),
+        ("POST", "/api/concentrators/{dev}/policy"): dict(json={"policy": {"emergency_mu": 5000}}, scoped=True),
+        ("POST", "/api/meters"): dict(json={"concentrator_id": A["conc_id"], "meter_id": "mx-meter"}, scoped=True),
+        ("PUT", "/api/meters/{meter_pk}/account"): dict(json={"account_id": A["account"]}, scoped=True),
+        ("POST", "/api/meters/{meter_pk}/override"): dict(json={"state": "auto"}, scoped=True),
+        ("POST", "/api/accounts"): dict(json={"property_id": A["property"], "tenant": "mx tenant"}, scoped=True),
+        ("POST", "/api/accounts/{account_id}/recharge"): dict(json={"amount": "1.00"}, scoped=True),
+        ("POST", "/api/tariffs"): dict(json={"property_id": A["property"], "name": "mx", "price_mu_per_kwh": 1,
+                                             "property_default": False}, scoped=True),
+        ("POST", "/api/tariffs/{tariff_id}/versions"): dict(
+            json={"price_mu_per_kwh": 7000, "effective": 4102444800}, scoped=True),
+        ("POST", "/api/users"): dict(json={"username": "mx-made", "password": "made-password", "role": "viewer",
+                                           "property_ids": [A["property"]]}, scoped=True),
+        ("PATCH", "/api/users/{user_id}"): dict(json={"display_name": "Cashier of ALPHA"}, scoped=True),
+        ("GET", "/api/users/{user_id}"): dict(scoped=True),
+        ("GET", "/api/properties/{property_id}"): dict(scoped=True),
+        ("GET", "/api/accounts/{account_id}"): dict(scoped=True),
+        ("GET", "/api/accounts/{account_id}/ledger"): dict(scoped=True),
+        ("GET", "/api/tariffs/{tariff_id}/versions"): dict(scoped=True),
+        ("GET", "/api/portal/accounts/{account_id}/ledger"): dict(scoped=True),
+        ("POST", "/api/auth/token"): dict(data={"username": "nobody", "password": "wrong-password"}),
+        ("POST", "/api/auth/password"): dict(json={"current_password": "wrong", "new_password": "another-one"}),
+        ("POST", "/api/auth/tokens"): dict(json={"name": "matrix"}),
+        ("POST", "/login"): dict(data={"username": "nobody", "password": "wrong"}),
+        ("POST", "/staff/desk/recharge"): dict(data={"account_id": A["account"], "amount": "1.00"}, scoped=True),
+        ("GET", "/staff/desk"): dict(params={"account_id": A["account"]}),
+        ("POST", "/staff/users"): dict(data={"username": "mx-web", "password": "web-password", "role": "viewer",
+                                             "property_id": A["property"]}, scoped=True),
+    }
+
+
+LAST = {("POST", "/api/auth/logout"), ("POST", "/logout")}   # they end the session the matrix uses
+
+
+def call(w, who, method, path, route, web):
+    ex = examples(w)
+    spec = dict(ex.get((method, path), {}))
+    spec.pop("scoped", None)
+    url = path
+    for name in re.findall(r"{(\w+)}", path):
+        url = url.replace("{%s}" % name, str(ex["path"][name]))
+    headers, cookies = {}, {}
+    if who != "anonymous":
+        if web:
+            cookies[SESSION_COOKIE] = w.cookie[who]
+            headers["X-CSRF-Token"] = w.csrf[who]
+        else:
+            headers["Authorization"] = "Bearer " + w.bearer[who]
+    w.client.cookies.clear()
+    for k, v in cookies.items():
+        w.client.cookies.set(k, v)
+    r = w.client.request(method, url, headers=headers, follow_redirects=False, **spec)
+    w.client.cookies.clear()
+    return r
+
+
+def expected(permission, web, who):
+    """'allow', 'login' (401 or to the login page), 'deny' (403)."""
+    if permission is None:
+        return "public"
+    if who == "anonymous":
+        return "login"
+    return "allow" if permission in P.ROLE_PERMISSIONS[ROLE_OF[who]] else "deny"
+
+
+def test_every_route_declares_a_permission(world):
+    for method, path, route in routes(world.app):
+        declared_permission(route)      # raises for a route that declares none
+
+
+def test_a_route_without_a_permission_fails_the_matrix():
+    from fastapi import APIRouter, FastAPI
+    r = APIRouter()
+
+    @r.get("/api/forgotten")
+    def forgotten():
+        return {}
+    app = FastAPI()
+    app.include_router(r)
+    route = [r for m, p, r in routes(app) if p == "/api/forgotten"][0]
+    with pytest.raises(AssertionError, match="no permission"):
+        declared_permission(route)
+
+
+def test_every_body_taking_route_has_an_example(world):
+    ex = examples(world)
+    for method, path, route in routes(world.app):
+        if route.body_field is not None and (method, path) not in ex:
+            raise AssertionError("%s %s takes a body: add it to examples() in this test" % (method, path))
+
+
+@pytest.mark.parametrize("who", PRINCIPALS)
+def test_role_matrix(world, who):
+    rows = sorted(routes(world.app), key=lambda x: (x[0], x[1]) in LAST)
+    problems = []
+    ex = examples(world)
+    for method, path, route in rows:
+        permission, web = declared_permission(route)
+        want = expected(permission, web, who)
+        r = call(world, who, method, path, route, web)
+        code = r.status_code
+        scoped = ex.get((method, path), {}).get("scoped", False)
+        if code >= 500:
+            problems.append("%s %s: %d (server error)" % (method, path, code))
+            continue
+        if want == "login":
+            ok = code == 401 if not web else (code == 303 and "/login" in r.headers.get("location", ""))
+        elif want == "deny":
+            ok = code == 403
+        elif want == "public":
+            ok = code != 403      # anyone may call it (a wrong password still gets its 401)
+        elif who == "other_manager" and scoped:
+            ok = code in (403, 404)
+            want = "refused: not its property"
+        elif who == "tenant" and scoped and path.startswith("/api/portal"):
+            ok = code not in (401, 403)
+        else:
+            ok = code not in (401, 403)
+        if not ok:
+            problems.append("%s %s as %s: %d, expected %s (%s)" % (method, path, who, code, want,
+                                                                   r.text[:160].replace("\n", " ")))
+        text = r.text
+        if who == "other_manager" and ALPHA in text:
+            problems.append("%s %s leaks property ALPHA to the other property's manager: %s"
+                            % (method, path, text[:200]))
+        if who == "tenant" and (NEIGHBOUR in text or BRAVO in text):
+            problems.append("%s %s leaks another tenant to a tenant: %s" % (method, path, text[:200]))
+    assert not problems, "\n".join(problems)
+
+
+def test_tenant_enumerating_account_ids_learns_nothing(world):
+    """Every id from 1 to past the last: one's own works, the rest all get
+    the same refusal, whether the account exists or not."""
+    own = world.ids[ALPHA]["account"]
+    h = {"Authorization": "Bearer " + fresh_token(world, "tenant")}
+    answers = {}
+    for acc in range(1, 30):
+        for url in ("/api/portal/accounts/%d/ledger", "/api/accounts/%d", "/api/accounts/%d/ledger",
+                    "/api/accounts/%d/recharge"):
+            method = "POST" if url.endswith("recharge") else "GET"
+            r = world.client.request(method, url % acc, headers=h, json={"amount": "1.00"} if method == "POST"
+                                     else None)
+            if acc == own and url.startswith("/api/portal"):
+                assert r.status_code == 200 and r.json()["account_id"] == own
+                continue
+            assert r.status_code in (403, 404), (url % acc, r.status_code)
+            answers.setdefault(url, set()).add((r.status_code, r.text.replace(str(acc), "N")))
+    for url, seen in answers.items():
+        assert len(seen) == 1, "%s answers differently for existing and missing ids: %s" % (url, seen)
+    mine = world.client.get("/api/portal/accounts", headers=h).json()
+    assert [a["id"] for a in mine] == [own]
