@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything Wattkeeper needs, and is quick when it is all there:
-#   - Debian packages the tests use (socat, mosquitto, chromium), when missing
+#   - Debian packages, when missing: the CJK font of PDF receipts and statements
+#     (fonts-wqy-zenhei); for the tests socat, mosquitto, chromium, pdftotext
 #   - .venv with the project and its dev dependencies
 #   - npm packages (the MicroPython VM) in node_modules
 #   - micropython-lib's umqtt.simple in build/mplib (for the simulator)
@@ -14,6 +15,10 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 # the dashboard's browser test drives Debian's Chromium (playwright never downloads one)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+# receipts and statements are PDFs in Chinese and English: a CJK TrueType font
+[ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || need_apt+=(fonts-wqy-zenhei)
+# the tests read PDFs back as text
+command -v pdftotext >/dev/null 2>&1 || need_apt+=(poppler-utils)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing Debian packages: ${need_apt[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
