@@ -25,16 +25,23 @@ def pg_database():
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, tmp_path):
-    """The head-end's engine on SQLite and on a fresh PostgreSQL database."""
-    from headend.core import db, migrate
+def empty_engine(request, tmp_path):
+    """An engine on an empty SQLite file and on a fresh PostgreSQL database."""
+    from headend.core import db
     if request.param == "sqlite":
         url, drop = "sqlite:///" + str(tmp_path / "wk.db"), None
     else:
         url, drop = pg_database()
     eng = db.make_engine(url)
-    migrate.upgrade(eng)
     yield eng
     eng.dispose()
     if drop:
         drop()
+
+
+@pytest.fixture
+def engine(empty_engine):
+    """The head-end's engine, migrated, on SQLite and on PostgreSQL."""
+    from headend.core import migrate
+    migrate.upgrade(empty_engine)
+    return empty_engine

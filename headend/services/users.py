@@ -119,6 +119,18 @@ def _check_grants(session, actor, role, property_ids, organisation_ids):
             raise Forbidden("property %s is not yours to grant" % pid)
 
 
+def _set_grants(session, user_id, property_ids, organisation_ids):
+    """Replace a user's grants."""
+    for g in session.exec(select(UserGrant).where(UserGrant.user_id == user_id)).all():
+        session.delete(g)
+    session.flush()
+    for pid in property_ids:
+        session.add(UserGrant(user_id=user_id, property_id=pid))
+    for oid in organisation_ids:
+        session.add(UserGrant(user_id=user_id, organisation_id=oid))
+    session.flush()
+
+
 def _check_password(password):
     if not isinstance(password, str) or len(password) < security.MIN_PASSWORD_LENGTH:
         raise Invalid("a password has at least %d characters" % security.MIN_PASSWORD_LENGTH)
@@ -156,11 +168,7 @@ def create_user(session, actor, username, password, role=None, tenant_id=None, d
              must_change_password=must_change_password, created_by_user_id=actor.user_id)
     session.add(u)
     session.flush()
-    for pid in property_ids:
-        session.add(UserGrant(user_id=u.id, property_id=pid))
-    for oid in organisation_ids:
-        session.add(UserGrant(user_id=u.id, organisation_id=oid))
-    session.flush()
+    _set_grants(session, u.id, property_ids, organisation_ids)
     audit.record(session, actor, "user.create", "user", u.id, after=_snapshot(session, u),
                  property_id=property_ids[0] if len(property_ids) == 1 else None)
     return u
@@ -182,13 +190,7 @@ def update_user(session, actor, user_id, display_name=None, role=None, active=No
         orgs = sorted(set(organisation_ids)) if organisation_ids is not None else orgs
         _check_grants(session, actor, new_role, props, orgs)
         if property_ids is not None or organisation_ids is not None:
-            for g in session.exec(select(UserGrant).where(UserGrant.user_id == u.id)).all():
-                session.delete(g)
-            session.flush()
-            for pid in props:
-                session.add(UserGrant(user_id=u.id, property_id=pid))
-            for oid in orgs:
-                session.add(UserGrant(user_id=u.id, organisation_id=oid))
+            _set_grants(session, u.id, props, orgs)
         u.role = new_role
     if display_name is not None:
         u.display_name = display_name

@@ -7,24 +7,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from headend.core import db, migrate
+from headend.core import migrate
 from tests.support import ROOT
 
 LEGACY_SQL = os.path.join(ROOT, "tests", "headend", "data", "headend_0_1_demo.sql")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_engine(request, tmp_path):
-    from tests.conftest import pg_database
-    if request.param == "sqlite":
-        url, drop = "sqlite:///" + str(tmp_path / "m.db"), None
-    else:
-        url, drop = pg_database()
-    eng = db.make_engine(url)
-    yield eng
-    eng.dispose()
-    if drop:
-        drop()
 
 
 def test_upgrade_check_downgrade_upgrade(empty_engine):
