@@ -45,11 +45,12 @@ class Concentrator:
         self.dev = cfg["dev"]
         self.key = P.key_from_hex(cfg["key"])
         self.meters = [MeterState(m) for m in cfg["meters"]]
-        self.policy = R.merged(cfg.get("policy"))
+        self.policy = None          # the site's relay policy, checked at boot
         self.tariff = cfg.get("tariff")   # list of tariff versions (docs/tariffs.md)
         if isinstance(self.tariff, dict):
             self.tariff = [self.tariff]
         self.key_hex = cfg["key"]
+        self.key_prev = None        # key before the last rekey, until the head-end uses the new one
         self.bus = MeterBus(hal, cfg["meters"])
         self.journal = journal if journal is not None else Journal(hal, meters=len(self.meters))
         b = cfg["broker"]
@@ -67,18 +68,42 @@ class Concentrator:
         self.inflight_ms = 0
         self.next_status_ms = 0
         self.steps = 0
-        self.rejected = 0
+        self.rejected = 0          # downlinks refused since boot
+        self.rej = [0] * len(P.REJECT_REASONS)   # ... not yet reported, per reason
+        self.rej_pending = False
+        self.rej_ms = None          # when they were last reported (ticks)
+        self.last_reject = ""       # why the last one was refused (console)
         self.started_ms = hal.ticks_ms()
         self.booted = False
         self.state_dirty = False
         self.unflushed = False      # records appended but not yet flushed
         self.cycle_open = False     # meters still due in this poll cycle
+        self.updater = None         # OTA (ota.py), loaded when an update is offered
 
     # -- boot ----------------------------------------------------------------
     def boot(self):
+        # Nothing in flash may stop the board: the state file, the pushed
+        # tariff and the site policy are checked (schema.py); a bad part is
+        # replaced by its default and reported (EV_STATE_REJECTED).
         hal = self.hal
         self.journal.recover()
-        st = hal.read_json(STATE, {}) or {}
+        from concentrator import schema as S
+        ids = [m.cfg["id"] for m in self.meters]
+        st, bad = S.check_state(hal.read_json(STATE, None), ids)
+        try:
+            self.policy = S.check_policy(self.cfg.get("policy") or {})
+        except ValueError as e:
+            hal.log("config policy refused: %s" % e)
+            self.policy = S.check_policy({})
+            bad.append("policy")
+        t = hal.read_json(TARIFF, None)
+        if t is not None:
+            try:
+                self.tariff = S.check_tariff({"spec": t})
+            except ValueError as e:
+                hal.log("tariff file refused: %s" % e)
+                bad.append("tariff")
+        _unload("schema")
         self.boots = st.get("boots", 0) + 1
         self.n_res = st.get("n_res", 0)
         self.n_up = self.n_res
@@ -86,27 +111,31 @@ class Concentrator:
         if st.get("key"):
             self.key_hex = st["key"]
             self.key = P.key_from_hex(self.key_hex)
-        if isinstance(st.get("policy"), dict):
-            self.policy = R.merged(st["policy"])
-        t = hal.read_json(TARIFF, None)
-        if t:
-            self.tariff = t
+        if st.get("key_prev"):
+            self.key_prev = P.key_from_hex(st["key_prev"])
+        if st.get("policy"):
+            self.policy = st["policy"]
         creds = st.get("credit", {})
         relays = st.get("relay", {})
         recs = st.get("rec", {})
+        mpol = st.get("mpol", {})
         # the state is written just before the journal is flushed: if the
         # journal lost that last batch, the record times are not to be trusted
         trust = self.journal.last_seq >= st.get("jseq", 0)
         rec_s = self.cfg["record_s"]
         for m in self.meters:
-            m.credit.from_state(creds.get(m.cfg["id"]))
-            m.rs.from_state(relays.get(m.cfg["id"]))
-            last = recs.get(m.cfg["id"], 0)
+            mid = m.cfg["id"]
+            m.credit.from_state(creds.get(mid))
+            m.rs.from_state(relays.get(mid))
+            m.policy = mpol.get(mid)
+            last = recs.get(mid, 0)
             if trust and last:
                 m.rec_ts = last
                 m.next_record_ts = (last // rec_s + 1) * rec_s
         self._save_state(reserve=True)
         self._event(P.EV_BOOT, 0, self.boots)
+        for part in bad:
+            self._event(P.EV_STATE_REJECTED, 0, P.STATE_PARTS.index(part))
         self.journal.flush()
         self.booted = True
 
@@ -116,20 +145,25 @@ class Concentrator:
         creds = {}
         relays = {}
         recs = {}
+        mpol = {}
         for m in self.meters:
-            creds[m.cfg["id"]] = m.credit.to_state()
-            relays[m.cfg["id"]] = m.rs.to_state()
-            recs[m.cfg["id"]] = m.rec_ts
-        self.hal.write_json(STATE, {"boots": self.boots, "n_res": self.n_res,
-                                    "n_down": self.n_down, "credit": creds,
-                                    "relay": relays, "key": self.key_hex,
-                                    "rec": recs, "jseq": self.journal.last_seq,
-                                    "policy": self.policy})
+            mid = m.cfg["id"]
+            creds[mid] = m.credit.to_state()
+            relays[mid] = m.rs.to_state()
+            recs[mid] = m.rec_ts
+            if m.policy is not None:
+                mpol[mid] = m.policy
+        st = {"boots": self.boots, "n_res": self.n_res, "n_down": self.n_down,
+              "credit": creds, "relay": relays, "key": self.key_hex, "rec": recs,
+              "jseq": self.journal.last_seq, "policy": self.policy, "mpol": mpol}
+        if self.key_prev is not None:
+            st["key_prev"] = P.hexlify(self.key_prev)
+        self.hal.write_json(STATE, st)
         self.state_dirty = False
 
     # -- helpers ---------------------------------------------------------------
-    def _event(self, code, meter, detail=0):
-        self.journal.append(P.KIND_EVENT, meter, self.hal.time(), (code, detail))
+    def _event(self, code, meter, detail=0, *more):
+        self.journal.append(P.KIND_EVENT, meter, self.hal.time(), (code, detail) + more)
 
     def _next_n(self):
         self.n_up += 1
@@ -152,6 +186,8 @@ class Concentrator:
         self.steps += 1
         if self._poll_due():
             self.unflushed = True
+        if self.rej_pending:
+            self._report_rejections()
         if self.unflushed and not self.cycle_open:
             # one flush per poll cycle (all the meters due now, maybe over
             # several steps): littlefs copies the tail block at every flush
@@ -395,22 +431,77 @@ class Concentrator:
         return out
 
     # -- downlink ----------------------------------------------------------------
+    # Every downlink is verified (MAC under the device key, counter, expiry),
+    # then checked against its schema, and only then applied: a bad one is
+    # refused whole, the last good settings stay in force, and nothing is
+    # written to flash for it (rejections are counted and reported at a
+    # bounded rate, _report_rejections).
     def _on_message(self, topic, data):
         try:
-            body = P.verify(data, self.key, self.dev, self.n_down, self.hal.time())
-            self._apply(body)
+            body, key = self._verify(data)
         except P.ProtocolError as e:
             self._reject(e.args[0] if e.args else "malformed")
-        except (KeyError, TypeError, ValueError, IndexError):
-            self._reject("bad_fields")
+            return
+        except Exception:
+            self._reject("malformed")
+            return
+        t = body.get("t")
+        try:
+            if t == P.ACK:
+                P.check_ack(body)
+            elif t == P.CREDIT:
+                P.check_credit(body, len(self.meters))
+            else:
+                from concentrator import schema
+                try:
+                    schema.check_downlink(body, len(self.meters))
+                finally:
+                    _unload("schema")
+        except Exception as e:       # ValueError from the checks (or a bug in them)
+            self._reject("bad_fields", "%s" % (e.args[0] if e.args else type(e).__name__))
+            return
+        if key is self.key and self.key_prev is not None:
+            # the head-end signs with the new key: it has seen the board use
+            # it, the previous one is done with
+            self.key_prev = None
+            self.state_dirty = True
+        self._apply(body, key)
 
-    def _reject(self, reason):
+    def _verify(self, data):
+        # -> (body, the key that verified it): the current key, or during a
+        # rotation the previous one (docs/protocol.md, rekey)
+        try:
+            return P.verify(data, self.key, self.dev, self.n_down, self.hal.time()), self.key
+        except P.ProtocolError as e:
+            if self.key_prev is None or not e.args or e.args[0] != "bad_mac":
+                raise
+        return P.verify(data, self.key_prev, self.dev, self.n_down, self.hal.time()), self.key_prev
+
+    def _reject(self, reason, why=None):
         self.rejected += 1
-        code = P.REJECT_REASONS.index(reason) if reason in P.REJECT_REASONS else 0
-        self._event(P.EV_MSG_REJECTED, 0, code)
-        self.journal.flush()
+        i = P.REJECT_REASONS.index(reason) if reason in P.REJECT_REASONS else 0
+        self.rej[i] += 1
+        self.rej_pending = True
+        self.last_reject = (reason if why is None else reason + ": " + why)[:160]
 
-    def _apply(self, body):
+    def _report_rejections(self):
+        # one event per reason per record interval, with the count: a flood
+        # of forged messages costs a few journal records, no flash writes of
+        # its own (they go out with the next poll cycle's flush)
+        now = self.hal.ticks_ms()
+        if self.rej_ms is not None and \
+                self.hal.ticks_diff(now, self.rej_ms) < self.cfg["record_s"] * 1000:
+            return
+        self.rej_ms = now
+        self.rej_pending = False
+        for i in range(len(self.rej)):
+            if self.rej[i]:
+                self._event(P.EV_MSG_REJECTED, 0, i, self.rej[i])
+                self.rej[i] = 0
+        self.hal.log("downlinks refused: %d since boot, last %s" % (self.rejected, self.last_reject))
+        self.unflushed = True
+
+    def _apply(self, body, key):
         t = body["t"]
         self.n_down = body["n"]
         if t == P.ACK:
@@ -425,12 +516,8 @@ class Concentrator:
         if t == P.CREDIT:
             i = body["m"]
             m = self.meters[i]
-            bal, e, c, top = body["bal"], body["e"], body.get("c"), body.get("top")
-            for x in (bal, e):
-                if not isinstance(x, int):
-                    raise ValueError
             before = m.credit.value(self.price_hint())
-            if m.credit.sync(bal, e, c, top):
+            if m.credit.sync(body["bal"], body["e"], body.get("c"), body.get("top")):
                 m.rs.armed = True      # a top-up re-arms the emergency credit
             elif before is not None and m.credit.value(self.price_hint()) == before:
                 # a confirmation of what the board already knew: no flash write
@@ -439,14 +526,13 @@ class Concentrator:
             spec = body["spec"]
             if isinstance(spec, dict):
                 spec = [spec]
-            from concentrator import tariff as T
-            T.validate_versions(spec)
             self.tariff = spec
             self.hal.write_json(TARIFF, spec)
         elif t == P.COMMAND:
-            i = self._command(body)
-        else:
-            raise ValueError
+            i = self._command(body, key)
+        elif t == P.OTA_CHUNK:
+            self._ota().on_chunk(body)
+            return
         self._save_state()
         # act on a new balance or command right away, not at the next poll
         if isinstance(i, int) and 0 <= i < len(self.meters):
@@ -465,35 +551,65 @@ class Concentrator:
             if self.hal.time() != now:
                 self._event(P.EV_TIME_SET, 0, max(-99999, min(99999, d if now else 0)))
 
-    def _command(self, body):
+    def _command(self, body, key):
+        # body passed schema.check_command
         op = body["op"]
         if op == "relay":
             i = body["m"]
             state = body["state"]
             if state == "auto":
                 self.override(i, None, 0)
-            elif state in ("open", "closed"):
-                self.override(i, state == "closed", body["until"])
             else:
-                raise ValueError
+                self.override(i, state == "closed", body["until"])
             return None
         if op == "time":
             self.hal.set_time(body["time"])
             return None
         if op == "policy":
-            pol = R.merged(body["policy"])
+            from concentrator import schema
+            pol = schema.check_policy(body["policy"])
+            _unload("schema")
             i = body.get("m")
             if i is None:
                 self.policy = pol
+                for m in self.meters:
+                    m.policy = None      # the site's policy for every meter
             else:
                 self.meters[i].policy = pol
             return i
         if op == "rekey":
+            # new key = HMAC(the key that signed this command, nonce): the
+            # head-end signs it with the last key it has seen the board use,
+            # so a repeated, forced or late rekey derives from the same key
+            # on both sides. The previous key stays valid for downlinks until
+            # the head-end uses the new one. Saved before any uplink uses it.
             nonce = P.key_from_hex(body["nonce"])
-            if len(nonce) < 8:
-                raise ValueError
-            self.key = P.hmac_sha256(self.key, b"wk-rekey:" + nonce)
+            from_prev = 0 if key is self.key else 1
+            self.key = P.hmac_sha256(key, b"wk-rekey:" + nonce)
             self.key_hex = P.hexlify(self.key)
-            self._event(P.EV_REKEY, 0, 0)
+            self.key_prev = key
+            self._event(P.EV_REKEY, 0, from_prev)
+            self.next_status_ms = self.hal.ticks_ms()   # prove the new key at once
             return None
-        raise ValueError
+        if op == "ota":
+            self._ota().on_offer(body)
+            return None
+        raise ValueError(op)
+
+    def _ota(self):
+        from concentrator.ota import Updater
+        u = self.updater
+        if u is None:
+            u = self.updater = Updater(self)
+        return u
+
+
+def _unload(name):
+    # forget a module used only now and then (MicroPython: its bytecode is
+    # freed from the heap); CPython keeps it
+    import sys
+    if sys.implementation.name == "micropython":
+        sys.modules.pop("concentrator." + name, None)
+        pkg = sys.modules.get("concentrator")
+        if pkg is not None:
+            pkg.__dict__.pop(name, None)
