@@ -79,7 +79,7 @@ class SimHal(Hal):
         self.fs = fs
         self.start_unix = start_unix
         self.contactors = list(contactors)
-        self.socket_module = SocketModule(socket_timeout)
+        self.socket_module = SocketModule(socket_timeout, self._read_file)
         self.network = True
         self.led_on = False
         self.feeds = 0
@@ -105,6 +105,10 @@ class SimHal(Hal):
         # running in wall time must not drag it. Drift is simulated by tests
         # through time_offset.
         pass
+
+    def _read_file(self, path):
+        with self.fs.open(path, "rb") as f:
+            return f.read()
 
     # pins
     def relay_set(self, index, closed):

@@ -10,7 +10,7 @@ from concentrator.credit import Credit
 from concentrator import relay as R
 from concentrator.journal import Journal
 from concentrator.meters import MeterBus
-from concentrator.mqtt import Link
+from concentrator.mqtt import Jitter, Link
 from concentrator import __version__
 
 STATE = "/state.json"
@@ -54,11 +54,23 @@ class Concentrator:
         self.bus = MeterBus(hal, cfg["meters"])
         self.journal = journal if journal is not None else Journal(hal, meters=len(self.meters))
         b = cfg["broker"]
-        self.link = Link(hal, self.dev, b["host"], b.get("port", 1883),
+        self.link = Link(hal, self.dev, b["host"], b["port"],
                          b.get("user"), b.get("password"),
                          b.get("keepalive_s", 60), self._on_message,
-                         P.topic_down(self.dev))
+                         P.topic_down(self.dev), b.get("ca"), b.get("tls_host"))
         self.topic_up = P.topic_up(self.dev)
+        # uploads: each board sends a record interval's readings at its own
+        # offset into the interval (from its device id: deterministic), and
+        # resends an unacknowledged batch with exponential back-off + jitter,
+        # so a fleet recording on the same boundary does not arrive at once
+        spread = cfg.get("upload_spread_s")
+        if spread is None:
+            spread = cfg["record_s"] // 2
+        self.jitter = Jitter("up:" + self.dev)
+        self.up_offset_s = self.jitter.next() % spread if spread > 0 else 0
+        self.upload_at = 0          # wall time from which pending readings go up
+        self.urgent = False         # an event that should not wait for the slot
+        self.resend_ms = cfg["ack_timeout_s"] * 1000
         self.n_up = 0
         self.n_res = 0
         self.n_down = -1
@@ -164,6 +176,8 @@ class Concentrator:
     # -- helpers ---------------------------------------------------------------
     def _event(self, code, meter, detail=0, *more):
         self.journal.append(P.KIND_EVENT, meter, self.hal.time(), (code, detail) + more)
+        if code in _URGENT:
+            self.urgent = True
 
     def _next_n(self):
         self.n_up += 1
@@ -311,6 +325,9 @@ class Concentrator:
         m.next_record_ts = (ts // rs + 1) * rs
         m.rec_ts = ts
         self.state_dirty = True
+        at = ts - ts % rs + self.up_offset_s
+        if at > self.upload_at:
+            self.upload_at = at
 
     def price_hint(self):
         # mu/kWh for the rough estimate before the first head-end sync
@@ -392,10 +409,18 @@ class Concentrator:
                 return
             self.hello_sent = True
         now = hal.net_ticks_ms()
-        if self.inflight and now - self.inflight_ms < self.cfg["ack_timeout_s"] * 1000:
-            pass
-        else:
-            recs = self.journal.pending(self.cfg["batch"])
+        if self.inflight:
+            if now - self.inflight_ms >= self.resend_ms:
+                # not acknowledged: send again, waiting longer each time
+                self.inflight = 0
+                self.resend_ms = min(self.jitter.spread(self.resend_ms * 2),
+                                     self.cfg["resend_max_s"] * 1000)
+        if not self.inflight:
+            ts = hal.time() if hal.time_known() else 0
+            # (a slot more than an interval ahead: the clock was set back)
+            due = self.urgent or not ts or ts >= self.upload_at or \
+                self.upload_at - ts > self.cfg["record_s"]
+            recs = self.journal.pending(self.cfg["batch"]) if due else None
             if recs:
                 out = [[r[0], r[1], r[2], r[3], list(r[4])] for r in recs]
                 # `after`: the batch holds every record still in the journal
@@ -403,6 +428,7 @@ class Concentrator:
                 if self._send(P.RECORDS, recs=out, after=self.journal.acked_seq):
                     self.inflight = recs[-1][0]
                     self.inflight_ms = now
+                    self.urgent = False
         t = hal.ticks_ms()
         if hal.ticks_diff(t, self.next_status_ms) >= 0:
             self.next_status_ms = t + self.cfg["status_s"] * 1000
@@ -510,6 +536,7 @@ class Concentrator:
                 self.journal.ack(seq)
             if seq >= self.inflight:
                 self.inflight = 0
+                self.resend_ms = self.cfg["ack_timeout_s"] * 1000
             self._sync_time(body.get("ts", 0))
             return
         i = None
@@ -602,6 +629,11 @@ class Concentrator:
         if u is None:
             u = self.updater = Updater(self)
         return u
+
+
+# events the head-end should hear of at once, not at the board's upload slot
+_URGENT = (P.EV_RELAY_OPEN, P.EV_RELAY_CLOSE, P.EV_RELAY_MISMATCH, P.EV_OVERRIDE,
+           P.EV_REKEY, P.EV_OTA, P.EV_BOOT)
 
 
 def _unload(name):

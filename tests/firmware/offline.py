@@ -14,16 +14,17 @@ START = 1793462400 + 8 * 3600     # 2026-11-01 08:00 local (a Sunday)
 
 class Board:
     def __init__(self, tmp_path, policy=None, watts=1200, start=START, meters=2, flash="host",
-                 state=None, **site_kw):
+                 state=None, cfg=None, **site_kw):
         self.site = Site(concentrators=1, meters=meters, broker=("127.0.0.1", free_port()),
                          workdir=str(tmp_path), start_unix=start, tariff=TARIFF, flash=flash,
                          **site_kw)
         self.vc = self.site.concentrators[0]
         if policy is not None:
             self.vc.cfg["policy"] = policy
+        self.vc.cfg.update(cfg or {})
         if state is not None:
             self.vc.fw.hal.write_json("/state.json", state)
-        if policy is not None or state is not None:
+        if policy is not None or state is not None or cfg:
             self.vc.power_on()
         self.n = 0
         for sm in self.vc.meters:
