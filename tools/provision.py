@@ -109,6 +109,15 @@ def check_config(config, board):
         check_board(board)
     except ConfigError as e:
         raise ProvisionError("config: %s" % e)
+    from concentrator import model_check, schema
+    _, bad = model_check.table(c.get("models"))
+    if bad:
+        raise ProvisionError("config: models.%s: %s" % bad[0])
+    if c.get("policy") is not None:
+        try:
+            schema.check_policy(c["policy"])
+        except ValueError as e:
+            raise ProvisionError("config: %s" % e)
     if not (c.get("wifi") or {}).get("ssid"):
         raise ProvisionError("config: wifi.ssid missing (the board needs a network)")
     return c

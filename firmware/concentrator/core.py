@@ -51,7 +51,8 @@ class Concentrator:
             self.tariff = [self.tariff]
         self.key_hex = cfg["key"]
         self.key_prev = None        # key before the last rekey, until the head-end uses the new one
-        self.bus = MeterBus(hal, cfg["meters"])
+        self.bad_models = []        # site models refused (name, reason): reported at boot
+        self.bus = MeterBus(hal, cfg["meters"], self._models(cfg.get("models")))
         self.journal = journal if journal is not None else Journal(hal, meters=len(self.meters))
         b = cfg["broker"]
         self.link = Link(hal, self.dev, b["host"], b["port"],
@@ -91,6 +92,17 @@ class Concentrator:
         self.unflushed = False      # records appended but not yet flushed
         self.cycle_open = False     # meters still due in this poll cycle
         self.updater = None         # OTA (ota.py), loaded when an update is offered
+
+    def _models(self, models):
+        # profiles.PROFILES plus the site file's "models" (model_check.py)
+        if not models:
+            return None
+        from concentrator import model_check
+        table, self.bad_models = model_check.table(models)
+        _unload("model_check")
+        for name, why in self.bad_models:
+            self.hal.log("model %s refused: %s" % (name, why))
+        return table
 
     # -- boot ----------------------------------------------------------------
     def boot(self):
@@ -148,6 +160,8 @@ class Concentrator:
         self._event(P.EV_BOOT, 0, self.boots)
         for part in bad:
             self._event(P.EV_STATE_REJECTED, 0, P.STATE_PARTS.index(part))
+        for i in range(len(self.bad_models)):
+            self._event(P.EV_STATE_REJECTED, 0, P.STATE_PARTS.index("models"))
         self.journal.flush()
         self.booted = True
 

@@ -78,7 +78,7 @@ OTA_REFUSED = 5      # bundle failed its signature / hash check, dropped
 OTA_ABANDONED = 6    # offer replaced or cancelled before it was complete
 
 STATE_PARTS = ("file", "boots", "n_res", "n_down", "jseq", "key", "key_prev", "policy",
-               "credit", "relay", "rec", "mpol", "tariff")
+               "credit", "relay", "rec", "mpol", "tariff", "models")
 
 # Relay reasons (values[1] of EV_RELAY_OPEN / EV_RELAY_CLOSE)
 R_CREDIT = 1       # credit exhausted / restored
