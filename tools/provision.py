@@ -64,41 +64,66 @@ def mpy_version(mpy_cross):
     return h[1]
 
 
+SERVER_ONLY = ("keyring.py",)     # shared modules the board never imports
+SLOT = "fw/a"                     # the provisioned version's folder (fwboot.py)
+
+
+def compile_package(out_dir, mpy_cross=None, compile=True, prefix="concentrator"):
+    """The firmware package compiled with mpy-cross into out_dir/prefix.
+    Returns [(relative path, file path)] in a stable order."""
+    mpy_cross = _tool("mpy-cross", mpy_cross)
+    os.makedirs(os.path.join(out_dir, prefix), exist_ok=True)
+    out = []
+    pkg = os.path.join(FIRMWARE, "concentrator")
+    for name in sorted(os.listdir(pkg)):
+        if name.endswith(".py") and name not in SERVER_ONLY:
+            rel = prefix + "/" + name
+            out.append(_compile(mpy_cross, os.path.join(pkg, name), out_dir, rel, compile))
+    return out
+
+
+def _compile(mpy_cross, src, out_dir, rel, compile=True):
+    dst_rel = rel[:-3] + ".mpy" if compile else rel
+    dst = os.path.join(out_dir, dst_rel)
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    if not compile:
+        shutil.copy(src, dst)
+        return dst_rel, dst
+    r = subprocess.run([mpy_cross, "-o", dst, "-s", os.path.basename(src), src],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise ProvisionError("mpy-cross failed on %s: %s" % (src, r.stderr.strip()))
+    return dst_rel, dst
+
+
 def build_image(out_dir, config, board, mpy_cross=None, umqtt=True, compile=True):
     """Write what goes onto the board's flash into out_dir (its root):
-    boot.py, main.py, concentrator/*.mpy, lib/umqtt/simple.mpy (umqtt=True),
-    board.json, config.json. Returns the list of relative paths."""
+    boot.py, main.py, fwboot.mpy (the version switch, never updated over the
+    air), fw/a/concentrator/*.mpy (the running version, /boot.json names it),
+    lib/umqtt/simple.mpy (umqtt=True), board.json, config.json.
+    Returns the list of relative paths."""
+    from concentrator import __version__
     mpy_cross = _tool("mpy-cross", mpy_cross)
     files = []
-    os.makedirs(os.path.join(out_dir, "concentrator"), exist_ok=True)
+    os.makedirs(out_dir, exist_ok=True)
     for name in ("boot.py", "main.py"):
         shutil.copy(os.path.join(FIRMWARE, name), os.path.join(out_dir, name))
         files.append(name)
-
-    def comp(src, rel):
-        if not compile:
-            shutil.copy(src, os.path.join(out_dir, rel))
-            return rel
-        rel = rel[:-3] + ".mpy"
-        r = subprocess.run([mpy_cross, "-o", os.path.join(out_dir, rel), "-s", os.path.basename(src),
-                            src], capture_output=True, text=True)
-        if r.returncode != 0:
-            raise ProvisionError("mpy-cross failed on %s: %s" % (src, r.stderr.strip()))
-        return rel
-    pkg = os.path.join(FIRMWARE, "concentrator")
-    for name in sorted(os.listdir(pkg)):
-        if name.endswith(".py"):
-            files.append(comp(os.path.join(pkg, name), "concentrator/" + name))
+    files.append(_compile(mpy_cross, os.path.join(FIRMWARE, "concentrator", "fwboot.py"),
+                          out_dir, "fwboot.py", compile)[0])
+    files += [rel for rel, _ in compile_package(os.path.join(out_dir, SLOT), mpy_cross, compile)]
+    files = [f if not f.startswith("concentrator/") else SLOT + "/" + f for f in files]
     if umqtt:
         if not os.path.exists(UMQTT):
             raise ProvisionError("no %s: run tools/bootstrap.sh, or use --umqtt mip" % UMQTT)
-        os.makedirs(os.path.join(out_dir, "lib", "umqtt"), exist_ok=True)
-        files.append(comp(UMQTT, "lib/umqtt/simple.py"))
+        files.append(_compile(mpy_cross, UMQTT, out_dir, "lib/umqtt/simple.py", compile)[0])
+    with open(os.path.join(out_dir, "boot.json"), "w") as f:
+        json.dump({"run": "a", "fw": __version__}, f)
     with open(os.path.join(out_dir, "board.json"), "w") as f:
         json.dump(board, f)
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         json.dump(config, f)
-    files += ["board.json", "config.json"]
+    files += ["boot.json", "board.json", "config.json"]
     return files
 
 
@@ -163,12 +188,14 @@ def rm(p):
     except OSError:
         pass
 rm('/concentrator')
-for d in ('/concentrator', '/lib', '/lib/umqtt'):
+rm('/fw')
+for d in ('/fw', '/fw/a', '/fw/a/concentrator', '/lib', '/lib/umqtt'):
     try:
         os.mkdir(d)
     except OSError:
         pass
-for f in ('/main.py', '/boot.py', '/lib/umqtt/simple.py'):
+for f in ('/main.py', '/boot.py', '/fwboot.mpy', '/boot.json', '/boot.json.tmp', '/ota.json',
+          '/lib/umqtt/simple.py'):
     rm(f)
 print('ok')
 """
@@ -215,14 +242,15 @@ def provision(port, config, board, umqtt="local", mpy_cross=None, mpremote=None,
         else:
             say(4, "installing umqtt.simple (lib/umqtt/simple.mpy)")
         args = []
-        code = [f for f in files if f not in ("board.json", "config.json")]
+        code = [f for f in files if f not in ("board.json", "config.json", "boot.json")]
         for f in code:
             args += ["fs", "cp", os.path.join(img, f), ":" + f, "+"]
         b.run(*args[:-1], timeout=120, what="copying the firmware")
         say(5, "copied the firmware (%d files)" % len(code))
         b.run("fs", "cp", os.path.join(img, "board.json"), ":board.json", "+",
-              "fs", "cp", os.path.join(img, "config.json"), ":config.json",
-              what="copying board.json and config.json")
+              "fs", "cp", os.path.join(img, "config.json"), ":config.json", "+",
+              "fs", "cp", os.path.join(img, "boot.json"), ":boot.json",
+              what="copying board.json, config.json and boot.json")
         say(6, "copied board.json (%s) and config.json" % board.get("name", "?"))
     # reset, then let the firmware start and report
     b.run("reset", what="reset")

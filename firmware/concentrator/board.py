@@ -191,10 +191,21 @@ def main():
     except Exception as e:
         ERROR = "%s: %s" % (type(e).__name__, e)
         print("wattkeeper: not started:", ERROR)
+        _trial_failed()
         print("help() lists the console commands")
         return
     log("wattkeeper %s dev %s, %d meters" % (_version(), APP.dev, len(APP.meters)))
     run(APP)
+
+
+def _trial_failed():
+    # a new version (on trial after an update) that cannot start: back to
+    # the previous one (fwboot.failed() resets the board)
+    try:
+        import fwboot
+    except ImportError:
+        return
+    fwboot.failed()
 
 
 def _version():

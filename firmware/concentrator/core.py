@@ -92,6 +92,15 @@ class Concentrator:
         self.unflushed = False      # records appended but not yet flushed
         self.cycle_open = False     # meters still due in this poll cycle
         self.updater = None         # OTA (ota.py), loaded when an update is offered
+        self.fw_pointer = None      # /boot.json: the version running (fwboot.py)
+        self.fw_version = __version__
+        p = hal.read_json("/boot.json", None)
+        if isinstance(p, dict):
+            self.fw_pointer = p
+            if isinstance(p.get("fw"), str) and p["fw"]:
+                self.fw_version = p["fw"][:24]
+        self.cycles = 0             # complete poll cycles since boot (OTA health check)
+        self.answered = 0           # good readings since boot
 
     def _models(self, models):
         # profiles.PROFILES plus the site file's "models" (model_check.py)
@@ -164,6 +173,8 @@ class Concentrator:
             self._event(P.EV_STATE_REJECTED, 0, P.STATE_PARTS.index("models"))
         self.journal.flush()
         self.booted = True
+        if (self.fw_pointer or {}).get("trial") or hal.exists("/ota.json"):
+            self._ota()              # a version on trial, or an update to resume
 
     def _save_state(self, reserve=False):
         if reserve or self.n_up >= self.n_res:
@@ -225,6 +236,12 @@ class Concentrator:
                 self._save_state()
             self.journal.flush()
             self.unflushed = False
+        if self.updater is not None:
+            self.updater.step()
+            if self.updater.idle():
+                self.updater = None
+                for name in ("ota", "ota_format", "fwboot"):
+                    _unload(name)
         self.link.step()
         if self.link.just_connected:
             self.link.just_connected = False
@@ -255,6 +272,7 @@ class Concentrator:
         self.cycle_open = False
         appended = False
         now_ts = hal.time() if hal.time_known() else 0
+        polled = False
         for i in range(len(self.meters)):
             if budget <= 0:
                 self.cycle_open = True   # more meters due: the next step goes on
@@ -274,14 +292,19 @@ class Concentrator:
                 m.due_ts = 0
                 m.next_poll_ms = now + poll_s * 1000
             budget -= 1
+            polled = True
             if self._poll_one(i, m, nominal):
                 appended = True
+        if polled:
+            self.cycles += 1
         return appended
 
     def _poll_one(self, i, m, ts):
         r = self.bus.poll(i)
         appended = False
         online = r is not None and r.ok
+        if online:
+            self.answered += 1
         if online != m.online:
             m.online = online
             if not online:
@@ -417,9 +440,11 @@ class Concentrator:
         hal = self.hal
         if not self.hello_sent:
             ids = [m.cfg["id"] for m in self.meters]
-            if not self._send(P.HELLO, fw=__version__, boot=self.boots,
+            ota = self.ota_status()
+            extra = {"ota": ota} if ota else {}
+            if not self._send(P.HELLO, fw=self.fw_version, boot=self.boots,
                               last=self.journal.last_seq,
-                              acked=self.journal.acked_seq, meters=ids):
+                              acked=self.journal.acked_seq, meters=ids, **extra):
                 return
             self.hello_sent = True
         now = hal.net_ticks_ms()
@@ -447,6 +472,17 @@ class Concentrator:
         if hal.ticks_diff(t, self.next_status_ms) >= 0:
             self.next_status_ms = t + self.cfg["status_s"] * 1000
             self._send(P.STATUS, **self.status_fields())
+
+    def ota_status(self):
+        # where a firmware update stands (hello "ota"), or None
+        if self.updater is not None:
+            return self.updater.status()
+        p = self.fw_pointer or {}
+        if p.get("failed_id"):
+            return {"id": p["failed_id"], "st": "rolled_back", "fw": p.get("failed_fw")}
+        if p.get("confirmed_id"):
+            return {"id": p["confirmed_id"], "st": "confirmed"}
+        return None
 
     def status_fields(self):
         # meters: [index, online, relay closed, local credit]; bus: error
@@ -477,6 +513,8 @@ class Concentrator:
     # written to flash for it (rejections are counted and reported at a
     # bounded rate, _report_rejections).
     def _on_message(self, topic, data):
+        if not self.booted:
+            return                   # (the link runs only after boot: never reached)
         try:
             body, key = self._verify(data)
         except P.ProtocolError as e:
@@ -633,7 +671,7 @@ class Concentrator:
             self.next_status_ms = self.hal.ticks_ms()   # prove the new key at once
             return None
         if op == "ota":
-            self._ota().on_offer(body)
+            self._ota().on_offer(body, key)
             return None
         raise ValueError(op)
 

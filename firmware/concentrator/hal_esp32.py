@@ -141,6 +141,9 @@ class Esp32Hal:
     def mkdir(self, path):
         os.mkdir(path)
 
+    def rmdir(self, path):
+        os.rmdir(path)
+
     def stat(self, path):
         return os.stat(path)
 

@@ -85,7 +85,7 @@ def parse_manifest(text):
         if f[0] in seen:
             _bad("file %s listed twice" % f[0])
         seen[f[0]] = 1
-        if type(f[1]) is not int or f[1] < 0 or f[1] > MAX_SIZE:
+        if type(f[1]) is not int or f[1] < 1 or f[1] > MAX_SIZE:
             _bad("file %s: bad size" % f[0])
         if type(f[2]) is not str or len(f[2]) != 64:
             _bad("file %s: sha256 must be 64 hex digits" % f[0])

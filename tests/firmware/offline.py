@@ -84,9 +84,15 @@ class Server:
     captured instead of sent (`lose` drops them, as a broker outage would),
     verified with the server's keys and answered with an ack."""
 
-    def __init__(self, board, n=1000):
+    def __init__(self, board, n=1000, virtual_net=False):
         from concentrator.keyring import ServerKeys
         self.b = board
+        self.virtual_net = virtual_net  # network timers on the virtual clock too
+        self.down = False               # the board's link is down (no broker)
+        self.bundle = None              # (manifest text, bundle bytes, chunk, health_s)
+        self.window = 8
+        self.mangle = None              # fn(i, data) -> data: a chunk spoiled on the way
+        self._link = None
         self.keys = ServerKeys(board.fw.key_hex)
         self.n = n
         self.last_up = -1
@@ -100,11 +106,23 @@ class Server:
         """Take the board's link (again after a power cycle: a new firmware
         instance has a new link)."""
         link = self.b.fw.link
-        link.connected = True
+        self._link = link
+        link.connected = not self.down
         link.step = lambda: 0
         link.publish = self._capture
+        if self.virtual_net:
+            self.b.vc.virtual_net = True
+            self.b.fw.hal.virtual_net = True
+
+    def set_down(self, down):
+        self.down = down
+        self.attach()
+        if not down:
+            self.b.fw.link.just_connected = True
 
     def _capture(self, topic, payload):
+        if self.down:
+            return False
         if not self.lose:
             self.outbox.append(bytes(payload))
         return True
@@ -123,7 +141,11 @@ class Server:
     def exchange(self, seconds=5):
         """Run the board, handle what it sent (ack records; a hello under the
         confirmed key while a rekey is pending gets the rekey again)."""
+        if self._link is not self.b.fw.link:
+            self.attach()                 # the board was reset: a new firmware instance
         self.b.run(seconds)
+        if self._link is not self.b.fw.link:
+            self.attach()
         while self.outbox:
             data = self.outbox.pop(0)
             old_key = bool(self.keys.pending) and self._under_confirmed(data)
@@ -138,9 +160,38 @@ class Server:
                 if old_key and self.keys.pending:
                     self.send(P.COMMAND, **self.keys.resend())
                 self.send(P.ACK, seq=body["acked"])
+                if isinstance(body.get("ota"), dict):
+                    self._ota(body["ota"])
+            elif body["t"] == P.OTA_STATUS:
+                self._ota(body)
             elif body["t"] == P.RECORDS:
                 self.send(P.ACK, seq=body["recs"][-1][0])
             self.b.run(1)
+
+    # -- firmware update (what sim/peer.py does over MQTT) -------------------------
+    def offer(self, manifest, bundle, chunk=2048, health_s=60):
+        from concentrator import ota_format as F
+        self.bundle = (manifest, bundle, chunk, health_s)
+        return self.send(P.COMMAND, **F.offer_fields(manifest, self.keys.signing_key(), chunk,
+                                                    health_s))
+
+    def _ota(self, st):
+        from concentrator import ota_format as F
+        self.ota_state = st
+        b = self.bundle
+        if b is None or st.get("id") != F.bundle_id(b[0]):
+            return
+        if st.get("st") == "idle":
+            self.offer(*b)
+        elif st.get("st") == "download" and isinstance(st.get("next"), int):
+            total = F.nchunks(len(b[1]), b[2])
+            for i in range(st["next"], min(total, st["next"] + self.window)):
+                f = F.chunk_fields(b[0], b[1], i, b[2])
+                if self.mangle is not None:
+                    import binascii
+                    d = self.mangle(i, binascii.a2b_base64(f["d"]))
+                    f["d"] = binascii.b2a_base64(d).decode().strip()
+                self.send(P.OTA_CHUNK, **f)
 
     def _under_confirmed(self, data):
         try:

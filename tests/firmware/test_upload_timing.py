@@ -26,9 +26,7 @@ def test_a_fleet_spreads_its_uploads_over_the_interval():
 
 def _board(tmp_path, **kw):
     b = Board(tmp_path, meters=2, **kw)
-    srv = Server(b)
-    clock = b.fw.hal
-    clock.net_ticks_ms = clock.ticks_ms          # network timers on the virtual clock
+    srv = Server(b, virtual_net=True)            # network timers on the virtual clock
     return b, srv
 
 
