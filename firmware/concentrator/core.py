@@ -442,7 +442,9 @@ class Concentrator:
             ids = [m.cfg["id"] for m in self.meters]
             ota = self.ota_status()
             extra = {"ota": ota} if ota else {}
-            if not self._send(P.HELLO, fw=self.fw_version, boot=self.boots,
+            # fw: the version /boot.json names; code: the package's own
+            # __version__ (the same on a board; the simulator runs its own code)
+            if not self._send(P.HELLO, fw=self.fw_version, code=__version__, boot=self.boots,
                               last=self.journal.last_seq,
                               acked=self.journal.acked_seq, meters=ids, **extra):
                 return

@@ -151,7 +151,7 @@ def check_offer(body):
         _bad("sig must be 64 hex digits")
     _int(body, "chunk", MIN_CHUNK, MAX_CHUNK)
     if "health_s" in body:
-        _int(body, "health_s", 30, 3600)
+        _int(body, "health_s", 10, 3600)
     return m
 
 
