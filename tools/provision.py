@@ -202,10 +202,16 @@ print('ok')
 
 
 def provision(port, config, board, umqtt="local", mpy_cross=None, mpremote=None,
-              ready_timeout=20, out=None):
+              ready_timeout=20, out=None, ca=None):
     """Provision the board on `port`. Returns the status text the board printed.
+    ca: the broker's CA certificate (PEM or DER) to install as /ca.pem (TLS).
     Raises ProvisionError with a one-line reason."""
     out = out or sys.stdout
+    if ca:
+        if not os.path.exists(ca):
+            raise ProvisionError("CA file %s not found" % ca)
+        config = json.loads(json.dumps(config))
+        config.setdefault("broker", {})["ca"] = "/ca.pem"
     steps = 7
 
     def say(k, text):
@@ -251,6 +257,8 @@ def provision(port, config, board, umqtt="local", mpy_cross=None, mpremote=None,
               "fs", "cp", os.path.join(img, "config.json"), ":config.json", "+",
               "fs", "cp", os.path.join(img, "boot.json"), ":boot.json",
               what="copying board.json, config.json and boot.json")
+        if ca:
+            b.run("fs", "cp", ca, ":ca.pem", what="copying the broker's CA certificate")
         say(6, "copied board.json (%s) and config.json" % board.get("name", "?"))
     # reset, then let the firmware start and report
     b.run("reset", what="reset")
@@ -284,6 +292,7 @@ def main(argv=None):
                     help="umqtt.simple from build/mplib (default) or `mpremote mip install`")
     ap.add_argument("--mpy-cross", help="mpy-cross binary")
     ap.add_argument("--mpremote", help="mpremote binary")
+    ap.add_argument("--ca", help="the broker's CA certificate: installed as /ca.pem, TLS on")
     ap.add_argument("--ready-timeout", type=int, default=20,
                     help="seconds the firmware gets to connect before the status is read")
     a = ap.parse_args(argv)
@@ -298,7 +307,8 @@ def main(argv=None):
                 board = json.load(f)
         except (OSError, ValueError) as e:
             raise ProvisionError("cannot read %s: %s" % (a.board, e))
-        provision(a.port, config, board, a.umqtt, a.mpy_cross, a.mpremote, a.ready_timeout)
+        provision(a.port, config, board, a.umqtt, a.mpy_cross, a.mpremote, a.ready_timeout,
+                  ca=a.ca)
     except ProvisionError as e:
         sys.stdout.flush()
         print("provision: %s" % e, file=sys.stderr)
