@@ -53,6 +53,7 @@ class Concentrator:
         self.key_prev = None        # key before the last rekey, until the head-end uses the new one
         self.bad_models = []        # site models refused (name, reason): reported at boot
         self.bus = MeterBus(hal, cfg["meters"], self._models(cfg.get("models")))
+        _unload("profiles")          # the bus keeps the models it uses
         self.journal = journal if journal is not None else Journal(hal, meters=len(self.meters))
         b = cfg["broker"]
         self.link = Link(hal, self.dev, b["host"], b["port"],
@@ -115,65 +116,12 @@ class Concentrator:
 
     # -- boot ----------------------------------------------------------------
     def boot(self):
-        # Nothing in flash may stop the board: the state file, the pushed
-        # tariff and the site policy are checked (schema.py); a bad part is
-        # replaced by its default and reported (EV_STATE_REJECTED).
-        hal = self.hal
-        self.journal.recover()
-        from concentrator import schema as S
-        ids = [m.cfg["id"] for m in self.meters]
-        st, bad = S.check_state(hal.read_json(STATE, None), ids)
-        try:
-            self.policy = S.check_policy(self.cfg.get("policy") or {})
-        except ValueError as e:
-            hal.log("config policy refused: %s" % e)
-            self.policy = S.check_policy({})
-            bad.append("policy")
-        t = hal.read_json(TARIFF, None)
-        if t is not None:
-            try:
-                self.tariff = S.check_tariff({"spec": t})
-            except ValueError as e:
-                hal.log("tariff file refused: %s" % e)
-                bad.append("tariff")
-        _unload("schema")
-        self.boots = st.get("boots", 0) + 1
-        self.n_res = st.get("n_res", 0)
-        self.n_up = self.n_res
-        self.n_down = st.get("n_down", -1)
-        if st.get("key"):
-            self.key_hex = st["key"]
-            self.key = P.key_from_hex(self.key_hex)
-        if st.get("key_prev"):
-            self.key_prev = P.key_from_hex(st["key_prev"])
-        if st.get("policy"):
-            self.policy = st["policy"]
-        creds = st.get("credit", {})
-        relays = st.get("relay", {})
-        recs = st.get("rec", {})
-        mpol = st.get("mpol", {})
-        # the state is written just before the journal is flushed: if the
-        # journal lost that last batch, the record times are not to be trusted
-        trust = self.journal.last_seq >= st.get("jseq", 0)
-        rec_s = self.cfg["record_s"]
-        for m in self.meters:
-            mid = m.cfg["id"]
-            m.credit.from_state(creds.get(mid))
-            m.rs.from_state(relays.get(mid))
-            m.policy = mpol.get(mid)
-            last = recs.get(mid, 0)
-            if trust and last:
-                m.rec_ts = last
-                m.next_record_ts = (last // rec_s + 1) * rec_s
-        self._save_state(reserve=True)
-        self._event(P.EV_BOOT, 0, self.boots)
-        for part in bad:
-            self._event(P.EV_STATE_REJECTED, 0, P.STATE_PARTS.index(part))
-        for i in range(len(self.bad_models)):
-            self._event(P.EV_STATE_REJECTED, 0, P.STATE_PARTS.index("models"))
-        self.journal.flush()
-        self.booted = True
-        if (self.fw_pointer or {}).get("trial") or hal.exists("/ota.json"):
+        # the state file, tariff and policy checked and restored (core_boot.py,
+        # loaded for the boot only)
+        from concentrator import core_boot
+        core_boot.boot(self)
+        _unload("core_boot")
+        if (self.fw_pointer or {}).get("trial") or self.hal.exists("/ota.json"):
             self._ota()              # a version on trial, or an update to resume
 
     def _save_state(self, reserve=False):
@@ -633,49 +581,12 @@ class Concentrator:
                 self._event(P.EV_TIME_SET, 0, max(-99999, min(99999, d if now else 0)))
 
     def _command(self, body, key):
-        # body passed schema.check_command
-        op = body["op"]
-        if op == "relay":
-            i = body["m"]
-            state = body["state"]
-            if state == "auto":
-                self.override(i, None, 0)
-            else:
-                self.override(i, state == "closed", body["until"])
-            return None
-        if op == "time":
-            self.hal.set_time(body["time"])
-            return None
-        if op == "policy":
-            from concentrator import schema
-            pol = schema.check_policy(body["policy"])
-            _unload("schema")
-            i = body.get("m")
-            if i is None:
-                self.policy = pol
-                for m in self.meters:
-                    m.policy = None      # the site's policy for every meter
-            else:
-                self.meters[i].policy = pol
-            return i
-        if op == "rekey":
-            # new key = HMAC(the key that signed this command, nonce): the
-            # head-end signs it with the last key it has seen the board use,
-            # so a repeated, forced or late rekey derives from the same key
-            # on both sides. The previous key stays valid for downlinks until
-            # the head-end uses the new one. Saved before any uplink uses it.
-            nonce = P.key_from_hex(body["nonce"])
-            from_prev = 0 if key is self.key else 1
-            self.key = P.hmac_sha256(key, b"wk-rekey:" + nonce)
-            self.key_hex = P.hexlify(self.key)
-            self.key_prev = key
-            self._event(P.EV_REKEY, 0, from_prev)
-            self.next_status_ms = self.hal.ticks_ms()   # prove the new key at once
-            return None
-        if op == "ota":
-            self._ota().on_offer(body, key)
-            return None
-        raise ValueError(op)
+        # a cmd (passed schema.check_command): commands.py, loaded for it
+        from concentrator import commands
+        try:
+            return commands.run(self, body, key)
+        finally:
+            _unload("commands")
 
     def _ota(self):
         from concentrator.ota import Updater

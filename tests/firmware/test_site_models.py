@@ -132,12 +132,19 @@ def test_the_board_uses_the_site_models_and_survives_a_bad_one(tmp_path):
     from tests.firmware.offline import Board
     mine = dict(PROFILES["prepaid-int"])
     mine["regs"] = [dict(e) for e in mine["regs"]]
-    b = Board(tmp_path, meters=2, cfg={"models": {"my-prepaid": mine, "junk": {"proto": 7}}})
-    cfg = b.fw.cfg
-    for m in cfg["meters"]:
+    b = Board.__new__(Board)
+    from tests.firmware.offline import Site, TARIFF, START, free_port
+    b.site = Site(concentrators=1, meters=2, broker=("127.0.0.1", free_port()),
+                  workdir=str(tmp_path), start_unix=START, tariff=TARIFF)
+    b.vc = b.site.concentrators[0]
+    b.vc.cfg["models"] = {"my-prepaid": mine, "junk": {"proto": 7}}
+    for m in b.vc.cfg["meters"]:
         if m["model"] == "prepaid-int":
-            m["model"] = "my-prepaid"               # (set after boot: the table is what matters)
-    assert "my-prepaid" in b.fw.bus.profiles and "junk" not in b.fw.bus.profiles
+            m["model"] = "my-prepaid"
+    b.vc.power_on()
+    b.n = 0
+    assert b.fw.bus.profiles["my-prepaid"]["regs"] == mine["regs"]
+    assert "junk" not in b.fw.bus.profiles
     b.run(180)
     assert all(m.online for m in b.fw.meters)
     ev = b.events(P.EV_STATE_REJECTED)
