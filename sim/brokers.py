@@ -9,7 +9,13 @@ import sys
 import tempfile
 import time
 
-from headend.transport.broker import EmbeddedBroker, free_port
+
+
+def free_port(host="127.0.0.1"):
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 
 def stop_process(proc, timeout=10, kill=False):
@@ -55,6 +61,7 @@ class AmqttBroker:
 
     def start(self):
         if self.in_process:
+            from headend.transport.broker import EmbeddedBroker
             self._b = EmbeddedBroker(self.host, self.port).start()
         else:
             self.proc = subprocess.Popen(

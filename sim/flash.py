@@ -250,6 +250,14 @@ class FlashFS:
 
     # ---- HAL file API ---------------------------------------------------
     def open(self, path, mode="r"):
+        if "a" in mode:
+            # MicroPython's "a" creates a missing file (littlefs-python's does not)
+            try:
+                self._call(self.lfs.stat, path)
+            except OSError as e:
+                if e.errno != errno.ENOENT:
+                    raise
+                mode = mode.replace("a", "w")
         if "b" in mode:
             fh = self._call(self.lfs.open, path, mode, 0)
             self._handles.add(fh)
@@ -269,6 +277,9 @@ class FlashFS:
 
     def mkdir(self, path):
         self._call(self.lfs.mkdir, path)
+
+    def rmdir(self, path):
+        self._call(self.lfs.remove, path)     # littlefs removes an empty folder
 
     def stat(self, path):
         st = self._call(self.lfs.stat, path)

@@ -41,6 +41,9 @@ class HostFS:
     def mkdir(self, path):
         os.mkdir(self._p(path))
 
+    def rmdir(self, path):
+        os.rmdir(self._p(path))
+
     def stat(self, path):
         return tuple(os.stat(self._p(path)))
 
@@ -79,7 +82,7 @@ class SimHal(Hal):
         self.fs = fs
         self.start_unix = start_unix
         self.contactors = list(contactors)
-        self.socket_module = SocketModule(socket_timeout)
+        self.socket_module = SocketModule(socket_timeout, self._read_file)
         self.network = True
         self.led_on = False
         self.feeds = 0
@@ -91,7 +94,11 @@ class SimHal(Hal):
     def ticks_ms(self):
         return self.clock.now_us // 1000
 
+    virtual_net = False    # True: network timers on the virtual clock too (offline tests)
+
     def net_ticks_ms(self):
+        if self.virtual_net:
+            return self.ticks_ms()
         return int(_time.monotonic() * 1000)
 
     def sleep_ms(self, ms):
@@ -105,6 +112,10 @@ class SimHal(Hal):
         # running in wall time must not drag it. Drift is simulated by tests
         # through time_offset.
         pass
+
+    def _read_file(self, path):
+        with self.fs.open(path, "rb") as f:
+            return f.read()
 
     # pins
     def relay_set(self, index, closed):
@@ -135,6 +146,9 @@ class SimHal(Hal):
 
     def mkdir(self, path):
         self.fs.mkdir(path)
+
+    def rmdir(self, path):
+        self.fs.rmdir(path)
 
     def stat(self, path):
         return self.fs.stat(path)

@@ -22,6 +22,7 @@ from sim.dlt645_meter import Dlt645Meter
 from sim.modbus_meter import PrepaidIntMeter, SDM120Meter
 from sim.watchdog import StepWatchdog, WatchdogReset
 
+from concentrator import fwboot  # noqa: E402
 from concentrator.core import Concentrator  # noqa: E402  (sim.hal set the path)
 
 # 2026-11-01 00:00 China Standard Time
@@ -57,15 +58,33 @@ class VirtualConcentrator:
         self.power_cycles = 0
         self.hal = None
         self.fw = None
+        self.boot_pointer = None      # /boot.json after this boot's fwboot.select()
+        self.on_boot = None           # callback(vc) at every boot (tests: check the version)
+        self.resets = 0               # resets the firmware asked for (hal.reset())
+        self.virtual_net = False      # network timers on the virtual clock (offline tests)
         self.power_on()
 
     def power_on(self):
-        if self.flash is not None:
-            self.flash.power_on()
-            self._boot_reads0 = self.flash.reads
-            self.fs = FlashFS(self.flash)    # never formats a non-blank flash
+        while True:
+            if self.flash is not None:
+                self.flash.power_on()
+                self._boot_reads0 = self.flash.reads
+                self.fs = FlashFS(self.flash)    # never formats a non-blank flash
+            try:
+                # what boot.py does on the board: pick the firmware version
+                # (fwboot.py: switch to a staged one, count trial boots, roll
+                # back). The code that runs is this process's firmware package
+                # either way; the version is what the board reports.
+                self.boot_pointer = fwboot.select(self.fs)
+                break
+            except PowerCut:
+                self.cuts += 1                   # the power failed again while booting
+                self.fs._abandon()
+        if self.on_boot is not None:
+            self.on_boot(self)
         self.hal = SimHal(self.clock, self.bus.uart, self.fs, self.start_unix,
                           self.contactors, socket_timeout=2.0)
+        self.hal.virtual_net = self.virtual_net
         # a board reads /config.json afresh at every boot: the firmware keeps
         # per-meter RAM state (bus statistics) inside its config, which must
         # not survive a power cycle
@@ -93,6 +112,12 @@ class VirtualConcentrator:
             r = self.watchdog.run(self.fw.step, self.clock, self.hal)
         except PowerCut:
             r = None
+        except SystemExit as e:
+            if e.args != ("reset",):
+                raise
+            self.resets += 1                 # the firmware reset the board (OTA switch...)
+            self.power_cycle()
+            return 0
         except WatchdogReset:
             self.watchdog_resets += 1
             self.hal.log("watchdog reset: " + self.watchdog.last_reason)

@@ -11,6 +11,7 @@ ROOT=$PWD
 
 need_apt=()
 command -v socat >/dev/null 2>&1 || need_apt+=(socat)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)   # TLS tests make their own CA
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 # the dashboard's browser test drives Debian's Chromium (playwright never downloads one)

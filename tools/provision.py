@@ -64,41 +64,66 @@ def mpy_version(mpy_cross):
     return h[1]
 
 
+SERVER_ONLY = ("keyring.py",)     # shared modules the board never imports
+SLOT = "fw/a"                     # the provisioned version's folder (fwboot.py)
+
+
+def compile_package(out_dir, mpy_cross=None, compile=True, prefix="concentrator"):
+    """The firmware package compiled with mpy-cross into out_dir/prefix.
+    Returns [(relative path, file path)] in a stable order."""
+    mpy_cross = _tool("mpy-cross", mpy_cross)
+    os.makedirs(os.path.join(out_dir, prefix), exist_ok=True)
+    out = []
+    pkg = os.path.join(FIRMWARE, "concentrator")
+    for name in sorted(os.listdir(pkg)):
+        if name.endswith(".py") and name not in SERVER_ONLY:
+            rel = prefix + "/" + name
+            out.append(_compile(mpy_cross, os.path.join(pkg, name), out_dir, rel, compile))
+    return out
+
+
+def _compile(mpy_cross, src, out_dir, rel, compile=True):
+    dst_rel = rel[:-3] + ".mpy" if compile else rel
+    dst = os.path.join(out_dir, dst_rel)
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    if not compile:
+        shutil.copy(src, dst)
+        return dst_rel, dst
+    r = subprocess.run([mpy_cross, "-o", dst, "-s", os.path.basename(src), src],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise ProvisionError("mpy-cross failed on %s: %s" % (src, r.stderr.strip()))
+    return dst_rel, dst
+
+
 def build_image(out_dir, config, board, mpy_cross=None, umqtt=True, compile=True):
     """Write what goes onto the board's flash into out_dir (its root):
-    boot.py, main.py, concentrator/*.mpy, lib/umqtt/simple.mpy (umqtt=True),
-    board.json, config.json. Returns the list of relative paths."""
+    boot.py, main.py, fwboot.mpy (the version switch, never updated over the
+    air), fw/a/concentrator/*.mpy (the running version, /boot.json names it),
+    lib/umqtt/simple.mpy (umqtt=True), board.json, config.json.
+    Returns the list of relative paths."""
+    from concentrator import __version__
     mpy_cross = _tool("mpy-cross", mpy_cross)
     files = []
-    os.makedirs(os.path.join(out_dir, "concentrator"), exist_ok=True)
+    os.makedirs(out_dir, exist_ok=True)
     for name in ("boot.py", "main.py"):
         shutil.copy(os.path.join(FIRMWARE, name), os.path.join(out_dir, name))
         files.append(name)
-
-    def comp(src, rel):
-        if not compile:
-            shutil.copy(src, os.path.join(out_dir, rel))
-            return rel
-        rel = rel[:-3] + ".mpy"
-        r = subprocess.run([mpy_cross, "-o", os.path.join(out_dir, rel), "-s", os.path.basename(src),
-                            src], capture_output=True, text=True)
-        if r.returncode != 0:
-            raise ProvisionError("mpy-cross failed on %s: %s" % (src, r.stderr.strip()))
-        return rel
-    pkg = os.path.join(FIRMWARE, "concentrator")
-    for name in sorted(os.listdir(pkg)):
-        if name.endswith(".py"):
-            files.append(comp(os.path.join(pkg, name), "concentrator/" + name))
+    files.append(_compile(mpy_cross, os.path.join(FIRMWARE, "concentrator", "fwboot.py"),
+                          out_dir, "fwboot.py", compile)[0])
+    files += [rel for rel, _ in compile_package(os.path.join(out_dir, SLOT), mpy_cross, compile)]
+    files = [f if not f.startswith("concentrator/") else SLOT + "/" + f for f in files]
     if umqtt:
         if not os.path.exists(UMQTT):
             raise ProvisionError("no %s: run tools/bootstrap.sh, or use --umqtt mip" % UMQTT)
-        os.makedirs(os.path.join(out_dir, "lib", "umqtt"), exist_ok=True)
-        files.append(comp(UMQTT, "lib/umqtt/simple.py"))
+        files.append(_compile(mpy_cross, UMQTT, out_dir, "lib/umqtt/simple.py", compile)[0])
+    with open(os.path.join(out_dir, "boot.json"), "w") as f:
+        json.dump({"run": "a", "fw": __version__}, f)
     with open(os.path.join(out_dir, "board.json"), "w") as f:
         json.dump(board, f)
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         json.dump(config, f)
-    files += ["board.json", "config.json"]
+    files += ["boot.json", "board.json", "config.json"]
     return files
 
 
@@ -109,6 +134,15 @@ def check_config(config, board):
         check_board(board)
     except ConfigError as e:
         raise ProvisionError("config: %s" % e)
+    from concentrator import model_check, schema
+    _, bad = model_check.table(c.get("models"))
+    if bad:
+        raise ProvisionError("config: models.%s: %s" % bad[0])
+    if c.get("policy") is not None:
+        try:
+            schema.check_policy(c["policy"])
+        except ValueError as e:
+            raise ProvisionError("config: %s" % e)
     if not (c.get("wifi") or {}).get("ssid"):
         raise ProvisionError("config: wifi.ssid missing (the board needs a network)")
     return c
@@ -154,22 +188,30 @@ def rm(p):
     except OSError:
         pass
 rm('/concentrator')
-for d in ('/concentrator', '/lib', '/lib/umqtt'):
+rm('/fw')
+for d in ('/fw', '/fw/a', '/fw/a/concentrator', '/lib', '/lib/umqtt'):
     try:
         os.mkdir(d)
     except OSError:
         pass
-for f in ('/main.py', '/boot.py', '/lib/umqtt/simple.py'):
+for f in ('/main.py', '/boot.py', '/fwboot.mpy', '/boot.json', '/boot.json.tmp', '/ota.json',
+          '/lib/umqtt/simple.py'):
     rm(f)
 print('ok')
 """
 
 
 def provision(port, config, board, umqtt="local", mpy_cross=None, mpremote=None,
-              ready_timeout=20, out=None):
+              ready_timeout=20, out=None, ca=None):
     """Provision the board on `port`. Returns the status text the board printed.
+    ca: the broker's CA certificate (PEM or DER) to install as /ca.pem (TLS).
     Raises ProvisionError with a one-line reason."""
     out = out or sys.stdout
+    if ca:
+        if not os.path.exists(ca):
+            raise ProvisionError("CA file %s not found" % ca)
+        config = json.loads(json.dumps(config))
+        config.setdefault("broker", {})["ca"] = "/ca.pem"
     steps = 7
 
     def say(k, text):
@@ -206,14 +248,17 @@ def provision(port, config, board, umqtt="local", mpy_cross=None, mpremote=None,
         else:
             say(4, "installing umqtt.simple (lib/umqtt/simple.mpy)")
         args = []
-        code = [f for f in files if f not in ("board.json", "config.json")]
+        code = [f for f in files if f not in ("board.json", "config.json", "boot.json")]
         for f in code:
             args += ["fs", "cp", os.path.join(img, f), ":" + f, "+"]
         b.run(*args[:-1], timeout=120, what="copying the firmware")
         say(5, "copied the firmware (%d files)" % len(code))
         b.run("fs", "cp", os.path.join(img, "board.json"), ":board.json", "+",
-              "fs", "cp", os.path.join(img, "config.json"), ":config.json",
-              what="copying board.json and config.json")
+              "fs", "cp", os.path.join(img, "config.json"), ":config.json", "+",
+              "fs", "cp", os.path.join(img, "boot.json"), ":boot.json",
+              what="copying board.json, config.json and boot.json")
+        if ca:
+            b.run("fs", "cp", ca, ":ca.pem", what="copying the broker's CA certificate")
         say(6, "copied board.json (%s) and config.json" % board.get("name", "?"))
     # reset, then let the firmware start and report
     b.run("reset", what="reset")
@@ -247,6 +292,7 @@ def main(argv=None):
                     help="umqtt.simple from build/mplib (default) or `mpremote mip install`")
     ap.add_argument("--mpy-cross", help="mpy-cross binary")
     ap.add_argument("--mpremote", help="mpremote binary")
+    ap.add_argument("--ca", help="the broker's CA certificate: installed as /ca.pem, TLS on")
     ap.add_argument("--ready-timeout", type=int, default=20,
                     help="seconds the firmware gets to connect before the status is read")
     a = ap.parse_args(argv)
@@ -261,7 +307,8 @@ def main(argv=None):
                 board = json.load(f)
         except (OSError, ValueError) as e:
             raise ProvisionError("cannot read %s: %s" % (a.board, e))
-        provision(a.port, config, board, a.umqtt, a.mpy_cross, a.mpremote, a.ready_timeout)
+        provision(a.port, config, board, a.umqtt, a.mpy_cross, a.mpremote, a.ready_timeout,
+                  ca=a.ca)
     except ProvisionError as e:
         sys.stdout.flush()
         print("provision: %s" % e, file=sys.stderr)

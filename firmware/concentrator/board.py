@@ -55,31 +55,18 @@ def log(text):
 
 
 def _read(path):
-    try:
-        import ujson as json
-    except ImportError:
-        import json
-    try:
-        with open(path) as f:
-            return json.loads(f.read())
-    except OSError:
-        return None
+    from concentrator import board_start
+    return board_start.read(path)
 
 
 def build():
-    from concentrator.config import check_board
-    from concentrator.core import Concentrator
-    from concentrator.hal_esp32 import Esp32Hal
-    board = check_board(_read("/board.json"))
-    cfg = _read("/config.json")
-    if cfg is None:
-        raise ValueError("no /config.json: provision the board (tools/provision)")
-    hal = Esp32Hal(board, cfg.get("wifi"))
-    hal.log = log
-    hal.board = board
-    app = Concentrator(hal, cfg)
-    _drop("config")               # checked once at boot: not kept in RAM
-    return app
+    # read the board and site files, build the HAL and the concentrator
+    # (board_start.py, loaded for the start only)
+    from concentrator import board_start
+    try:
+        return board_start.build(log)
+    finally:
+        _drop("board_start")
 
 
 def _drop(name):
@@ -191,13 +178,27 @@ def main():
     except Exception as e:
         ERROR = "%s: %s" % (type(e).__name__, e)
         print("wattkeeper: not started:", ERROR)
+        _trial_failed()
         print("help() lists the console commands")
         return
     log("wattkeeper %s dev %s, %d meters" % (_version(), APP.dev, len(APP.meters)))
     run(APP)
 
 
+def _trial_failed():
+    # a new version (on trial after an update) that cannot start: back to
+    # the previous one (fwboot.failed() resets the board)
+    try:
+        import fwboot
+    except ImportError:
+        return
+    fwboot.failed()
+
+
 def _version():
+    app = APP
+    if app is not None:
+        return app.fw_version
     from concentrator import __version__
     return __version__
 
@@ -205,17 +206,8 @@ def _version():
 def wait_ready(timeout_s=15):
     # Step the firmware until MQTT is up and the hello is sent (or timeout),
     # then print the status (tools/provision uses this to verify a board).
-    app = APP
-    if app is None:
-        print("wattkeeper: not started:", ERROR)
-        return False
-    hal = app.hal
-    t0 = hal.ticks_ms()
-    while hal.ticks_diff(hal.ticks_ms(), t0) < timeout_s * 1000:
-        d = app.step()
-        if app.link.connected and app.hello_sent and app.steps > len(app.meters):
-            break
-        hal.sleep_ms(d if 0 < d < PERIOD_MS else 5)
-    from concentrator.console import status
-    status()
-    return app.link.connected
+    from concentrator import board_start
+    try:
+        return board_start.wait_ready(APP, ERROR, timeout_s)
+    finally:
+        _drop("board_start")

@@ -10,7 +10,7 @@ from concentrator.credit import Credit
 from concentrator import relay as R
 from concentrator.journal import Journal
 from concentrator.meters import MeterBus
-from concentrator.mqtt import Link
+from concentrator.mqtt import Jitter, Link
 from concentrator import __version__
 
 STATE = "/state.json"
@@ -45,19 +45,34 @@ class Concentrator:
         self.dev = cfg["dev"]
         self.key = P.key_from_hex(cfg["key"])
         self.meters = [MeterState(m) for m in cfg["meters"]]
-        self.policy = R.merged(cfg.get("policy"))
+        self.policy = None          # the site's relay policy, checked at boot
         self.tariff = cfg.get("tariff")   # list of tariff versions (docs/tariffs.md)
         if isinstance(self.tariff, dict):
             self.tariff = [self.tariff]
         self.key_hex = cfg["key"]
-        self.bus = MeterBus(hal, cfg["meters"])
+        self.key_prev = None        # key before the last rekey, until the head-end uses the new one
+        self.bad_models = []        # site models refused (name, reason): reported at boot
+        self.bus = MeterBus(hal, cfg["meters"], self._models(cfg.get("models")))
+        _unload("profiles")          # the bus keeps the models it uses
         self.journal = journal if journal is not None else Journal(hal, meters=len(self.meters))
         b = cfg["broker"]
-        self.link = Link(hal, self.dev, b["host"], b.get("port", 1883),
+        self.link = Link(hal, self.dev, b["host"], b["port"],
                          b.get("user"), b.get("password"),
                          b.get("keepalive_s", 60), self._on_message,
-                         P.topic_down(self.dev))
+                         P.topic_down(self.dev), b.get("ca"), b.get("tls_host"))
         self.topic_up = P.topic_up(self.dev)
+        # uploads: each board sends a record interval's readings at its own
+        # offset into the interval (from its device id: deterministic), and
+        # resends an unacknowledged batch with exponential back-off + jitter,
+        # so a fleet recording on the same boundary does not arrive at once
+        spread = cfg.get("upload_spread_s")
+        if spread is None:
+            spread = cfg["record_s"] // 2
+        self.jitter = Jitter("up:" + self.dev)
+        self.up_offset_s = self.jitter.next() % spread if spread > 0 else 0
+        self.upload_at = 0          # wall time from which pending readings go up
+        self.urgent = False         # an event that should not wait for the slot
+        self.resend_ms = cfg["ack_timeout_s"] * 1000
         self.n_up = 0
         self.n_res = 0
         self.n_down = -1
@@ -67,48 +82,47 @@ class Concentrator:
         self.inflight_ms = 0
         self.next_status_ms = 0
         self.steps = 0
-        self.rejected = 0
+        self.rejected = 0          # downlinks refused since boot
+        self.rej = [0] * len(P.REJECT_REASONS)   # ... not yet reported, per reason
+        self.rej_pending = False
+        self.rej_ms = None          # when they were last reported (ticks)
+        self.last_reject = ""       # why the last one was refused (console)
         self.started_ms = hal.ticks_ms()
         self.booted = False
         self.state_dirty = False
         self.unflushed = False      # records appended but not yet flushed
         self.cycle_open = False     # meters still due in this poll cycle
+        self.updater = None         # OTA (ota.py), loaded when an update is offered
+        self.fw_pointer = None      # /boot.json: the version running (fwboot.py)
+        self.fw_version = __version__
+        p = hal.read_json("/boot.json", None)
+        if isinstance(p, dict):
+            self.fw_pointer = p
+            if isinstance(p.get("fw"), str) and p["fw"]:
+                self.fw_version = p["fw"][:24]
+        self.cycles = 0             # complete poll cycles since boot (OTA health check)
+        self.answered = 0           # good readings since boot
+
+    def _models(self, models):
+        # profiles.PROFILES plus the site file's "models" (model_check.py)
+        if not models:
+            return None
+        from concentrator import model_check
+        table, self.bad_models = model_check.table(models)
+        _unload("model_check")
+        for name, why in self.bad_models:
+            self.hal.log("model %s refused: %s" % (name, why))
+        return table
 
     # -- boot ----------------------------------------------------------------
     def boot(self):
-        hal = self.hal
-        self.journal.recover()
-        st = hal.read_json(STATE, {}) or {}
-        self.boots = st.get("boots", 0) + 1
-        self.n_res = st.get("n_res", 0)
-        self.n_up = self.n_res
-        self.n_down = st.get("n_down", -1)
-        if st.get("key"):
-            self.key_hex = st["key"]
-            self.key = P.key_from_hex(self.key_hex)
-        if isinstance(st.get("policy"), dict):
-            self.policy = R.merged(st["policy"])
-        t = hal.read_json(TARIFF, None)
-        if t:
-            self.tariff = t
-        creds = st.get("credit", {})
-        relays = st.get("relay", {})
-        recs = st.get("rec", {})
-        # the state is written just before the journal is flushed: if the
-        # journal lost that last batch, the record times are not to be trusted
-        trust = self.journal.last_seq >= st.get("jseq", 0)
-        rec_s = self.cfg["record_s"]
-        for m in self.meters:
-            m.credit.from_state(creds.get(m.cfg["id"]))
-            m.rs.from_state(relays.get(m.cfg["id"]))
-            last = recs.get(m.cfg["id"], 0)
-            if trust and last:
-                m.rec_ts = last
-                m.next_record_ts = (last // rec_s + 1) * rec_s
-        self._save_state(reserve=True)
-        self._event(P.EV_BOOT, 0, self.boots)
-        self.journal.flush()
-        self.booted = True
+        # the state file, tariff and policy checked and restored (core_boot.py,
+        # loaded for the boot only)
+        from concentrator import core_boot
+        core_boot.boot(self)
+        _unload("core_boot")
+        if (self.fw_pointer or {}).get("trial") or self.hal.exists("/ota.json"):
+            self._ota()              # a version on trial, or an update to resume
 
     def _save_state(self, reserve=False):
         if reserve or self.n_up >= self.n_res:
@@ -116,20 +130,27 @@ class Concentrator:
         creds = {}
         relays = {}
         recs = {}
+        mpol = {}
         for m in self.meters:
-            creds[m.cfg["id"]] = m.credit.to_state()
-            relays[m.cfg["id"]] = m.rs.to_state()
-            recs[m.cfg["id"]] = m.rec_ts
-        self.hal.write_json(STATE, {"boots": self.boots, "n_res": self.n_res,
-                                    "n_down": self.n_down, "credit": creds,
-                                    "relay": relays, "key": self.key_hex,
-                                    "rec": recs, "jseq": self.journal.last_seq,
-                                    "policy": self.policy})
+            mid = m.cfg["id"]
+            creds[mid] = m.credit.to_state()
+            relays[mid] = m.rs.to_state()
+            recs[mid] = m.rec_ts
+            if m.policy is not None:
+                mpol[mid] = m.policy
+        st = {"boots": self.boots, "n_res": self.n_res, "n_down": self.n_down,
+              "credit": creds, "relay": relays, "key": self.key_hex, "rec": recs,
+              "jseq": self.journal.last_seq, "policy": self.policy, "mpol": mpol}
+        if self.key_prev is not None:
+            st["key_prev"] = P.hexlify(self.key_prev)
+        self.hal.write_json(STATE, st)
         self.state_dirty = False
 
     # -- helpers ---------------------------------------------------------------
-    def _event(self, code, meter, detail=0):
-        self.journal.append(P.KIND_EVENT, meter, self.hal.time(), (code, detail))
+    def _event(self, code, meter, detail=0, *more):
+        self.journal.append(P.KIND_EVENT, meter, self.hal.time(), (code, detail) + more)
+        if code in _URGENT:
+            self.urgent = True
 
     def _next_n(self):
         self.n_up += 1
@@ -152,6 +173,8 @@ class Concentrator:
         self.steps += 1
         if self._poll_due():
             self.unflushed = True
+        if self.rej_pending:
+            self._report_rejections()
         if self.unflushed and not self.cycle_open:
             # one flush per poll cycle (all the meters due now, maybe over
             # several steps): littlefs copies the tail block at every flush
@@ -161,6 +184,12 @@ class Concentrator:
                 self._save_state()
             self.journal.flush()
             self.unflushed = False
+        if self.updater is not None:
+            self.updater.step()
+            if self.updater.idle():
+                self.updater = None
+                for name in ("ota", "ota_format", "fwboot"):
+                    _unload(name)
         self.link.step()
         if self.link.just_connected:
             self.link.just_connected = False
@@ -191,6 +220,7 @@ class Concentrator:
         self.cycle_open = False
         appended = False
         now_ts = hal.time() if hal.time_known() else 0
+        polled = False
         for i in range(len(self.meters)):
             if budget <= 0:
                 self.cycle_open = True   # more meters due: the next step goes on
@@ -210,14 +240,19 @@ class Concentrator:
                 m.due_ts = 0
                 m.next_poll_ms = now + poll_s * 1000
             budget -= 1
+            polled = True
             if self._poll_one(i, m, nominal):
                 appended = True
+        if polled:
+            self.cycles += 1
         return appended
 
     def _poll_one(self, i, m, ts):
         r = self.bus.poll(i)
         appended = False
         online = r is not None and r.ok
+        if online:
+            self.answered += 1
         if online != m.online:
             m.online = online
             if not online:
@@ -275,6 +310,9 @@ class Concentrator:
         m.next_record_ts = (ts // rs + 1) * rs
         m.rec_ts = ts
         self.state_dirty = True
+        at = ts - ts % rs + self.up_offset_s
+        if at > self.upload_at:
+            self.upload_at = at
 
     def price_hint(self):
         # mu/kWh for the rough estimate before the first head-end sync
@@ -350,16 +388,28 @@ class Concentrator:
         hal = self.hal
         if not self.hello_sent:
             ids = [m.cfg["id"] for m in self.meters]
-            if not self._send(P.HELLO, fw=__version__, boot=self.boots,
+            ota = self.ota_status()
+            extra = {"ota": ota} if ota else {}
+            # fw: the version /boot.json names; code: the package's own
+            # __version__ (the same on a board; the simulator runs its own code)
+            if not self._send(P.HELLO, fw=self.fw_version, code=__version__, boot=self.boots,
                               last=self.journal.last_seq,
-                              acked=self.journal.acked_seq, meters=ids):
+                              acked=self.journal.acked_seq, meters=ids, **extra):
                 return
             self.hello_sent = True
         now = hal.net_ticks_ms()
-        if self.inflight and now - self.inflight_ms < self.cfg["ack_timeout_s"] * 1000:
-            pass
-        else:
-            recs = self.journal.pending(self.cfg["batch"])
+        if self.inflight:
+            if now - self.inflight_ms >= self.resend_ms:
+                # not acknowledged: send again, waiting longer each time
+                self.inflight = 0
+                self.resend_ms = min(self.jitter.spread(self.resend_ms * 2),
+                                     self.cfg["resend_max_s"] * 1000)
+        if not self.inflight:
+            ts = hal.time() if hal.time_known() else 0
+            # (a slot more than an interval ahead: the clock was set back)
+            due = self.urgent or not ts or ts >= self.upload_at or \
+                self.upload_at - ts > self.cfg["record_s"]
+            recs = self.journal.pending(self.cfg["batch"]) if due else None
             if recs:
                 out = [[r[0], r[1], r[2], r[3], list(r[4])] for r in recs]
                 # `after`: the batch holds every record still in the journal
@@ -367,10 +417,22 @@ class Concentrator:
                 if self._send(P.RECORDS, recs=out, after=self.journal.acked_seq):
                     self.inflight = recs[-1][0]
                     self.inflight_ms = now
+                    self.urgent = False
         t = hal.ticks_ms()
         if hal.ticks_diff(t, self.next_status_ms) >= 0:
             self.next_status_ms = t + self.cfg["status_s"] * 1000
             self._send(P.STATUS, **self.status_fields())
+
+    def ota_status(self):
+        # where a firmware update stands (hello "ota"), or None
+        if self.updater is not None:
+            return self.updater.status()
+        p = self.fw_pointer or {}
+        if p.get("failed_id"):
+            return {"id": p["failed_id"], "st": "rolled_back", "fw": p.get("failed_fw")}
+        if p.get("confirmed_id"):
+            return {"id": p["confirmed_id"], "st": "confirmed"}
+        return None
 
     def status_fields(self):
         # meters: [index, online, relay closed, local credit]; bus: error
@@ -395,22 +457,79 @@ class Concentrator:
         return out
 
     # -- downlink ----------------------------------------------------------------
+    # Every downlink is verified (MAC under the device key, counter, expiry),
+    # then checked against its schema, and only then applied: a bad one is
+    # refused whole, the last good settings stay in force, and nothing is
+    # written to flash for it (rejections are counted and reported at a
+    # bounded rate, _report_rejections).
     def _on_message(self, topic, data):
+        if not self.booted:
+            return                   # (the link runs only after boot: never reached)
         try:
-            body = P.verify(data, self.key, self.dev, self.n_down, self.hal.time())
-            self._apply(body)
+            body, key = self._verify(data)
         except P.ProtocolError as e:
             self._reject(e.args[0] if e.args else "malformed")
-        except (KeyError, TypeError, ValueError, IndexError):
-            self._reject("bad_fields")
+            return
+        except Exception:
+            self._reject("malformed")
+            return
+        t = body.get("t")
+        try:
+            if t == P.ACK:
+                P.check_ack(body)
+            elif t == P.CREDIT:
+                P.check_credit(body, len(self.meters))
+            else:
+                from concentrator import schema
+                try:
+                    schema.check_downlink(body, len(self.meters))
+                finally:
+                    _unload("schema")
+        except Exception as e:       # ValueError from the checks (or a bug in them)
+            self._reject("bad_fields", "%s" % (e.args[0] if e.args else type(e).__name__))
+            return
+        if key is self.key and self.key_prev is not None:
+            # the head-end signs with the new key: it has seen the board use
+            # it, the previous one is done with
+            self.key_prev = None
+            self.state_dirty = True
+        self._apply(body, key)
 
-    def _reject(self, reason):
+    def _verify(self, data):
+        # -> (body, the key that verified it): the current key, or during a
+        # rotation the previous one (docs/protocol.md, rekey)
+        try:
+            return P.verify(data, self.key, self.dev, self.n_down, self.hal.time()), self.key
+        except P.ProtocolError as e:
+            if self.key_prev is None or not e.args or e.args[0] != "bad_mac":
+                raise
+        return P.verify(data, self.key_prev, self.dev, self.n_down, self.hal.time()), self.key_prev
+
+    def _reject(self, reason, why=None):
         self.rejected += 1
-        code = P.REJECT_REASONS.index(reason) if reason in P.REJECT_REASONS else 0
-        self._event(P.EV_MSG_REJECTED, 0, code)
-        self.journal.flush()
+        i = P.REJECT_REASONS.index(reason) if reason in P.REJECT_REASONS else 0
+        self.rej[i] += 1
+        self.rej_pending = True
+        self.last_reject = (reason if why is None else reason + ": " + why)[:160]
 
-    def _apply(self, body):
+    def _report_rejections(self):
+        # one event per reason per record interval, with the count: a flood
+        # of forged messages costs a few journal records, no flash writes of
+        # its own (they go out with the next poll cycle's flush)
+        now = self.hal.ticks_ms()
+        if self.rej_ms is not None and \
+                self.hal.ticks_diff(now, self.rej_ms) < self.cfg["record_s"] * 1000:
+            return
+        self.rej_ms = now
+        self.rej_pending = False
+        for i in range(len(self.rej)):
+            if self.rej[i]:
+                self._event(P.EV_MSG_REJECTED, 0, i, self.rej[i])
+                self.rej[i] = 0
+        self.hal.log("downlinks refused: %d since boot, last %s" % (self.rejected, self.last_reject))
+        self.unflushed = True
+
+    def _apply(self, body, key):
         t = body["t"]
         self.n_down = body["n"]
         if t == P.ACK:
@@ -419,18 +538,15 @@ class Concentrator:
                 self.journal.ack(seq)
             if seq >= self.inflight:
                 self.inflight = 0
+                self.resend_ms = self.cfg["ack_timeout_s"] * 1000
             self._sync_time(body.get("ts", 0))
             return
         i = None
         if t == P.CREDIT:
             i = body["m"]
             m = self.meters[i]
-            bal, e, c, top = body["bal"], body["e"], body.get("c"), body.get("top")
-            for x in (bal, e):
-                if not isinstance(x, int):
-                    raise ValueError
             before = m.credit.value(self.price_hint())
-            if m.credit.sync(bal, e, c, top):
+            if m.credit.sync(body["bal"], body["e"], body.get("c"), body.get("top")):
                 m.rs.armed = True      # a top-up re-arms the emergency credit
             elif before is not None and m.credit.value(self.price_hint()) == before:
                 # a confirmation of what the board already knew: no flash write
@@ -439,14 +555,13 @@ class Concentrator:
             spec = body["spec"]
             if isinstance(spec, dict):
                 spec = [spec]
-            from concentrator import tariff as T
-            T.validate_versions(spec)
             self.tariff = spec
             self.hal.write_json(TARIFF, spec)
         elif t == P.COMMAND:
-            i = self._command(body)
-        else:
-            raise ValueError
+            i = self._command(body, key)
+        elif t == P.OTA_CHUNK:
+            self._ota().on_chunk(body)
+            return
         self._save_state()
         # act on a new balance or command right away, not at the next poll
         if isinstance(i, int) and 0 <= i < len(self.meters):
@@ -465,35 +580,33 @@ class Concentrator:
             if self.hal.time() != now:
                 self._event(P.EV_TIME_SET, 0, max(-99999, min(99999, d if now else 0)))
 
-    def _command(self, body):
-        op = body["op"]
-        if op == "relay":
-            i = body["m"]
-            state = body["state"]
-            if state == "auto":
-                self.override(i, None, 0)
-            elif state in ("open", "closed"):
-                self.override(i, state == "closed", body["until"])
-            else:
-                raise ValueError
-            return None
-        if op == "time":
-            self.hal.set_time(body["time"])
-            return None
-        if op == "policy":
-            pol = R.merged(body["policy"])
-            i = body.get("m")
-            if i is None:
-                self.policy = pol
-            else:
-                self.meters[i].policy = pol
-            return i
-        if op == "rekey":
-            nonce = P.key_from_hex(body["nonce"])
-            if len(nonce) < 8:
-                raise ValueError
-            self.key = P.hmac_sha256(self.key, b"wk-rekey:" + nonce)
-            self.key_hex = P.hexlify(self.key)
-            self._event(P.EV_REKEY, 0, 0)
-            return None
-        raise ValueError
+    def _command(self, body, key):
+        # a cmd (passed schema.check_command): commands.py, loaded for it
+        from concentrator import commands
+        try:
+            return commands.run(self, body, key)
+        finally:
+            _unload("commands")
+
+    def _ota(self):
+        from concentrator.ota import Updater
+        u = self.updater
+        if u is None:
+            u = self.updater = Updater(self)
+        return u
+
+
+# events the head-end should hear of at once, not at the board's upload slot
+_URGENT = (P.EV_RELAY_OPEN, P.EV_RELAY_CLOSE, P.EV_RELAY_MISMATCH, P.EV_OVERRIDE,
+           P.EV_REKEY, P.EV_OTA, P.EV_BOOT)
+
+
+def _unload(name):
+    # forget a module used only now and then (MicroPython: its bytecode is
+    # freed from the heap); CPython keeps it
+    import sys
+    if sys.implementation.name == "micropython":
+        sys.modules.pop("concentrator." + name, None)
+        pkg = sys.modules.get("concentrator")
+        if pkg is not None:
+            pkg.__dict__.pop(name, None)

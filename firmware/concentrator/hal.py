@@ -66,6 +66,9 @@ class Hal:
     def mkdir(self, path):
         raise NotImplementedError
 
+    def rmdir(self, path):
+        raise NotImplementedError
+
     def stat(self, path):
         raise NotImplementedError
 

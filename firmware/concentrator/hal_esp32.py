@@ -6,6 +6,7 @@ import time
 import machine
 
 from concentrator import jsonfile
+from concentrator.sockets import SocketModule
 
 EPOCH_2000 = 946684800   # ESP32 MicroPython counts seconds from 2000-01-01
 _PARITY = {"N": None, "E": 0, "O": 1}
@@ -65,45 +66,6 @@ class Uart:
             self.u.read()
 
 
-class _Sock:
-    # usocket with a timeout that setblocking(True) does not take away
-    def __init__(self, s, timeout):
-        self.s = s
-        self.t = timeout
-        s.settimeout(timeout)
-
-    def connect(self, addr):
-        self.s.connect(addr)
-
-    def setblocking(self, flag):
-        if flag:
-            self.s.settimeout(self.t)
-        else:
-            self.s.setblocking(False)
-
-    def read(self, n):
-        return self.s.read(n)
-
-    def write(self, buf):
-        return self.s.write(buf)
-
-    def close(self):
-        self.s.close()
-
-
-class _SocketModule:
-    def __init__(self, timeout):
-        import usocket
-        self.m = usocket
-        self.timeout = timeout
-
-    def socket(self, *args):
-        return _Sock(self.m.socket(), self.timeout)
-
-    def getaddrinfo(self, host, port, *args):
-        return self.m.getaddrinfo(host, port)
-
-
 class Esp32Hal:
     def __init__(self, board, wifi=None, socket_timeout_s=2):
         self.uart = Uart(board["uart"])
@@ -112,7 +74,8 @@ class Esp32Hal:
         led = board.get("led")
         self.led_pin = machine.Pin(led, machine.Pin.OUT) if led is not None else None
         self.wdt = machine.WDT(timeout=30000)
-        self.socket_module = _SocketModule(socket_timeout_s)
+        import usocket
+        self.socket_module = SocketModule(usocket, socket_timeout_s)
         self.wlan = None
         self._time_ok = False
         if wifi and wifi.get("ssid"):
@@ -177,6 +140,9 @@ class Esp32Hal:
 
     def mkdir(self, path):
         os.mkdir(path)
+
+    def rmdir(self, path):
+        os.rmdir(path)
 
     def stat(self, path):
         return os.stat(path)

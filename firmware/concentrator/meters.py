@@ -2,7 +2,6 @@
 # Dispatches on profile["proto"] to modbus.Driver or dlt645.Driver, and
 # backs off from meters that stop answering so they cost the others little.
 from . import modbus
-from .profiles import PROFILES
 
 
 class Reading:
@@ -22,7 +21,15 @@ class MeterBus:
                  probe_every=10, offline_after=3):
         self.hal = hal
         self.meters = meters
-        self.profiles = profiles_table or PROFILES
+        if profiles_table is None:
+            from .profiles import PROFILES as profiles_table
+        # only the models this bus has: the table of every model need not
+        # stay in RAM (core drops profiles.py after boot)
+        self.profiles = {}
+        for m in meters:
+            p = profiles_table.get(m.get("model"))
+            if p is not None:
+                self.profiles[m["model"]] = p
         self.retries = retries
         self.probe_every = probe_every
         self.offline_after = offline_after

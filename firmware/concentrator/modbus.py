@@ -181,20 +181,32 @@ def width(e):
     return 1 if e["type"] in ("u16", "s16") else 2
 
 
+def fc_of(profile, e):
+    # function code that reads entry e: its own "fc", else the profile's
+    return e.get("fc") or profile.get("fc", 3)
+
+
+def swapped(profile, e):
+    # 32-bit entry e has its low word first: its own "words", else the profile's
+    return e.get("words", profile.get("words")) == "lo"
+
+
 def plan(profile, names):
     # Group the entries named in `names` into as few reads as possible:
-    # [(start, count, (entries...)), ...], each within max_regs.
+    # [(start, count, (entries...)), ...], each within max_regs and all the
+    # entries of one read with the same function code (fc_of).
     mx = profile.get("max_regs", 60)
     gap = profile.get("max_gap", mx)
     regs = [e for e in profile["regs"] if e["name"] in names]
-    regs.sort(key=lambda e: e["addr"])
+    regs.sort(key=lambda e: (fc_of(profile, e), e["addr"]))
     blocks = []
     for e in regs:
         a = e["addr"]
         end = a + width(e)
         if blocks:
             b = blocks[-1]
-            if a - (b[0] + b[1]) <= gap and end - b[0] <= mx:
+            if fc_of(profile, b[2][0]) == fc_of(profile, e) and \
+                    a - (b[0] + b[1]) <= gap and end - b[0] <= mx:
                 b[1] = max(b[1], end - b[0])
                 b[2].append(e)
                 continue
@@ -309,19 +321,18 @@ class Driver:
 
     def _read_block(self, meter, profile, blk, reading, tries):
         start, count, ents = blk
-        fc = profile.get("fc", 3)
+        fc = fc_of(profile, ents[0])
         n = build_read(self._tx, meter["addr"], fc, start, count)
         r = self._xfer(meter, profile, n, 5 + 2 * count, tries)
         if r is None:
             return False
-        swap = profile.get("words") == "lo"
         for e in ents:                       # all values good, or none used
-            if decode(r, 3 + 2 * (e["addr"] - start), e, swap) is None:
+            if decode(r, 3 + 2 * (e["addr"] - start), e, swapped(profile, e)) is None:
                 stats_of(meter)["bad_value"] += 1
                 return False
         nb = profile.get("bands", 0)
         for e in ents:
-            store(reading, e, decode(r, 3 + 2 * (e["addr"] - start), e, swap), nb)
+            store(reading, e, decode(r, 3 + 2 * (e["addr"] - start), e, swapped(profile, e)), nb)
         return True
 
     def _plan(self, profile):
@@ -402,9 +413,9 @@ class Driver:
                 ent = e
         if ent is None:
             return True                      # nothing to read back
-        fc = profile.get("fc", 3)
+        fc = fc_of(profile, ent)
         w = width(ent)
-        swap = profile.get("words") == "lo"
+        swap = swapped(profile, ent)
         for k in range(3):                   # a latching relay takes time
             self.hal.sleep_ms(rl.get("settle_ms", 0))
             n = build_read(self._tx, meter["addr"], fc, ent["addr"], w)

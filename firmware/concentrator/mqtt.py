@@ -1,7 +1,12 @@
 # The MQTT link: micropython-lib's umqtt.simple, driven so that a dead or
-# silent broker never blocks a step.
+# silent broker never blocks a step. Works with the umqtt.simple that
+# `mpremote mip install umqtt.simple` installs today (1.8: `import socket`,
+# settimeout() in connect(), an SSLContext for TLS) and with the 2017 one of
+# the package index (1.3: `import usocket`, setblocking() only).
 #
-# - every socket call has a timeout (the HAL's sockets raise OSError on expiry);
+# - every socket call has a timeout (the HAL's sockets raise OSError on
+#   expiry); a settimeout(None) from umqtt (the current one calls
+#   sock.settimeout(timeout) with timeout=None) keeps the HAL's bound;
 # - we send our own PINGREQ and drop a connection that has been silent for
 #   1.5 keepalive periods (a black hole that never closes);
 # - every socket call also checks a deadline for the whole step (connect,
@@ -10,7 +15,12 @@
 # - we ping when the broker has been silent for half a keepalive, even while
 #   we publish often (otherwise a link that only publishes QoS 0 gets no
 #   bytes back and is wrongly dropped as a black hole);
-# - reconnect with exponential back-off;
+# - reconnect with exponential back-off and jitter (a fleet that lost its
+#   broker does not come back in the same second);
+# - TLS (broker "ca" in the config) is set up by the link itself right after
+#   the TCP connect, through the HAL (hal.socket_module.wrap_tls: MicroPython's
+#   ssl on the board's own socket, CPython's ssl in the simulator), so both
+#   umqtt versions get a plain stream and neither needs its own ssl argument;
 # - an error raised by the message callback (e.g. a flash error while
 #   storing an ack) is the application's, not the link's: it propagates out
 #   of step() instead of being taken for a dead connection;
@@ -26,36 +36,81 @@ STEP_BUDGET_MS = 1500      # socket work started after this in one call fails
 
 
 class _WatchedSocket:
-    # Wraps a HAL socket and remembers when bytes last arrived.
+    # The whole MicroPython socket interface over a HAL socket. The calls
+    # that move bytes check the step's deadline and note when bytes arrive;
+    # the timeout stays the HAL's; anything else (setsockopt, fileno,
+    # makefile, ...) passes through to the HAL's socket.
     def __init__(self, sock, link):
         self._s = sock
         self._link = link
+
+    def __getattr__(self, name):
+        return getattr(self._s, name)
 
     def _check(self):
         dl = self._link.deadline_ms
         if dl is not None and self._link.hal.net_ticks_ms() - dl > 0:
             raise OSError(110)  # ETIMEDOUT: this step's network budget is spent
 
-    def read(self, n):
-        self._check()
-        b = self._s.read(n)
-        if b:
+    def _got(self, n):
+        if n:
             self._link.rx_ms = self._link.hal.net_ticks_ms()
             self._link.rx_reads += 1
+
+    def read(self, n=-1):
+        self._check()
+        b = self._s.read(n)
+        self._got(b)
         return b
 
-    def write(self, buf, n=None):
+    def readinto(self, buf, n=None):
         self._check()
-        if n is None:
+        k = self._s.readinto(buf) if n is None else self._s.readinto(buf, n)
+        self._got(k)
+        return k
+
+    def readline(self):
+        self._check()
+        b = self._s.readline()
+        self._got(b)
+        return b
+
+    def recv(self, n):
+        self._check()
+        b = self._s.recv(n)
+        self._got(b)
+        return b
+
+    def write(self, buf, a=None, b=None):
+        self._check()
+        if a is None:
             return self._s.write(buf)
-        return self._s.write(memoryview(buf)[:n])
+        if b is None:
+            return self._s.write(memoryview(buf)[:a])
+        return self._s.write(memoryview(buf)[a:a + b])
+
+    def send(self, buf):
+        self._check()
+        return self._s.write(buf)
+
+    def sendall(self, buf):
+        self._check()
+        self._s.write(buf)
 
     def setblocking(self, flag):
         self._s.setblocking(flag)
 
+    def settimeout(self, t):
+        # 0: non-blocking; anything else: blocking with the HAL's timeout
+        # (never "forever", whatever umqtt asks for)
+        self._s.setblocking(t is None or t > 0)
+
     def connect(self, addr):
         self._check()
         self._s.connect(addr)
+        tls = self._link.tls
+        if tls is not None:
+            self._s = self._link.hal.socket_module.wrap_tls(self._s, tls[0], tls[1])
 
     def close(self):
         self._s.close()
@@ -73,10 +128,39 @@ class _Net:
         return self._link.hal.socket_module.getaddrinfo(host, port, *args)
 
 
+class Jitter:
+    # A small deterministic pseudo-random source (xorshift32) seeded from a
+    # device id: jitter that differs from board to board and is the same
+    # in every run of a test.
+    def __init__(self, seed_text):
+        h = 2166136261
+        for c in seed_text:
+            h = ((h ^ ord(c)) * 16777619) & 0xFFFFFFFF
+        self.x = h or 1
+
+    def next(self):
+        x = self.x
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        self.x = x
+        return x
+
+    def spread(self, ms, lo=75, hi=125):
+        # ms * a random factor in [lo, hi) percent
+        return ms * (lo + self.next() % (hi - lo)) // 100
+
+
 class Link:
     def __init__(self, hal, client_id, host, port=1883, user=None,
-                 password=None, keepalive_s=60, on_message=None, subscribe=None):
+                 password=None, keepalive_s=60, on_message=None, subscribe=None,
+                 ca=None, tls_host=None):
+        # ca: path of the CA certificate on the board's flash (PEM or DER):
+        # the link then speaks TLS and checks the broker's certificate
+        # against it and against tls_host (default: host)
         self.hal = hal
+        self.tls = None if not ca else (tls_host or host, ca)
+        self.jitter = Jitter(client_id)
         self.client_id = client_id
         self.host = host
         self.port = port
@@ -117,7 +201,7 @@ class Link:
         self.client = None
         self.connected = False
         now = self.hal.net_ticks_ms()
-        self.next_try_ms = now + self.backoff_ms
+        self.next_try_ms = now + self.jitter.spread(self.backoff_ms, 50, 100)
         self.backoff_ms = min(self.backoff_ms * 2, BACKOFF_MAX_MS)
 
     def _connect(self):

@@ -29,7 +29,17 @@ STATUS = "st"        # periodic health
 ACK = "ack"          # highest contiguous committed sequence + server time
 CREDIT = "credit"    # balance of one meter at a reference energy
 TARIFF = "tariff"    # tariff versions to use for local credit
-COMMAND = "cmd"      # relay override, time, config, rekey...
+COMMAND = "cmd"      # relay override, time, policy, rekey, ota offer
+OTA_CHUNK = "ota"    # one chunk of a firmware bundle (docs/protocol.md, OTA)
+# Uplink, OTA
+OTA_STATUS = "otast" # the board's OTA state: chunks it needs, staged, health
+
+ENVELOPE = ("v", "dev", "n", "t", "ts")   # fields every body has
+
+# Bounds of the numbers a body may carry (a signed body is still checked)
+MAX_N = (1 << 53) - 1      # message counters
+MAX_MU = 10 ** 13          # money (1e9 currency units)
+MAX_WH = 10 ** 13          # cumulative energy (1e10 kWh)
 
 # Record kinds inside RECORDS
 KIND_READING = 0   # values: [energy_wh, power_w, flags, band1_wh.. (optional)]
@@ -53,7 +63,22 @@ EV_IMPLAUSIBLE = 9
 EV_LOW_CREDIT = 10
 EV_OVERRIDE = 11        # technician/staff override (detail: reason*10 + closed)
 EV_TIME_SET = 12        # clock corrected from the head-end (detail: seconds)
-EV_REKEY = 13           # device key rotated
+EV_REKEY = 13           # device key rotated (detail: 0 from the current key,
+                        # 1 from the previous one: the head-end had not seen the last)
+EV_STATE_REJECTED = 14  # part of the state file / tariff file refused at boot
+                        # (detail: index in STATE_PARTS); defaults used instead
+EV_OTA = 15             # firmware update (detail: OTA_* code below)
+
+# EV_OTA details
+OTA_STAGED = 1       # bundle complete and verified, switch at the next boot
+OTA_SWITCHED = 2     # booted the new version, health check running
+OTA_CONFIRMED = 3    # health check passed: the new version stays
+OTA_ROLLED_BACK = 4  # health check failed (or no confirmation): previous version back
+OTA_REFUSED = 5      # bundle failed its signature / hash check, dropped
+OTA_ABANDONED = 6    # offer replaced or cancelled before it was complete
+
+STATE_PARTS = ("file", "boots", "n_res", "n_down", "jseq", "key", "key_prev", "policy",
+               "credit", "relay", "rec", "mpol", "tariff", "models")
 
 # Relay reasons (values[1] of EV_RELAY_OPEN / EV_RELAY_CLOSE)
 R_CREDIT = 1       # credit exhausted / restored
@@ -151,7 +176,7 @@ def split(data):
         if not isinstance(body.get(k), str):
             raise ProtocolError("malformed")
     n = body.get("n")
-    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+    if type(n) is not int or n < 0 or n > MAX_N:
         raise ProtocolError("malformed")
     return raw, body
 
@@ -173,8 +198,33 @@ def verify(data, key, dev=None, last_n=-1, now=None):
     if body["n"] <= last_n:
         raise ProtocolError("replay")
     exp = body.get("exp")
-    if isinstance(exp, int) and now and now > exp:
+    if type(exp) is int and now and now > exp:
         raise ProtocolError("expired")
+    return body
+
+
+# ---- the bodies every board receives all the time (the rest: schema.py) ------
+def _num(body, k, lo, hi, need=True):
+    x = body.get(k)
+    if x is None and not need:
+        return None
+    if type(x) is not int or x < lo or x > hi:
+        raise ValueError("%s.%s: must be an integer between %d and %d" % (body.get("t"), k, lo, hi))
+    return x
+
+
+def check_ack(body):
+    _num(body, "seq", 0, 0xFFFFFFFF)
+    _num(body, "ts", 0, 0xFFFFFFFF)
+    return body
+
+
+def check_credit(body, n_meters):
+    _num(body, "m", 0, n_meters - 1)
+    _num(body, "bal", -MAX_MU, MAX_MU)
+    _num(body, "e", 0, MAX_WH)
+    _num(body, "c", -MAX_MU, MAX_MU, False)
+    _num(body, "top", 0, 0x7FFFFFFF, False)
     return body
 
 

@@ -59,9 +59,11 @@ def test_blank_board_becomes_a_concentrator(tmp_path):
         assert "meters 2: 2 online, 0 offline, 0 relay open" in r.stdout
         # what is on the flash: compiled firmware, .py entry points, the two JSON files
         flash = tmp_path / "flash"
-        names = sorted(os.listdir(flash / "concentrator"))
+        names = sorted(os.listdir(flash / "fw" / "a" / "concentrator"))
         assert "core.mpy" in names and not [n for n in names if n.endswith(".py")]
         assert (flash / "main.py").exists() and (flash / "boot.py").exists()
+        assert (flash / "fwboot.mpy").exists() and not (flash / "concentrator").exists()
+        assert json.loads((flash / "boot.json").read_text())["run"] == "a"
         assert (flash / "lib" / "umqtt" / "simple.mpy").exists()
         assert json.loads((flash / "config.json").read_text())["dev"] == dev
         assert json.loads((flash / "board.json").read_text())["name"] == "esp32-wroom-max485"

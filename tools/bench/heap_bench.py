@@ -1,35 +1,42 @@
 """Firmware heap in the real MicroPython VM (python -m tools.bench heap).
 
-A virtual board (sim/vboard) runs the mpy-cross-compiled firmware with 32
-meters on a bus server of simulated prepaid meters and a real Mosquitto; the
-host drives step() (vboard.run_forever), so garbage is collected between
-steps as on a board whose loop returns to the scheduler. The start-up is the
-board's own: the console and board modules (what main.py imports), then
-board.build(). Measured in the VM with gc.mem_alloc():
+A virtual board (sim/vboard) runs the firmware with 32 meters on a bus
+server of simulated prepaid meters and a real Mosquitto, twice: as
+provisioning deploys it (mpy-cross .mpy files, the slot layout of
+tools/provision) and from source (.py). The host drives step()
+(vboard.run_forever) at the cadence of board.run on hardware (the pause
+step() asks for, at most 20 ms), so garbage is collected between steps as
+on a board whose loop returns to the scheduler, and the meters are polled
+every poll_s (4 s) of wall time. The start-up is the board's own (boot.py
+picks the version, then what main.py imports: the console and board
+modules, then board.build()). Measured in the VM with gc.mem_alloc():
 
-  fw_heap_live_boot_bytes              the firmware's live heap after boot and the
-                                       first poll rounds (step 40): its bytecode,
-                                       umqtt, 32 meters' state, buffers
-  fw_heap_live_after_10k_steps_bytes   the same after 10 000 steps (full run), or
+  fw_heap_live_boot_bytes              live heap of the firmware AS DEPLOYED (.mpy)
+                                       after boot and the first poll rounds (step 40):
+                                       its bytecode, umqtt, 32 meters' state, buffers
+  fw_heap_live_boot_source_bytes       the same with the modules loaded from source
+  fw_heap_live_after_10k_steps_bytes   as deployed, after 10 000 steps (full run), or
   fw_heap_live_after_2k_steps_bytes    after 2 000 steps (--quick; the 10k name is
                                        only printed when 10 000 steps really ran)
   fw_heap_growth_bytes                 the difference (goal: 0, no growth)
   fw_heap_live_min_first_500_bytes     lowest live heap over steps 40..539 and over
-  fw_heap_live_min_last_500_bytes      the last 500 steps: less sensitive than the
-                                       two single samples to what is in flight at
-                                       that moment (a batch awaiting its ack)
-  fw_alloc_per_cycle_bytes             bytes allocated by one step, mean
-  fw_alloc_per_poll_step_bytes         ... by a step that polled a meter, mean
-  vm_heap_before_firmware_bytes        live heap before the firmware is imported:
-                                       the VM's own objects and the virtual board's
-                                       Python shims (machine, network, socket,
-                                       vboard: ~19 KB; C modules on an ESP32)
-  vm_heap_live_boot_total_bytes        everything live at step 40 (the two above)
+  fw_heap_live_min_last_500_bytes      the last 500 steps (less sensitive to what is in
+                                       flight at one instant: a batch awaiting its ack)
+  fw_alloc_per_cycle_bytes             bytes allocated per POLL CYCLE (every meter read
+                                       once): all the steps' allocations / cycles
+  fw_alloc_per_poll_step_bytes         bytes allocated by a step that polled, mean
+  fw_heap_peak_bytes                   highest heap before a collection (the end of the
+                                       step that allocated most), minus the baseline
+  fw_poll_cycles                       poll cycles in the measured steps (a run that
+                                       never polled the bus fails instead of reporting)
+  vm_heap_before_firmware_bytes        baseline: live heap after a collection, before
+                                       the firmware is imported (the VM's objects and the
+                                       virtual board's Python shims; C modules on an ESP32)
 
-The firmware's figures are the VM's live heap minus the heap measured before
-the firmware was imported (after a GC, in the first step): the shims are not
-counted, the objects the firmware creates through them (UART, sockets) are.
-Goal: fw_heap_live_boot_bytes <= 80 KB (ESP32-WROOM without PSRAM), growth 0.
+The firmware's figures are the VM's live heap minus that baseline: the shims
+are not counted, the objects the firmware creates through them (UART,
+sockets) are. Goal: fw_heap_live_boot_bytes <= 80 KB (ESP32-WROOM without
+PSRAM), growth 0.
 """
 import json
 import os
@@ -54,6 +61,8 @@ class M:
     alloc = 0
     poll_alloc = 0
     polls = 0
+    peak = 0
+    cycles0 = 0
     lo_first = 1 << 30
     lo_last = 1 << 30
     def step(self):
@@ -61,8 +70,11 @@ class M:
         self.n += 1
         n = self.n
         if n == 1:
-            # before the firmware: VM + the virtual board's shims; then the
-            # firmware's own start-up (main.py imports the console + board)
+            gc.collect()               # (honoured when control is back in JS)
+            return 0
+        if n == 2:
+            # baseline after a collection: VM + the virtual board's shims;
+            # then the firmware's own start-up (main.py imports the console + board)
             self.pre = a
             import concentrator.console
             from concentrator import board
@@ -71,6 +83,7 @@ class M:
         app = self.app
         if n == 40:
             self.live_boot = a
+            self.cycles0 = app.cycles
         if 40 <= n < 540 and a < self.lo_first:
             self.lo_first = a
         if n > N - 500 and a < self.lo_last:
@@ -78,9 +91,11 @@ class M:
         if n == N + 1:
             f = open('bench.json', 'w')
             f.write('{"pre": %%d, "boot": %%d, "end": %%d, "steps": %%d, "alloc": %%d,'
-                    ' "polls": %%d, "poll_alloc": %%d, "lo_first": %%d, "lo_last": %%d}' %% (
+                    ' "polls": %%d, "poll_alloc": %%d, "lo_first": %%d, "lo_last": %%d,'
+                    ' "peak": %%d, "cycles": %%d}' %% (
                         self.pre, self.live_boot, a, N - 40, self.alloc, self.polls,
-                        self.poll_alloc, self.lo_first, self.lo_last))
+                        self.poll_alloc, self.lo_first, self.lo_last, self.peak,
+                        app.cycles - self.cycles0))
             f.close()
             import vboard
             vboard.sync()
@@ -89,29 +104,31 @@ class M:
         tot = 0
         for m in app.bus.meters:
             tot += m['stats']['requests']
-        app.step()
-        d = gc.mem_alloc() - a
+        wait = app.step()
+        end = gc.mem_alloc()
+        d = end - a
         for m in app.bus.meters:
             tot -= m['stats']['requests']
         if n > 40:
             self.alloc += d
+            if end > self.peak:
+                self.peak = end
             if tot:
                 self.polls += 1
                 self.poll_alloc += d
         gc.collect()                   # honoured when control is back in JS
-        return 0
+        return wait
 import vboard
-vboard.run_forever(M().step, 0)
+vboard.run_forever(M().step, 20, True)   # board.run's cadence: at most 20 ms between steps
 """
 
 
-def run(quick=False):
+def _measure(steps, compile, quick, port, need_polls=True):
     from sim.load import ConstantLoad
     from sim.modbus_meter import PrepaidIntMeter
     from sim.vboard_bus import VboardBus
     from sim.vboard_host import VirtualBoard
     from tools.provision import build_image
-    steps = 2000 if quick else 10000
     tmp = tempfile.mkdtemp(prefix="wk-heap-")
     meters = [PrepaidIntMeter(a + 1, load=ConstantLoad(300), energy_wh=1000 * (a + 1))
               for a in range(METERS)]
@@ -119,21 +136,20 @@ def run(quick=False):
     cfg = {"dev": "heap-bench-%d" % os.getpid(), "key": "7d" * 32, "poll_s": 4,
            "record_s": 10, "status_s": 10, "polls_per_step": 4,
            "wifi": {"ssid": "site", "password": "pw"},
-           "broker": {"host": "127.0.0.1", "port": 1883, "keepalive_s": 30},
+           "broker": {"host": "127.0.0.1", "port": port, "keepalive_s": 30},
            "meters": [{"id": "H%03d" % (a + 1), "addr": a + 1, "model": "prepaid-int"}
                       for a in range(METERS)]}
     with open(os.path.join(ROOT, "boards", "esp32-wroom-max485.json")) as f:
         board = json.load(f)
     flash = os.path.join(tmp, "flash")
-    build_image(flash, cfg, board)
+    build_image(flash, cfg, board, compile=compile)
     with open(os.path.join(flash, "main.py"), "w") as f:
         f.write(BENCH_MAIN % steps)
     vb = VirtualBoard(flash, bus=bus.address)
-    t0 = time.monotonic()
     try:
         vb.start()
         out = os.path.join(flash, "bench.json")
-        end = time.monotonic() + (240 if quick else 900)
+        end = time.monotonic() + steps * 0.1 + 120
         while not os.path.exists(out) and time.monotonic() < end:
             if not vb.running():
                 break
@@ -147,18 +163,36 @@ def run(quick=False):
         vb.stop()
         bus.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+    if need_polls and (not r["polls"] or not r["cycles"]):
+        raise RuntimeError("heap bench: the firmware never polled the bus (%d polling steps, "
+                           "%d poll cycles): no figure to report" % (r["polls"], r["cycles"]))
+    return r
+
+
+def run(quick=False):
+    from sim.brokers import MosquittoBroker
+    steps = 2000 if quick else 10000
+    t0 = time.monotonic()
+    broker = MosquittoBroker().start()
+    try:
+        src = _measure(300, False, True, broker.port, False)   # from source: the boot figure
+        r = _measure(steps, True, quick, broker.port)     # as deployed
+    finally:
+        broker.cleanup()
     pre = r["pre"]
     return {
         "fw_heap_live_boot_bytes": r["boot"] - pre,
+        "fw_heap_live_boot_source_bytes": src["boot"] - src["pre"],
         "fw_heap_live_after_10k_steps_bytes" if steps == 10000 else
         "fw_heap_live_after_2k_steps_bytes": r["end"] - pre,
         "fw_heap_growth_bytes": r["end"] - r["boot"],
         "fw_heap_live_min_first_500_bytes": r["lo_first"] - pre,
         "fw_heap_live_min_last_500_bytes": r["lo_last"] - pre,
-        "fw_alloc_per_cycle_bytes": r["alloc"] // max(1, r["steps"]),
+        "fw_alloc_per_cycle_bytes": r["alloc"] // r["cycles"],
         "fw_alloc_per_poll_step_bytes": r["poll_alloc"] // max(1, r["polls"]),
+        "fw_heap_peak_bytes": r["peak"] - pre,
+        "fw_poll_cycles": r["cycles"],
         "vm_heap_before_firmware_bytes": pre,
-        "vm_heap_live_boot_total_bytes": r["boot"],
         "fw_heap_steps": r["steps"],
         "fw_heap_bench_wall_s": round(time.monotonic() - t0, 1),
     }

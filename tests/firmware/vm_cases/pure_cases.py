@@ -10,6 +10,8 @@ from concentrator import credit as CR
 from concentrator import dlt645 as D
 from concentrator import modbus as MB
 from concentrator import protocol as P
+from concentrator import relay as R
+from concentrator import schema as S
 
 KEY = binascii.unhexlify("0f" * 32)
 
@@ -174,6 +176,49 @@ def case_credit_sync():
     c2 = CR.Credit()
     c2.from_state(c.to_state())
     assert c2.value() == 52000
+
+
+# ---- schema (downlinks and the state file) -----------------------------------
+def case_schema_friendly_string_is_refused():
+    e = _raises(S.check_policy, {"friendly": "22:00-07:00"})
+    assert isinstance(e, ValueError), e
+    assert str(e).startswith('policy.friendly: must be a list of ["HH:MM", "HH:MM"] pairs, got a string'), e
+    body = {"v": 1, "dev": "c1", "n": 3, "t": "cmd", "ts": 0, "op": "policy",
+            "policy": {"friendly": "22:00-07:00"}}
+    assert isinstance(_raises(S.check_downlink, body, 2), ValueError)
+    p = S.check_policy({"friendly": [["22:00", "07:00"]], "holidays": ["2028-02-29"]})
+    # the checked policy drives the relay decision without an error
+    assert R.friendly(p, 23 * 3600) and not R.friendly(p, 12 * 3600)
+
+
+def case_schema_never_raises_anything_but_valueerror():
+    odd = ["22:00-07:00", None, True, 1 << 70, -1, 1.5, [], [[]], [["x", "y"]], {}, {"a": 1},
+           [["22:00"]], [["22:00", "22:00"]], "2026-13-01", ["2026-02-30"], [1, 2]]
+    keys = list(R.DEFAULT) + ["zz"]
+    for k in keys:
+        for v in odd:
+            try:
+                S.check_policy({k: v})
+            except ValueError:
+                pass
+    for t in ("ack", "credit", "tariff", "cmd", "ota", "zz", None):
+        for op in ("relay", "time", "policy", "rekey", "ota", None, 5):
+            for v in odd:
+                body = {"t": t, "op": op, "m": v, "seq": v, "bal": v, "e": v, "spec": v,
+                        "policy": v, "nonce": v, "until": v, "state": v, "time": v}
+                try:
+                    S.check_downlink(body, 3)
+                except ValueError:
+                    pass
+
+
+def case_schema_state_file_parts():
+    st, bad = S.check_state({"boots": "x", "policy": {"friendly": "22:00-07:00"},
+                             "credit": {"A": {"b": [1, 2]}}, "key": "zz"}, ["A"])
+    assert sorted(bad) == ["boots", "credit", "key", "policy"], bad
+    assert st["boots"] == 0 and "policy" not in st and st["credit"] == {}
+    assert S.check_state(None, ["A"]) == ({}, [])
+    assert S.check_state([1], ["A"]) == ({}, ["file"])
 
 
 def cases():

@@ -1,0 +1,56 @@
+# Commands from the head-end (`cmd`, docs/protocol.md): relay override,
+# clock, relay policy, key rotation, firmware update offer. Loaded for the
+# command only (Concentrator._command); the body already passed
+# schema.check_command.
+from concentrator import protocol as P
+
+
+def run(app, body, key):
+    # body passed schema.check_command
+    op = body["op"]
+    if op == "relay":
+        i = body["m"]
+        state = body["state"]
+        if state == "auto":
+            app.override(i, None, 0)
+        else:
+            app.override(i, state == "closed", body["until"])
+        return None
+    if op == "time":
+        app.hal.set_time(body["time"])
+        return None
+    if op == "policy":
+        from concentrator import schema
+        pol = schema.check_policy(body["policy"])
+        _unload("schema")
+        i = body.get("m")
+        if i is None:
+            app.policy = pol
+            for m in app.meters:
+                m.policy = None      # the site's policy for every meter
+        else:
+            app.meters[i].policy = pol
+        return i
+    if op == "rekey":
+        # new key = HMAC(the key that signed this command, nonce): the
+        # head-end signs it with the last key it has seen the board use,
+        # so a repeated, forced or late rekey derives from the same key
+        # on both sides. The previous key stays valid for downlinks until
+        # the head-end uses the new one. Saved before any uplink uses it.
+        nonce = P.key_from_hex(body["nonce"])
+        from_prev = 0 if key is app.key else 1
+        app.key = P.hmac_sha256(key, b"wk-rekey:" + nonce)
+        app.key_hex = P.hexlify(app.key)
+        app.key_prev = key
+        app._event(P.EV_REKEY, 0, from_prev)
+        app.next_status_ms = app.hal.ticks_ms()   # prove the new key at once
+        return None
+    if op == "ota":
+        app._ota().on_offer(body, key)
+        return None
+    raise ValueError(op)
+
+
+def _unload(name):
+    from concentrator.core import _unload as u
+    u(name)

@@ -1,0 +1,126 @@
+"""Key rotation that cannot lock a board out (issue 14, check 5): the board
+derives the new key from the key that signed the rekey command and keeps
+the previous one for downlinks until the server signs with the new one; the
+server (concentrator.keyring, what the head-end keeps) signs with the last
+key it has seen the board use and confirms a pending key on the first
+uplink under it. Tried as an attacker would: twice in a row, while the board
+is unreachable, with the board's reply lost, after a reboot."""
+import pytest
+
+from concentrator import protocol as P
+from concentrator.keyring import ServerKeys, derive
+from tests.firmware.offline import Board, Server
+
+N1, N2, N3 = "11" * 16, "22" * 16, "33" * 16
+
+
+def reachable(b, srv):
+    """One key on both sides, and a command signed with it takes effect."""
+    assert not srv.keys.pending, "the rotation completed"
+    assert b.fw.key_hex == srv.keys.confirmed
+    now = b.fw.hal.time()
+    srv.send(P.COMMAND, op="relay", m=1, state="open", until=now + 600, exp=now + 300)
+    b.run(5)
+    assert not b.closed(1), "a command under the server's key is obeyed"
+    srv.send(P.COMMAND, op="relay", m=1, state="auto")
+    assert b.fw.key_prev is None, "the previous key is forgotten once the server uses the new one"
+
+
+def new(tmp_path):
+    b = Board(tmp_path, policy={"min_switch_s": 0})
+    srv = Server(b)
+    b.credit(1, bal=10 ** 7)
+    srv.exchange()
+    return b, srv
+
+
+def test_rekey_then_a_forced_second_rekey_before_the_next_uplink(tmp_path):
+    b, srv = new(tmp_path)
+    k0 = b.fw.key_hex
+    srv.lose = False
+    srv.rekey(N1)                          # the board takes it ...
+    assert b.fw.key_hex == P.hexlify(derive(P.key_from_hex(k0), N1))
+    srv.rekey(N2)                          # ... and a second one before it said anything
+    assert b.fw.key_hex == P.hexlify(derive(P.key_from_hex(k0), N2)), \
+        "the second key derives from the key that signed it, on both sides"
+    srv.exchange(10)
+    reachable(b, srv)
+    assert srv.refused == []
+    old = P.seal(P.message(b.fw.dev, 10 ** 6, P.COMMAND, 0, op="time", time=1800000000),
+                 P.key_from_hex(k0))
+    rejected = b.fw.rejected
+    b.deliver(old)
+    assert b.fw.rejected == rejected + 1, "the first key no longer opens the board"
+
+
+def test_rekey_while_the_board_is_unreachable(tmp_path):
+    b, srv = new(tmp_path)
+    srv.lose = True                        # outage: the command and the uplinks are lost
+    srv.rekey(N1)
+    srv.rekey(N2)
+    srv.exchange(60)
+    srv.lose = False
+    b.fw.hello_sent = False                # the board reconnects: hello under the old key
+    srv.exchange(10)                       # the server sends the pending rekey again
+    srv.exchange(10)
+    reachable(b, srv)
+
+
+def test_rekey_with_the_boards_reply_lost(tmp_path):
+    b, srv = new(tmp_path)
+    srv.rekey(N1)
+    assert b.fw.key_prev is not None
+    srv.lose = True                        # the board's proof (a status under the new key) is lost
+    b.run(5)
+    srv.outbox.clear()
+    srv.lose = False
+    # the server still signs with the old key: the board still obeys it
+    srv.send(P.CREDIT, m=1, bal=10 ** 7, e=b.fw.meters[1].last_energy,
+             c=b.fw.meters[1].credit.charged, top=1)
+    assert b.fw.rejected == 0
+    b.fw.next_status_ms = 0                # the next uplink proves the new key
+    srv.exchange(5)
+    reachable(b, srv)
+
+
+def test_rekey_survives_a_power_cut_before_the_proof(tmp_path):
+    b, srv = new(tmp_path)
+    srv.rekey(N1)
+    srv.outbox.clear()                     # nothing reached the server
+    b.vc.power_cycle()                     # both keys were saved before any uplink used them
+    srv.attach()
+    b.run(60)
+    srv.exchange(10)
+    reachable(b, srv)
+    srv.rekey(N3)                          # and a rotation after a confirmed one
+    srv.exchange(10)
+    reachable(b, srv)
+
+
+def test_a_replayed_or_foreign_rekey_is_refused(tmp_path):
+    b, srv = new(tmp_path)
+    data = srv.rekey(N1)
+    srv.exchange(5)
+    k = b.fw.key_hex
+    b.deliver(data)                        # the same command again: a replay
+    forged = P.seal(P.message(b.fw.dev, 10 ** 7, P.COMMAND, 0, op="rekey", nonce=N2),
+                    bytes(32))
+    b.deliver(forged)
+    assert b.fw.key_hex == k
+    assert b.fw.last_reject.startswith("bad_mac")
+
+
+def test_server_keys_bookkeeping():
+    k0 = "0f" * 32
+    keys = ServerKeys(k0)
+    keys.start(N1)
+    keys.start(N2)
+    keys.start(N2)                         # same nonce: one pending entry
+    assert [p[0] for p in keys.pending] == [N1, N2]
+    assert keys.signing_key() == P.key_from_hex(k0), "downlinks stay on the confirmed key"
+    k1 = derive(P.key_from_hex(k0), N1)
+    up = P.seal(P.message("c1", 5, P.STATUS, 0), k1)
+    body, confirmed = keys.verify(up, "c1")
+    assert confirmed and keys.confirmed == P.hexlify(k1) and keys.pending == []
+    with pytest.raises(P.ProtocolError, match="bad_mac"):
+        keys.verify(P.seal(P.message("c1", 6, P.STATUS, 0), bytes(32)), "c1")
