@@ -27,6 +27,8 @@ _EVENT_TEXT = {
     protocol.EV_OVERRIDE: "override",
     protocol.EV_TIME_SET: "clock set from the head-end",
     protocol.EV_REKEY: "device key rotated",
+    protocol.EV_STATE_REJECTED: "part of the saved state refused at boot (defaults used)",
+    protocol.EV_OTA: "firmware update",
     EV_UPLINK_REJECTED: "uplink rejected",
     EV_BAD_RECORD: "malformed record",
     EV_NOT_BILLED: "reading not billed",
@@ -46,12 +48,20 @@ REJECT_TEXT = {
     "unknown_device": "unknown device",
     "bad_fields": "fields missing or invalid",
 }
+OTA_TEXT = {protocol.OTA_STAGED: "staged, switches at the next boot",
+            protocol.OTA_SWITCHED: "switched, health check running",
+            protocol.OTA_CONFIRMED: "confirmed: the new version stays",
+            protocol.OTA_ROLLED_BACK: "rolled back to the previous version",
+            protocol.OTA_REFUSED: "bundle refused (signature or hash)",
+            protocol.OTA_ABANDONED: "abandoned (replaced or cancelled)"}
 RELAY_REASON = {protocol.R_CREDIT: "credit", protocol.R_OVERRIDE: "staff override",
                 protocol.R_TECHNICIAN: "technician", protocol.R_LOAD_LIMIT: "load limit",
                 protocol.R_BOOT: "boot"}
 
 
-def describe_event(code, detail):
+def describe_event(code, detail, values=()):
+    """What an event means, for people. `values`: the record's values
+    ([code, detail, more...])."""
     text = _EVENT_TEXT.get(code, "event %d" % code)
     if code in (protocol.EV_RELAY_OPEN, protocol.EV_RELAY_CLOSE) and detail in RELAY_REASON:
         text += " (%s)" % RELAY_REASON[detail]
@@ -61,4 +71,11 @@ def describe_event(code, detail):
             text = "downlink rejected by the board: %s (%s)" % (reason, REJECT_TEXT.get(reason, ""))
         else:
             text = "downlink rejected by the board (reason %r)" % (detail,)
+        count = values[2] if len(values) > 2 and isinstance(values[2], int) else None
+        if count is not None and count > 1:
+            text += ", %d messages" % count
+    elif code == protocol.EV_OTA and detail in OTA_TEXT:
+        text += ": " + OTA_TEXT[detail]
+    elif code == protocol.EV_STATE_REJECTED and isinstance(detail, int) and 0 <= detail < len(protocol.STATE_PARTS):
+        text += ": " + protocol.STATE_PARTS[detail]
     return text

@@ -6,6 +6,7 @@ from concentrator import protocol
 
 from ..core.events import EV_REKEYED
 from ..models import Concentrator, Event
+from ..transport import downlink
 
 
 class Rejected(Exception):
@@ -43,25 +44,22 @@ def parse(topic, payload):
 
 
 def verify(s, conc, payload, dev, now):
-    """Verify under the device key; during a rekey also under the new key,
-    and switch to it for good on the first valid uplink that uses it.
-    -> body, or raise protocol.ProtocolError."""
-    try:
-        return protocol.verify(payload, protocol.key_from_hex(conc.key_hex), dev=dev,
-                               last_n=conc.last_up_n, now=now)
-    except protocol.ProtocolError as e:
-        if not conc.key_next_hex or (e.args and e.args[0] != "bad_mac"):
-            raise
-    body = protocol.verify(payload, protocol.key_from_hex(conc.key_next_hex), dev=dev,
-                           last_n=conc.last_up_n, now=now)
-    s.add(Event(concentrator_id=conc.id, code=EV_REKEYED, ts=now,
-                message="rekey complete: %s signs with the new key (nonce %s, asked at %s)"
-                % (conc.dev, conc.rekey_nonce, conc.rekey_started)))
-    conc.key_hex = conc.key_next_hex
-    conc.key_next_hex = None
-    conc.rekey_nonce = None
-    conc.rekey_started = None
-    return body
+    """Verify under the board's confirmed key or a pending one
+    (concentrator.keyring.ServerKeys). -> (body, signed_with_confirmed);
+    raises protocol.ProtocolError. An uplink under a pending key completes
+    the rotation: the key is confirmed, the pending ones dropped (event 107)."""
+    keys = downlink.keys_of(conc)
+    pending = [p[0] for p in keys.pending]
+    body, confirmed_now = keys.verify(payload, dev, last_n=conc.last_up_n, now=now)
+    if confirmed_now:
+        nonce = next((p[0] for p in conc.key_pending if p[1] == keys.confirmed), "?")
+        s.add(Event(concentrator_id=conc.id, code=EV_REKEYED, ts=now,
+                    message=("rekey complete: %s signs with the new key (nonce %s; rekeys pending were %s)"
+                             % (conc.dev, nonce, ", ".join(pending)))[:1000]))
+        conc.key_hex = keys.confirmed
+        conc.key_pending = []
+        conc.rekey_started = conc.rekey_sent_at = None
+    return body, not confirmed_now
 
 
 def claim_counter(s, conc, n):
@@ -71,15 +69,3 @@ def claim_counter(s, conc, n):
                     .values(last_up_n=n))
     if res.rowcount != 1:
         raise Rejected("replay", "n=%d" % n, conc.id)
-
-
-def board_rejects_our_key(body):
-    """True when a records batch carries the board's "downlink rejected:
-    bad_mac" event (it does not have the key we sign with)."""
-    recs = body.get("recs")
-    bad_mac = protocol.REJECT_REASONS.index("bad_mac")
-    for r in recs if isinstance(recs, list) else ():
-        if (isinstance(r, list) and len(r) == 5 and r[1] == protocol.KIND_EVENT and isinstance(r[4], list)
-                and len(r[4]) > 1 and r[4][0] == protocol.EV_MSG_REJECTED and r[4][1] == bad_mac):
-            return True
-    return False

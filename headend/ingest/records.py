@@ -79,7 +79,7 @@ def records(s, conc, body, now, stats, bill):
             detail = values[1] if len(values) > 1 else None
             s.add(Event(concentrator_id=conc.id, seq=seq, meter_index=idx,
                         meter_id=m.id if m else None, code=code, detail=detail, values=list(values),
-                        ts=ts or now, message=describe_event(code, detail)))
+                        ts=ts or now, message=describe_event(code, detail, values)))
             if m is not None and seq > (m.last_seq or 0):
                 if code == protocol.EV_RELAY_OPEN:
                     m.relay_closed = False

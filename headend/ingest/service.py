@@ -19,6 +19,7 @@ from .stats import IngestStats
 log = logging.getLogger("headend.ingest")
 
 REJECTION_EVENT_INTERVAL_S = 60
+REKEY_RESEND_S = 10      # a pending rekey is sent again at most this often (and on every hello)
 
 
 class Ingest:
@@ -87,8 +88,7 @@ class Ingest:
             if conc is None:
                 raise Rejected("unknown_device", dev)
             try:
-                body = envelope.verify(s, conc, payload, dev, now)
-                old_key = conc.key_next_hex is not None
+                body, under_confirmed = envelope.verify(s, conc, payload, dev, now)
             except protocol.ProtocolError as e:
                 raise Rejected(e.args[0] if e.args else "malformed", "n=%s" % conc.last_up_n, conc.id)
             envelope.claim_counter(s, conc, body["n"])
@@ -98,18 +98,19 @@ class Ingest:
             conc.online = True
             t = body["t"]
             pre = []
-            if old_key and (t == protocol.HELLO or (t == protocol.RECORDS and envelope.board_rejects_our_key(body))):
-                # a rekey is pending and the board still signs with the old
-                # key: it (re)connected without the command, or rejects the
-                # new key's downlinks. Send the command again first (its
-                # counter must come before the replies').
-                pre = [downlink.rekey_command(s, conc, ts=now)]
+            if under_confirmed and conc.key_pending and (
+                    t == protocol.HELLO or now - (conc.rekey_sent_at or 0) >= REKEY_RESEND_S):
+                # a rekey is pending and the board still signs with the
+                # confirmed key: it (re)connected without the command, or
+                # lost it. Send it again first (its counter before the replies').
+                pre = [downlink.command(s, conc, ts=now, **downlink.keys_of(conc).resend())]
+                conc.rekey_sent_at = now
             if t == protocol.HELLO:
                 out = pre + status.hello(s, conc, body, now)
             elif t == protocol.RECORDS:
                 out = pre + records.records(s, conc, body, now, self.stats, self.bill)
             elif t == protocol.STATUS:
-                out = status.status(s, conc, body, now, self.bus_errors)
+                out = pre + status.status(s, conc, body, now, self.bus_errors)
             else:
                 raise Rejected("bad_fields", "type %r" % t, conc.id)
             s.add(conc)

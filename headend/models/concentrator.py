@@ -1,7 +1,8 @@
 """Concentrators: the boards. A board's key signs every message both ways;
 its counters make replays fail (docs/protocol.md)."""
-from typing import Optional
+from typing import Any, Optional
 
+from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
 from .base import Body, big, now_s
@@ -13,18 +14,20 @@ class Concentrator(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     dev: str = Field(index=True, unique=True)  # device id = MQTT topic segment
     property_id: Optional[int] = Field(default=None, foreign_key="property.id", index=True)
+    # the CONFIRMED key: the last key the board was seen to use; every downlink
+    # is sealed with it (concentrator.keyring.ServerKeys, docs/protocol.md)
     key_hex: str                                  # 32-byte HMAC key, hex
     last_up_n: int = big(default=-1)              # highest accepted uplink counter
     last_down_n: int = big(default=0)             # last downlink counter used
-    # rekey in progress: the derived key (downlinks use it at once; uplinks are
-    # accepted under both until the first valid one under the new key)
-    key_next_hex: Optional[str] = None
-    rekey_nonce: Optional[str] = None
+    # rekeys the board has not confirmed yet: [[nonce hex, key hex], ...], newest last
+    key_pending: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     rekey_started: Optional[int] = big(default=None)
+    rekey_sent_at: Optional[int] = big(default=None)   # when the pending rekey was last sent
     acked_seq: int = big(default=0)               # highest contiguous committed seq
     last_seen: Optional[int] = big(default=None)
     online: bool = False
     fw: Optional[str] = None
+    code: Optional[str] = None                    # id of the code the board runs (hello.code)
     boot: Optional[int] = None
     journal_last: Optional[int] = big(default=None)   # board's highest seq written
     pending: Optional[int] = None                     # board's unacked records

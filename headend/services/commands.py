@@ -7,7 +7,7 @@ import time
 
 from sqlmodel import select
 
-from concentrator import protocol
+from concentrator import schema
 
 from ..core import permissions as P
 from ..core.events import EV_COMMAND
@@ -15,7 +15,7 @@ from ..models import Event, Meter
 from ..transport import downlink, outbox
 from . import audit
 from .devices import get_concentrator, get_meter
-from .errors import Conflict, Invalid, NotFound
+from .errors import Invalid, NotFound
 
 MAX_POLICY_JSON = 1500
 
@@ -60,25 +60,30 @@ def override_relay(session, actor, meter_pk, state, until=None, now=None):
 
 
 def rekey(session, actor, dev, force=False, now=None):
-    """Rotate the device key without sending it (docs/protocol.md)."""
+    """Rotate the device key without sending it (docs/protocol.md, "Key
+    rotation"): a `cmd` {op: "rekey", nonce}, sealed with the confirmed key;
+    the new key is HMAC-SHA256(confirmed key, "wk-rekey:" + nonce) and stays
+    pending until the board's first uplink under it. Another rekey before
+    that only adds a pending key (so a board that took either one is
+    recognised): no rotation can lock the board out. `force` is accepted
+    for older clients and changes nothing."""
     conc = get_concentrator(session, actor, dev, lock=True)
     actor.check(P.KEYS_ROTATE, conc.property_id)
-    if conc.key_next_hex and not force:
-        raise Conflict("a rekey of %s is pending since %s; it completes with the board's next "
-                       "uplink (force=true replaces it)" % (dev, _fmt_time(conc.rekey_started or 0)))
     now = int(now or time.time())
     nonce = secrets.token_hex(16)
-    new_key = protocol.hmac_sha256(protocol.key_from_hex(conc.key_hex), b"wk-rekey:" + bytes.fromhex(nonce))
-    msg = downlink.command(session, conc, "rekey", ts=now, old_key=True, nonce=nonce)
+    keys = downlink.keys_of(conc)
+    before = [p[0] for p in keys.pending]
+    fields = keys.start(nonce)
+    msg = downlink.command(session, conc, ts=now, **fields)
     outbox.queue(session, [msg])
-    replaced = conc.rekey_nonce
-    conc.key_next_hex = new_key.hex()
-    conc.rekey_nonce = nonce
-    conc.rekey_started = now
+    conc.key_pending = keys.pending
+    conc.rekey_started = conc.rekey_started or now
+    conc.rekey_sent_at = now
     session.add(conc)
     ev = _event(session, actor, conc, "rekey of %s started (nonce %s)" % (dev, nonce), now=now)
     audit.record(session, actor, "key.rotate", "concentrator", conc.id, property_id=conc.property_id,
-                 before={"pending_nonce": replaced} if replaced else None, after={"nonce": nonce, "force": force})
+                 before={"pending_nonces": before} if before else None,
+                 after={"nonce": nonce, "pending_nonces": [p[0] for p in keys.pending]})
     return {"event_id": ev.id, "nonce": nonce, "queued": 1}
 
 
@@ -92,8 +97,10 @@ def set_policy(session, actor, dev, policy, m=None, now=None):
         meter = session.exec(select(Meter).where(Meter.concentrator_id == conc.id, Meter.index == m)).first()
         if meter is None:
             raise NotFound("%s has no meter index %d" % (dev, m))
-    if not isinstance(policy, dict):
-        raise Invalid("a policy is a JSON object (docs/relay-policy.md)")
+    try:
+        policy = schema.check_policy(policy)   # the board's own check: refused here, not on the board
+    except ValueError as e:
+        raise Invalid(str(e))
     text = json.dumps(policy, sort_keys=True)
     if len(text) > MAX_POLICY_JSON:
         raise Invalid("policy too large (%d bytes of JSON, at most %d)" % (len(text), MAX_POLICY_JSON))

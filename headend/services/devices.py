@@ -45,7 +45,7 @@ def concentrator_public(c, with_key=False):
     d = {"id": c.id, "dev": c.dev, "property_id": c.property_id, "acked_seq": c.acked_seq,
          "last_up_n": c.last_up_n, "last_down_n": c.last_down_n, "last_seen": c.last_seen,
          "online": c.online, "fw": c.fw, "boot": c.boot, "journal_last": c.journal_last,
-         "pending": c.pending, "rekey_pending": bool(c.key_next_hex)}
+         "pending": c.pending, "rekey_pending": bool(c.key_pending)}
     if with_key:
         d["key_hex"] = c.key_hex
     return d

@@ -1,12 +1,25 @@
-"""Sealing downlink messages: device key + a per-concentrator counter that is
-persisted (allocated inside the caller's transaction). While a rekey is in
-progress (Concentrator.key_next_hex) downlinks use the new key; the rekey
-command itself is sealed with the old one (old_key=True)."""
-from sqlalchemy import update
+"""Sealing downlink messages: a per-concentrator counter that is persisted
+(allocated inside the caller's transaction) and the board's CONFIRMED key
+(concentrator.keyring: during a rotation the board keeps its previous key
+until it sees the new one in use, so the head-end signs with the confirmed key
+until the board has proved the new one).
 
-from concentrator import protocol
+Every body is checked with the board's own schema (concentrator.schema)
+before it is sealed: the board refuses anything that fails those checks, so a
+body that fails here is the head-end's bug and is never sent."""
+import json
+import logging
 
-from ..models import Concentrator, now_s
+from sqlalchemy import func, update
+from sqlmodel import select
+
+from concentrator import protocol, schema
+from concentrator.keyring import ServerKeys
+
+from ..models import Concentrator, Meter, now_s
+from ..services.errors import Invalid
+
+log = logging.getLogger("headend.downlink")
 
 COMMAND_TTL_S = 300
 
@@ -23,20 +36,30 @@ def next_n(session, conc_id, count=1):
     return int(row[0]) - count + 1
 
 
-def down_key_hex(conc, old_key=False):
-    if conc.key_next_hex and not old_key:
-        return conc.key_next_hex
-    return conc.key_hex
+def keys_of(conc):
+    """The board's keys as concentrator.keyring sees them."""
+    return ServerKeys(conc.key_hex, conc.key_pending or [])
 
 
-def _seal_n(conc, n, kind, ts, fields, old_key=False):
+def meters_of(session, conc):
+    """How many meters the board has (what schema checks a meter index against)."""
+    return int(session.exec(select(func.count()).select_from(Meter).where(Meter.concentrator_id == conc.id)).one())
+
+
+def _seal_n(conc, n, kind, ts, fields, n_meters):
     body = protocol.message(conc.dev, n, kind, int(ts if ts is not None else now_s()), **fields)
-    return protocol.topic_down(conc.dev), protocol.seal(body, protocol.key_from_hex(down_key_hex(conc, old_key)))
+    try:
+        schema.check_downlink(json.loads(json.dumps(body)), n_meters)
+    except ValueError as e:
+        log.error("%s: refusing to send a downlink the board would refuse: %s (%r)", conc.dev, e, body)
+        raise Invalid("%s" % e)
+    return protocol.topic_down(conc.dev), protocol.seal(body, keys_of(conc).signing_key())
 
 
-def seal(session, conc, kind, ts=None, old_key=False, **fields):
+def seal(session, conc, kind, ts=None, **fields):
     """-> (topic, payload bytes) for concentrator `conc` (model instance)."""
-    return _seal_n(conc, next_n(session, conc.id), kind, ts, fields, old_key)
+    n_meters = meters_of(session, conc)
+    return _seal_n(conc, next_n(session, conc.id), kind, ts, fields, n_meters)
 
 
 def seal_many(session, conc, items, ts=None):
@@ -44,19 +67,15 @@ def seal_many(session, conc, items, ts=None):
     with consecutive counters (one database round trip)."""
     if not items:
         return []
+    n_meters = meters_of(session, conc)
     n = next_n(session, conc.id, len(items))
-    return [_seal_n(conc, n + i, kind, ts, fields) for i, (kind, fields) in enumerate(items)]
+    return [_seal_n(conc, n + i, kind, ts, fields, n_meters) for i, (kind, fields) in enumerate(items)]
 
 
-def command(session, conc, op, ts=None, old_key=False, **fields):
+def command(session, conc, op, ts=None, **fields):
     """A signed `cmd` (expires COMMAND_TTL_S after ts)."""
     ts = int(ts if ts is not None else now_s())
-    return seal(session, conc, protocol.COMMAND, ts=ts, old_key=old_key, exp=ts + COMMAND_TTL_S, op=op, **fields)
-
-
-def rekey_command(session, conc, ts=None):
-    """The pending rekey command again (sealed with the old key)."""
-    return command(session, conc, "rekey", ts=ts, old_key=True, nonce=conc.rekey_nonce)
+    return seal(session, conc, protocol.COMMAND, ts=ts, exp=ts + COMMAND_TTL_S, op=op, **fields)
 
 
 def tariff_message(session, conc, versions, ts=None):
@@ -66,5 +85,4 @@ def tariff_message(session, conc, versions, ts=None):
 def counter_of(payload):
     """The counter `n` sealed in a downlink payload."""
     body, _mac = protocol.split(payload)
-    import json
     return int(json.loads(body)["n"])

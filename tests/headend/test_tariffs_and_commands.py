@@ -356,36 +356,44 @@ def test_commands_override_policy_rekey(app_client):
                        json={"state": "open"}).status_code == 422      # no until
     assert client.post("/api/meters/%d/override" % meter["id"],
                        json={"state": "on", "until": until}).status_code == 422
-    # policy
+    # policy: checked with the board's own schema, sent complete
+    from concentrator import schema
     r = client.post("/api/concentrators/%s/policy" % dev, json={"m": 0, "policy": {"emergency_mu": 5000}})
     assert r.status_code == 202, r.text
     cmd = protocol.verify(client.sent[-1][1], old_key, dev=dev)
-    assert (cmd["op"], cmd["m"], cmd["policy"]) == ("policy", 0, {"emergency_mu": 5000})
+    assert (cmd["op"], cmd["m"]) == ("policy", 0)
+    assert cmd["policy"] == schema.check_policy({"emergency_mu": 5000}) and cmd["policy"]["emergency_mu"] == 5000
     assert client.post("/api/concentrators/%s/policy" % dev, json={"m": 7, "policy": {}}).status_code == 404
-    # rekey
+    # rekey: sealed with the confirmed key, the new key pending until the board uses it
     r = client.post("/api/concentrators/%s/rekey" % dev, json={})
     assert r.status_code == 202, r.text
     cmd = protocol.verify(client.sent[-1][1], old_key, dev=dev)
     assert cmd["op"] == "rekey" and len(bytes.fromhex(cmd["nonce"])) == 16
     new_key = protocol.hmac_sha256(old_key, b"wk-rekey:" + bytes.fromhex(cmd["nonce"]))
-    assert client.post("/api/concentrators/%s/rekey" % dev, json={}).status_code == 409
-    # downlinks now use the new key
+    # a second rekey before the board answered: another pending key, still sealed with the confirmed one
+    r = client.post("/api/concentrators/%s/rekey" % dev, json={"force": True})
+    assert r.status_code == 202
+    cmd2 = protocol.verify(client.sent[-1][1], old_key, dev=dev)
+    assert cmd2["nonce"] != cmd["nonce"]
+    # downlinks keep the confirmed key until the board proves a new one
     client.post("/api/accounts/%d/recharge" % acc, json={"amount": "10.00"})
-    credit = protocol.verify(client.sent[-1][1], new_key, dev=dev)
+    credit = protocol.verify(client.sent[-1][1], old_key, dev=dev)
     assert (credit["t"], credit["bal"], credit["top"]) == ("credit", 100000, 1)
-    # the board reconnects without having seen the command: it gets it again first
+    # the board reconnects without having seen the commands: the newest one again, first
     out = up(protocol.HELLO, old_key, fw="1", boot=1, last=0, acked=0, meters=["R1"])
     first = protocol.verify(out[0][1], old_key, dev=dev)
-    assert first["op"] == "rekey" and first["nonce"] == cmd["nonce"]
-    assert all(protocol.verify(p, new_key, dev=dev) for _, p in out[1:])
-    assert [protocol.verify(p, new_key)["n"] for _, p in out[1:]] == sorted(
-        protocol.verify(p, new_key)["n"] for _, p in out[1:]) and first["n"] < protocol.verify(out[1][1], new_key)["n"]
-    # first uplink under the new key completes the switch; the old key is dead
+    assert first["op"] == "rekey" and first["nonce"] == cmd2["nonce"]
+    ns = [protocol.verify(p, old_key, dev=dev)["n"] for _, p in out]
+    assert ns == sorted(ns)
+    # the board took only the FIRST rekey: an uplink under that key completes the rotation
     assert up(protocol.RECORDS, new_key, recs=[[1, 0, 0, int(time.time()), [1500, 10, 0]]])
     with client.app.state.session_factory() as s:
         c = s.exec(select(Concentrator).where(Concentrator.dev == dev)).one()
-        assert c.key_hex == new_key.hex() and c.key_next_hex is None
+        assert c.key_hex == new_key.hex() and c.key_pending == []
     assert client.get("/api/events", params={"code": EV_REKEYED}).json()
+    # from now on the new key, and the old key is dead
+    client.post("/api/accounts/%d/recharge" % acc, json={"amount": "1.00"})
+    assert protocol.verify(client.sent[-1][1], new_key, dev=dev)["t"] == "credit"
     assert up(protocol.STATUS, old_key, up=1, pending=0, last=1, acked=1, meters=[]) == []
     assert ing.stats.get("rejected_bad_mac") == 1
     # a board's rejection event gets a readable message
@@ -393,3 +401,28 @@ def test_commands_override_policy_rekey(app_client):
     up(protocol.RECORDS, new_key, recs=[[2, 1, 0, int(time.time()), [protocol.EV_MSG_REJECTED, bad_mac]]])
     ev = client.get("/api/events", params={"code": protocol.EV_MSG_REJECTED}).json()
     assert "downlink rejected by the board: bad_mac" in ev[0]["message"]
+
+
+def test_a_policy_the_board_would_refuse_is_refused_here(app_client):
+    """`"friendly": "22:00-07:00"` (a string for a list of pairs) once made
+    every step of the board fail: the head-end answers 422 with the board's
+    own reason, and nothing is sent or recorded as a change."""
+    client = app_client
+    sid, conc = _site(client)
+    client.post("/api/meters", json={"concentrator_id": conc["id"], "meter_id": "F1"})
+    n_sent = len(client.sent)
+    for bad, why in [({"friendly": "22:00-07:00"}, "policy.friendly: must be a list"),
+                     ({"friendy": [["22:00", "07:00"]]}, "unknown setting"),
+                     ({"emergency_mu": "5000"}, "emergency_mu"),
+                     ({"emergency_mu": 10 ** 20}, "emergency_mu")]:
+        r = client.post("/api/concentrators/%s/policy" % conc["dev"], json={"policy": bad})
+        assert r.status_code == 422, (bad, r.text)
+        assert why in r.json()["detail"], (why, r.json())
+    assert "write [[\"22:00\", \"07:00\"]]" in client.post(
+        "/api/concentrators/%s/policy" % conc["dev"], json={"policy": {"friendly": "22:00-07:00"}}).json()["detail"]
+    assert len(client.sent) == n_sent
+    with client.app.state.session_factory() as s:
+        from headend.models import AuditLog
+        assert s.exec(select(AuditLog).where(AuditLog.action == "policy.change")).all() == []
+    r = client.post("/api/concentrators/%s/policy" % conc["dev"], json={"policy": {"friendly": [["22:00", "07:00"]]}})
+    assert r.status_code == 202, r.text
