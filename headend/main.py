@@ -13,14 +13,15 @@ import logging
 from fastapi import FastAPI
 
 from .api import errors
-from .api.routes import (accounts, audit, auth, concentrators, events, health, meters, portal, properties,
-                         tariffs, users)
+from .api.routes import (accounts, audit, auth, concentrators, events, firmware, health, meters, portal,
+                         properties, tariffs, users)
 from .core import db, migrate
 from .core.config import Settings, parse_mqtt_url
 from .ingest import Ingest
 from .web import assets, docs
 from .web.pages import audit as audit_pages
 from .web.pages import auth as auth_pages
+from .web.pages import firmware as firmware_pages
 from .web.pages import portal as portal_pages
 from .web.pages import staff as staff_pages
 from .web.pages import users as user_pages
@@ -28,9 +29,9 @@ from .web.pages import users as user_pages
 log = logging.getLogger("headend.app")
 
 API_ROUTERS = (auth.router, users.router, properties.router, concentrators.router, meters.router,
-               accounts.router, tariffs.router, events.router, audit.router, portal.router, health.router)
+               accounts.router, tariffs.router, events.router, audit.router, portal.router, firmware.router, health.router)
 WEB_ROUTERS = (auth_pages.router, staff_pages.router, audit_pages.router, user_pages.router, portal_pages.router,
-               docs.router)
+               firmware_pages.router, docs.router)
 
 
 def create_app(settings=None, start_mqtt=True, engine=None, migrate_db=True):

@@ -11,6 +11,7 @@ EV_JOURNAL_RESET = 104     # board's journal is behind what the head-end committ
 EV_BILLING_MISMATCH = 105  # the board's charged_mu delta differs from the head-end's charge
 EV_COMMAND = 106           # a command sent to a board (user_id = who asked)
 EV_REKEYED = 107           # a board switched to its new key
+EV_ROLLOUT_STOPPED = 115   # a firmware rollout stopped (detail = rollout id)
 EV_LOW_BALANCE = protocol.EV_LOW_CREDIT
 
 _EVENT_TEXT = {
@@ -37,6 +38,7 @@ _EVENT_TEXT = {
     EV_BILLING_MISMATCH: "billing mismatch",
     EV_COMMAND: "command",
     EV_REKEYED: "rekey complete",
+    EV_ROLLOUT_STOPPED: "firmware rollout stopped",
 }
 REJECT_TEXT = {
     "malformed": "not a well-formed message",

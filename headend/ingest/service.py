@@ -10,6 +10,7 @@ from concentrator import protocol
 
 from ..core.events import EV_UPLINK_REJECTED
 from ..models import Concentrator, Event
+from ..services import ota
 from ..transport import downlink
 from . import envelope, records, status
 from .billing_run import Biller
@@ -107,6 +108,12 @@ class Ingest:
                 conc.rekey_sent_at = now
             if t == protocol.HELLO:
                 out = pre + status.hello(s, conc, body, now)
+                if isinstance(body.get("ota"), dict):
+                    out += ota.on_board_report(s, conc, body["ota"], now)
+            elif t == protocol.OTA_STATUS:
+                if isinstance(body.get("fw"), str):
+                    conc.fw = body["fw"][:40]
+                out = pre + ota.on_board_report(s, conc, body, now)
             elif t == protocol.RECORDS:
                 out = pre + records.records(s, conc, body, now, self.stats, self.bill)
             elif t == protocol.STATUS:

@@ -21,6 +21,8 @@ BUS_ERROR_KEYS = ("timeouts", "crc", "wrong_address", "exceptions", "offline")
 def hello(s, conc, body, now):
     if isinstance(body.get("fw"), str):
         conc.fw = body["fw"][:40]
+    if isinstance(body.get("code"), str):
+        conc.code = body["code"][:64]
     if is_int(body.get("boot")):
         conc.boot = body["boot"]
     last = body.get("last")

@@ -7,6 +7,8 @@ from .base import MAX_ID, now_s  # noqa: F401
 from .concentrator import Concentrator, ConcentratorCreate, ConcentratorCreated, ConcentratorPublic  # noqa: F401
 from .downlink import Downlink  # noqa: F401
 from .event import Event, EventPublic  # noqa: F401
+from .firmware import (FirmwareBundle, FirmwareBundlePublic, Rollout, RolloutBoard, RolloutBoardPublic,  # noqa: F401
+                       RolloutCreate, RolloutPublic)
 from .ledger import LEDGER_KINDS, LedgerEntry, LedgerEntryPublic  # noqa: F401
 from .meter import Meter, MeterAccountUpdate, MeterCreate, MeterPublic, MeterRow  # noqa: F401
 from .property import (Building, BuildingCreate, BuildingPublic, Organisation, OrganisationCreate,  # noqa: F401

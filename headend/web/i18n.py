@@ -24,6 +24,9 @@ DYNAMIC = (
     "concentrators, meters, relay tests, commands, key rotation; no money",
     "read only",
     "wrong user name or password",
+    # rollout and board update states
+    "running", "paused", "stopped", "done", "waiting", "offered", "download", "staged", "trial", "switched",
+    "confirmed", "rolled_back", "refused", "failed", "cancelled", "idle",
 )
 _catalogs = {}
 

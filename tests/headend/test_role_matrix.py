@@ -16,7 +16,9 @@ from headend.core import security
 from headend.core.config import Settings
 from headend.main import create_app
 from headend.models import AuthSession
-from headend.services import accounts, devices, properties, tariffs, users
+from concentrator import ota_format
+from headend.models import RolloutCreate
+from headend.services import accounts, devices, ota, properties, tariffs, users
 from headend.services.actor import system_actor
 from headend.services.sales import sell
 
@@ -89,6 +91,11 @@ def world(tmp_path_factory):
             sell(s, sa, a2.id, 1000000, push=False)
             ids[tag] = dict(property=p.id, building=b.id, unit=u1.id, tariff=t.id, conc=c.dev, conc_id=c.id,
                             account=a1.id, neighbour=a2.id, tenant=a1.tenant_id, meter=m1.id)
+        manifest, data = ota_format.build([("concentrator/core.py", b"# v9\n")], "9.9.9")
+        w.bundle = (manifest, data)
+        bundle = ota.add_bundle(s, sa, manifest, data)
+        ids["bundle"] = bundle.id
+        ids["rollout"] = ota.start(s, sa, RolloutCreate(bundle_id=bundle.id, property_id=ids[ALPHA]["property"])).id
         s.commit()
         w.ids = ids
         A = ids[ALPHA]
@@ -137,7 +144,15 @@ def examples(w):
     return {
         "path": {"account_id": A["account"], "meter_pk": A["meter"], "dev": A["conc"], "tariff_id": A["tariff"],
                  "property_id": A["property"], "user_id": w.users["cashier"][0], "token_id": 999999,
-                 "code": "en"},
+                 "code": "en", "rollout_id": w.ids["rollout"], "action": "pause"},
+        ("POST", "/api/firmware"): dict(files={"manifest": ("manifest.json", w.bundle[0]),
+                                               "bundle": ("bundle.bin", w.bundle[1])}),
+        ("POST", "/api/rollouts"): dict(json={"bundle_id": w.ids["bundle"], "property_id": A["property"]}, scoped=True),
+        ("POST", "/api/rollouts/{rollout_id}/{action}"): dict(scoped=True),
+        ("GET", "/api/rollouts/{rollout_id}"): dict(scoped=True),
+        ("POST", "/staff/firmware/rollouts"): dict(data={"bundle_id": w.ids["bundle"], "property_id": A["property"]},
+                                                   scoped=True),
+        ("POST", "/staff/firmware/rollouts/{rollout_id}/{action}"): dict(scoped=True),
         ("POST", "/api/organisations"): dict(json={"name": "Another group"}),
         ("POST", "/api/properties"): dict(json={"name": "Another property"}),
         ("POST", "/api/buildings"): dict(json={"property_id": A["property"], "name": "B2"}, scoped=True),
