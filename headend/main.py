@@ -15,7 +15,7 @@ import logging
 from fastapi import FastAPI
 
 from .api import errors
-from .api.routes import (accounts, audit, auth, concentrators, events, health, meters, portal, properties,
+from .api.routes import (accounts, alerts, audit, auth, concentrators, events, health, meters, portal, properties,
                          tariffs, users)
 from .core import db, migrate
 from .core.config import Settings, parse_mqtt_url
@@ -30,7 +30,7 @@ from .web.pages import users as user_pages
 log = logging.getLogger("headend.app")
 
 API_ROUTERS = (auth.router, users.router, properties.router, concentrators.router, meters.router,
-               accounts.router, tariffs.router, events.router, audit.router, portal.router, health.router)
+               accounts.router, tariffs.router, events.router, alerts.router, audit.router, portal.router, health.router)
 WEB_ROUTERS = (auth_pages.router, staff_pages.router, audit_pages.router, user_pages.router, portal_pages.router,
                docs.router)
 
