@@ -21,6 +21,7 @@ from .core import db, migrate
 from .core.config import Settings, parse_mqtt_url
 from .ingest import Ingest
 from .web import assets, docs
+from .web.pages import alerts as alert_pages
 from .web.pages import audit as audit_pages
 from .web.pages import auth as auth_pages
 from .web.pages import portal as portal_pages
@@ -31,8 +32,8 @@ log = logging.getLogger("headend.app")
 
 API_ROUTERS = (auth.router, users.router, properties.router, concentrators.router, meters.router,
                accounts.router, tariffs.router, events.router, alerts.router, audit.router, portal.router, health.router)
-WEB_ROUTERS = (auth_pages.router, staff_pages.router, audit_pages.router, user_pages.router, portal_pages.router,
-               docs.router)
+WEB_ROUTERS = (auth_pages.router, staff_pages.router, alert_pages.router, audit_pages.router, user_pages.router,
+               portal_pages.router, docs.router)
 
 
 def make_notifier(settings, session_factory, clock=None):

@@ -65,6 +65,14 @@ STAFF_LINES = {
 }
 
 
+# what pages call each kind and channel (English msgids, translated by the pages)
+KIND_LABELS = {K.LOW_BALANCE: "low balance", K.RELAY_OPENED: "power off", K.RELAY_CLOSED: "power back on",
+               K.CONCENTRATOR_OFFLINE: "concentrator offline", K.METER_OFFLINE: "meter offline",
+               K.BUS_ERRORS: "bus errors", K.BILLING_MISMATCH: "billing mismatch",
+               K.JOURNAL_THINNED: "journal thinned", K.THEFT: "possible theft"}
+CHANNEL_LABELS = {K.SMS: "SMS", K.EMAIL: "e-mail"}
+
+
 class _Params(dict):
     def __missing__(self, key):
         return "—"

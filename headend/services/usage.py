@@ -1,78 +1,94 @@
-"""Energy and money used by meters in a time window, from the readings.
+"""Energy and money used by meters over time, from the readings.
 
-SEAM (issue 11): `window_use` is the ONE function the portal and the
-low-balance forecast read usage through. It reads the readings table now
-(bounded window, index ix_reading_meter_ts); when the interval rollups land
-it should read them instead, with the same answer shape.
+SEAM (issue 11): `buckets` is the ONE function the portal and the
+low-balance forecast read usage through. It reads the readings table now (a
+bounded window, index ix_reading_meter_ts); when the interval rollups land,
+point it at them, with the same answer.
 
-A reading's `billed_mu` is what the head-end charged for the energy since the
-meter's previous reading, so a window's money is the sum of billed_mu of the
-readings inside it, and its energy the register's rise between the last
-reading before the window (or the first inside it) and the last inside it.
+A reading's billed_mu is what the head-end charged for the energy since the
+meter's previous reading, and its register rise since that reading is the
+energy: both belong to the interval the reading falls in.
 """
-from sqlalchemy import func
+import bisect
+
 from sqlmodel import select
 
+from concentrator import protocol, tariff
+
 from ..models import Reading
+from .errors import Invalid
 
 DAY = 86400
+MAX_WINDOW_S = 63 * DAY           # two months and a bit: what one call may cover
 FORECAST_WINDOW_S = 7 * DAY       # "recent use": the last seven days
+FORECAST_STEP_S = 3600
 FORECAST_MIN_SPAN_S = 6 * 3600    # less data than this: no forecast
 
 
-class Use:
-    """Use of one meter in [start, end): energy (Wh), money (mu), and the
-    times of its first and last reading inside the window (None: none)."""
-    __slots__ = ("meter_id", "energy_wh", "cost_mu", "first_ts", "last_ts", "first_cost_mu")
+class Bucket:
+    __slots__ = ("start", "end", "energy_wh", "cost_mu", "readings")
 
-    def __init__(self, meter_id, energy_wh=0, cost_mu=0, first_ts=None, last_ts=None, first_cost_mu=0):
-        self.meter_id, self.energy_wh, self.cost_mu = meter_id, energy_wh, cost_mu
-        self.first_ts, self.last_ts, self.first_cost_mu = first_ts, last_ts, first_cost_mu
+    def __init__(self, start, end):
+        self.start, self.end = start, end
+        self.energy_wh = self.cost_mu = self.readings = 0
 
 
-def window_use(session, meter_ids, start, end):
-    """{meter id: Use} over [start, end) for each meter with readings in it."""
+def buckets(session, meter_ids, edges):
+    """Use of the meters together in each interval [edges[i], edges[i+1]):
+    [Bucket(start, end, energy_wh, cost_mu, readings)]."""
+    edges = [int(e) for e in edges]
+    if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise Invalid("time edges must be increasing")
+    if edges[-1] - edges[0] > MAX_WINDOW_S:
+        raise Invalid("at most %d days at a time" % (MAX_WINDOW_S // DAY))
+    out = [Bucket(a, b) for a, b in zip(edges, edges[1:])]
     ids = sorted(set(meter_ids))
-    if not ids or end <= start:
-        return {}
-    inside = (Reading.meter_id.in_(ids), Reading.ts >= start, Reading.ts < end)
-    agg = session.exec(select(Reading.meter_id, func.min(Reading.ts), func.max(Reading.ts),
-                              func.coalesce(func.sum(Reading.billed_mu), 0), func.max(Reading.energy_wh))
-                       .where(*inside).group_by(Reading.meter_id)).all()
-    out = {}
-    for mid, t0, t1, cost, top in agg:
-        first = session.exec(select(Reading.energy_wh, Reading.billed_mu).where(
-            Reading.meter_id == mid, Reading.ts == t0).order_by(Reading.seq)).first()
+    if not ids:
+        return out
+    last = {}
+    for mid in ids:
         before = session.exec(select(Reading.energy_wh).where(
-            Reading.meter_id == mid, Reading.ts < start).order_by(Reading.ts.desc()).limit(1)).first()
-        base = before if before is not None else first[0]
-        out[mid] = Use(mid, max(0, int(top) - int(base)), int(cost), int(t0), int(t1), int(first[1] or 0))
+            Reading.meter_id == mid, Reading.ts < edges[0], Reading.flags.op("&")(protocol.FLAG_MISSING) == 0)
+            .order_by(Reading.ts.desc()).limit(1)).first()
+        if before is not None:
+            last[mid] = before
+    rows = session.exec(select(Reading.meter_id, Reading.ts, Reading.energy_wh, Reading.billed_mu, Reading.flags)
+                        .where(Reading.meter_id.in_(ids), Reading.ts >= edges[0], Reading.ts < edges[-1])
+                        .order_by(Reading.meter_id, Reading.ts, Reading.seq)).all()
+    for mid, ts, wh, billed, flags in rows:
+        if flags & protocol.FLAG_MISSING:
+            continue
+        b = out[bisect.bisect_right(edges, ts) - 1]
+        b.readings += 1
+        b.cost_mu += billed or 0
+        prev = last.get(mid)
+        if prev is not None and wh >= prev:
+            b.energy_wh += wh - prev
+        last[mid] = wh
     return out
 
 
-def daily_use(session, meter_ids, day_starts):
-    """[(day start, energy Wh, cost mu)] for consecutive local days
-    (day_starts: their start times, plus the end of the last)."""
-    rows = []
-    for a, b in zip(day_starts, day_starts[1:]):
-        uses = window_use(session, meter_ids, a, b).values()
-        rows.append((a, sum(u.energy_wh for u in uses), sum(u.cost_mu for u in uses)))
-    return rows
+def total(session, meter_ids, start, end):
+    """(energy Wh, cost mu) over [start, end)."""
+    if end <= start:
+        return 0, 0
+    [b] = buckets(session, meter_ids, [start, end])
+    return b.energy_wh, b.cost_mu
 
 
 def cost_rate_per_day(session, meter_ids, end):
-    """Money per day (mu) at the meters' recent use: what they cost over the
-    last seven days before `end`, per day of readings. None when there is
-    less than FORECAST_MIN_SPAN_S of readings."""
-    total, any_span = 0, False
-    for u in window_use(session, meter_ids, end - FORECAST_WINDOW_S, end + 1).values():
-        span = u.last_ts - u.first_ts
-        if span < FORECAST_MIN_SPAN_S:
-            continue
-        any_span = True
-        # the first reading's charge covers time before the window's first reading
-        total += (u.cost_mu - u.first_cost_mu) * DAY // span
-    return total if any_span else None
+    """Money per day (mu) at the meters' recent use: their cost over the
+    last seven days up to `end`, per day since the first hour with
+    readings. None with less than FORECAST_MIN_SPAN_S of readings."""
+    start = end + 1 - FORECAST_WINDOW_S
+    edges = list(range(start, end + 1, FORECAST_STEP_S)) + [end + 1]
+    bs = [b for b in buckets(session, meter_ids, edges) if b.readings]
+    if not bs:
+        return None
+    span = end + 1 - bs[0].start
+    if span < FORECAST_MIN_SPAN_S:
+        return None
+    return sum(b.cost_mu for b in bs) * DAY // span
 
 
 def days_left_tenths(balance_mu, rate_per_day_mu):
@@ -87,3 +103,27 @@ def days_left_tenths(balance_mu, rate_per_day_mu):
 
 def format_tenths(tenths):
     return None if tenths is None else "%d.%d" % divmod(int(tenths), 10)
+
+
+# ------------------------------------------------------------ local calendar
+def local_day_start(t, tz_offset_s):
+    return (t + tz_offset_s) // DAY * DAY - tz_offset_s
+
+
+def local_month_starts(t, tz_offset_s):
+    """(start of last month, start of this month, start of next month), local."""
+    y, m, _d = tariff.civil_from_days((t + tz_offset_s) // DAY)
+
+    def start(y, m):
+        return tariff.days_from_civil(y, m, 1) * DAY - tz_offset_s
+    py, pm = (y - 1, 12) if m == 1 else (y, m - 1)
+    ny, nm = (y + 1, 1) if m == 12 else (y, m + 1)
+    return start(py, pm), start(y, m), start(ny, nm)
+
+
+def day_edges(start, end, tz_offset_s):
+    """Local midnights from `start` (a local midnight) up to and including `end`'s day end."""
+    edges = [start]
+    while edges[-1] < end:
+        edges.append(edges[-1] + DAY)        # offsets are fixed (no daylight saving)
+    return edges

@@ -24,6 +24,13 @@ DYNAMIC = (
     "concentrators, meters, relay tests, commands, key rotation; no money",
     "read only",
     "wrong user name or password",
+    # price bands (concentrator.tariff.BANDS)
+    "sharp", "peak", "flat", "valley", "deep_valley",
+    # alert kinds and channels (services/messages.KIND_LABELS, CHANNEL_LABELS)
+    "low balance", "power off", "power back on", "concentrator offline", "meter offline", "bus errors",
+    "billing mismatch", "journal thinned", "possible theft", "SMS", "e-mail",
+    # portal notices (web/pages/portal.py)
+    "threshold saved", "preferences saved", "top-up started",
 )
 _catalogs = {}
 
