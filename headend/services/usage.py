@@ -11,6 +11,7 @@ energy: both belong to the interval the reading falls in.
 """
 import bisect
 
+from sqlalchemy import func
 from sqlmodel import select
 
 from concentrator import protocol, tariff
@@ -21,16 +22,16 @@ from .errors import Invalid
 DAY = 86400
 MAX_WINDOW_S = 63 * DAY           # two months and a bit: what one call may cover
 FORECAST_WINDOW_S = 7 * DAY       # "recent use": the last seven days
-FORECAST_STEP_S = 3600
 FORECAST_MIN_SPAN_S = 6 * 3600    # less data than this: no forecast
 
 
 class Bucket:
-    __slots__ = ("start", "end", "energy_wh", "cost_mu", "readings")
+    __slots__ = ("start", "end", "energy_wh", "cost_mu", "readings", "first_ts")
 
     def __init__(self, start, end):
         self.start, self.end = start, end
         self.energy_wh = self.cost_mu = self.readings = 0
+        self.first_ts = None      # the first reading inside
 
 
 def buckets(session, meter_ids, edges):
@@ -45,22 +46,33 @@ def buckets(session, meter_ids, edges):
     ids = sorted(set(meter_ids))
     if not ids:
         return out
+    present = Reading.flags.op("&")(protocol.FLAG_MISSING) == 0
+    inside = (Reading.meter_id.in_(ids), Reading.ts >= edges[0], Reading.ts < edges[-1], present)
     last = {}
     for mid in ids:
-        before = session.exec(select(Reading.energy_wh).where(
-            Reading.meter_id == mid, Reading.ts < edges[0], Reading.flags.op("&")(protocol.FLAG_MISSING) == 0)
-            .order_by(Reading.ts.desc()).limit(1)).first()
+        before = session.exec(select(Reading.energy_wh).where(Reading.meter_id == mid, Reading.ts < edges[0], present)
+                              .order_by(Reading.ts.desc()).limit(1)).first()
         if before is not None:
             last[mid] = before
-    rows = session.exec(select(Reading.meter_id, Reading.ts, Reading.energy_wh, Reading.billed_mu, Reading.flags)
-                        .where(Reading.meter_id.in_(ids), Reading.ts >= edges[0], Reading.ts < edges[-1])
-                        .order_by(Reading.meter_id, Reading.ts, Reading.seq)).all()
-    for mid, ts, wh, billed, flags in rows:
-        if flags & protocol.FLAG_MISSING:
-            continue
+    if len(out) == 1:
+        # one window (the forecast, totals): aggregated by the database
+        b = out[0]
+        for mid, n, t0, lo, hi, cost in session.exec(
+                select(Reading.meter_id, func.count(), func.min(Reading.ts), func.min(Reading.energy_wh),
+                       func.max(Reading.energy_wh), func.coalesce(func.sum(Reading.billed_mu), 0))
+                .where(*inside).group_by(Reading.meter_id)).all():
+            b.readings += int(n)
+            b.cost_mu += int(cost)
+            b.energy_wh += max(0, int(hi) - int(last.get(mid, lo)))
+            b.first_ts = int(t0) if b.first_ts is None else min(b.first_ts, int(t0))
+        return out
+    rows = session.exec(select(Reading.meter_id, Reading.ts, Reading.energy_wh, Reading.billed_mu)
+                        .where(*inside).order_by(Reading.meter_id, Reading.ts, Reading.seq)).all()
+    for mid, ts, wh, billed in rows:
         b = out[bisect.bisect_right(edges, ts) - 1]
         b.readings += 1
         b.cost_mu += billed or 0
+        b.first_ts = ts if b.first_ts is None else min(b.first_ts, ts)
         prev = last.get(mid)
         if prev is not None and wh >= prev:
             b.energy_wh += wh - prev
@@ -78,17 +90,12 @@ def total(session, meter_ids, start, end):
 
 def cost_rate_per_day(session, meter_ids, end):
     """Money per day (mu) at the meters' recent use: their cost over the
-    last seven days up to `end`, per day since the first hour with
-    readings. None with less than FORECAST_MIN_SPAN_S of readings."""
-    start = end + 1 - FORECAST_WINDOW_S
-    edges = list(range(start, end + 1, FORECAST_STEP_S)) + [end + 1]
-    bs = [b for b in buckets(session, meter_ids, edges) if b.readings]
-    if not bs:
+    last seven days up to `end`, per day since the first reading in them.
+    None with less than FORECAST_MIN_SPAN_S of readings."""
+    [b] = buckets(session, meter_ids, [end + 1 - FORECAST_WINDOW_S, end + 1])
+    if not b.readings or end - b.first_ts < FORECAST_MIN_SPAN_S:
         return None
-    span = end + 1 - bs[0].start
-    if span < FORECAST_MIN_SPAN_S:
-        return None
-    return sum(b.cost_mu for b in bs) * DAY // span
+    return b.cost_mu * DAY // (end - b.first_ts)
 
 
 def days_left_tenths(balance_mu, rate_per_day_mu):
