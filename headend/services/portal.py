@@ -122,8 +122,9 @@ def topup_available():
 
 def start_topup(session, actor, account_id, amount_mu):
     """SEAM (issue 10): start an online top-up of one's own account through
-    the payments interface (returns where the tenant pays). The credit itself
-    is posted later by the payment callback through services/sales.sell."""
+    the payments interface; -> {"account_id", "amount", "reference",
+    "pay_url"} (where the tenant pays). The credit itself is posted later by
+    the payment callback through services/sales.sell."""
     accounts.get_account(session, actor, account_id)
     if isinstance(amount_mu, bool) or not isinstance(amount_mu, int) or amount_mu <= 0:
         raise Invalid("a top-up is a positive amount")

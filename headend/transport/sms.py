@@ -35,7 +35,7 @@ class GenericHttpProvider:
     def __init__(self, url, token="", timeout=10.0):
         self.url = url
         self.token = token
-        self.timeout = timeout
+        self.client = httpx.Client(timeout=timeout)
 
     def send(self, phone, template, template_id, params, text, language, reference):
         headers = {"Authorization": "Bearer " + self.token} if self.token else {}
@@ -43,7 +43,7 @@ class GenericHttpProvider:
                    "params": {k: str(v) for k, v in params.items()}, "text": text, "language": language,
                    "reference": reference}
         try:
-            r = httpx.post(self.url, json=payload, headers=headers, timeout=self.timeout)
+            r = self.client.post(self.url, json=payload, headers=headers)
         except httpx.HTTPError as e:
             raise DeliveryError("SMS provider unreachable: %s" % (e,))
         if 200 <= r.status_code < 300:

@@ -37,6 +37,7 @@ class WebhookChannel:
 
     def __init__(self, timeout=10.0):
         self.timeout = timeout
+        self.client = httpx.Client(timeout=timeout)   # one connection pool (and TLS context) for every send
 
     def send(self, n, hook=None):
         body = n.body.encode("utf-8")
@@ -46,7 +47,7 @@ class WebhookChannel:
                    DELIVERY_HEADER: n.idempotency_key, EVENT_HEADER: n.template,
                    "User-Agent": "Wattkeeper-webhook/1"}
         try:
-            r = httpx.post(n.recipient, content=body, headers=headers, timeout=self.timeout)
+            r = self.client.post(n.recipient, content=body, headers=headers)
         except httpx.HTTPError as e:
             raise DeliveryError("webhook unreachable: %s" % (e,))
         if 200 <= r.status_code < 300:

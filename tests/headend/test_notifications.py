@@ -20,7 +20,7 @@ from headend.transport import webhook as wh
 from headend.transport.mail import EmailChannel
 from headend.transport.notifier import Notifier
 from headend.transport.sms import GenericHttpProvider, SmsChannel
-from tests.headend.receivers import HttpSink, SimClock, SmtpSink
+from sim.receivers import HttpSink, SimClock, SmtpSink
 
 HOUR = 3600
 

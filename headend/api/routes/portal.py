@@ -74,6 +74,13 @@ class PortalAccount(BaseModel):
     topup_available: bool
 
 
+class TopUpStarted(BaseModel):
+    account_id: int
+    amount: str
+    reference: str
+    pay_url: Optional[str] = Field(description="where the tenant pays (the payments interface's page)")
+
+
 class Threshold(BaseModel):
     account_id: int
     threshold_mu: int
@@ -139,7 +146,7 @@ def set_threshold(account_id: Id, body: AmountIn, session: SessionDep, actor: An
                      threshold=format_money(a.low_balance_threshold_mu))
 
 
-@router.post("/accounts/{account_id}/topup", status_code=201)
+@router.post("/accounts/{account_id}/topup", response_model=TopUpStarted, status_code=201)
 def topup(account_id: Id, body: AmountIn, session: SessionDep, actor: Annotated[Actor, require(P.PORTAL)]):
     """Online top-up through the payments interface (409 until one is set up)."""
     try:

@@ -1,6 +1,14 @@
-"""Real local receivers for the notification tests: an SMTP server (aiosmtpd)
-and an HTTP server (webhooks, the generic SMS provider) that answers what a
-test scripts; and a clock the test moves."""
+"""Local receivers for the head-end's alerts: an SMTP server (aiosmtpd) and an
+HTTP server (webhooks, the generic SMS provider) that keep what they get and
+answer what they are told to; and a clock a test moves. The tests use them;
+so can an integrator trying the alerts without real servers:
+
+    .venv/bin/python -m sim.receivers --smtp 2525 --http 8025 [--secret HEX]
+    WK_SMTP_URL=smtp://127.0.0.1:2525 WK_SMS_URL=http://127.0.0.1:8025/sms wattkeeper serve ...
+
+prints every mail, webhook and SMS request as it arrives (and whether a
+webhook's signature verifies with the secret).
+"""
 import http.server
 import json
 import threading
@@ -33,6 +41,8 @@ class _Collect:
                                        "message_id": msg["Message-ID"], "subject": str(msg["Subject"]),
                                        "body": msg.get_content(),
                                        "when": self.sink.stamp() if self.sink.stamp else None})
+        if self.sink.on_message is not None:
+            self.sink.on_message(self.sink.messages[-1])
         return "250 Message accepted for delivery"
 
 
@@ -45,6 +55,7 @@ class SmtpSink:
         self.messages = []
         self.lock = threading.Lock()
         self.stamp = stamp        # callable: a time recorded with each message
+        self.on_message = None    # callable(message dict), called as each arrives
         self.controller = None
 
     @property
@@ -76,8 +87,9 @@ class HttpSink:
     """An HTTP server on 127.0.0.1 that records every POST (raw body and
     headers) and answers statuses[i] to the i-th (the last one after)."""
 
-    def __init__(self, statuses=(200,), reply=None):
+    def __init__(self, statuses=(200,), reply=None, port=0, on_request=None):
         self.statuses = list(statuses)
+        self.on_request = on_request
         self.reply = reply or {}
         self.requests = []
         sink = self
@@ -86,6 +98,8 @@ class HttpSink:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 sink.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                if sink.on_request is not None:
+                    sink.on_request(sink.requests[-1])
                 k = len(sink.requests) - 1
                 status = sink.statuses[min(k, len(sink.statuses) - 1)]
                 out = json.dumps(sink.reply).encode()
@@ -97,7 +111,7 @@ class HttpSink:
 
             def log_message(self, *a):
                 pass
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = "http://127.0.0.1:%d/hook" % self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -108,3 +122,37 @@ class HttpSink:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
+
+
+def main(argv=None):
+    import argparse
+    import time
+    ap = argparse.ArgumentParser(prog="python -m sim.receivers", description="print the alerts a head-end sends")
+    ap.add_argument("--smtp", type=int, default=2525, help="SMTP port on 127.0.0.1")
+    ap.add_argument("--http", type=int, default=8025, help="HTTP port on 127.0.0.1 (webhooks, SMS)")
+    ap.add_argument("--secret", default="", help="a webhook's secret_hex, to verify signatures")
+    args = ap.parse_args(argv)
+    from headend.transport import webhook
+
+    def mail(m):
+        print("MAIL to %s: %s\n  %s" % (", ".join(m["to"]), m["subject"], m["body"].strip().replace("\n", "\n  ")),
+              flush=True)
+
+    def post(r):
+        sig = r["headers"].get(webhook.SIGNATURE_HEADER)
+        ok = "" if not (sig and args.secret) else (" signature %s" % ("ok" if webhook.verify(
+            args.secret, r["body"], sig) else "WRONG"))
+        print("POST %s%s\n  %s" % (r["path"], ok, r["body"].decode("utf-8", "replace")), flush=True)
+    smtp = SmtpSink(port=args.smtp)
+    smtp.on_message = mail
+    with smtp, HttpSink(port=args.http, on_request=post):
+        print("SMTP on 127.0.0.1:%d, HTTP on 127.0.0.1:%d; Ctrl-C stops" % (args.smtp, args.http), flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            return 0
+
+
+if __name__ == "__main__":
+    main()
