@@ -156,8 +156,9 @@ def _from_event(session, conc, ev, m, rules, now):
         values, acc = _meter_values(session, m)
     else:
         values, acc = {}, None
-    tenant = dict(account_id=acc.id, tenant_id=acc.tenant_id) if acc is not None else {}
-    refs = dict(concentrator_id=conc.id, meter_id=m.id if m is not None else None)
+    refs = dict(concentrator_id=conc.id, meter_id=m.id if m is not None else None,
+                account_id=acc.id if acc is not None else None)
+    tenant = dict(tenant_id=acc.tenant_id) if acc is not None else {}    # tenant kinds only
     if code == protocol.EV_RELAY_OPEN:
         values["reason"] = messages.relay_reason(ev.detail)
         raise_alert(session, rules[K.RELAY_OPENED], now, K.RELAY_OPENED, msub, pid, values, active=True, event=ev,

@@ -330,3 +330,18 @@ def test_webhooks_api_shows_the_secret_once(w):
     assert w.client.delete("/api/webhooks/%d" % hook, headers=h).status_code == 200
     assert w.client.get("/api/webhooks", headers=h).json() == []
     assert w.client.delete("/api/webhooks/%d" % hook, headers=h).status_code == 404
+
+
+def test_journal_thinned_and_the_theft_seam(w, monkeypatch):
+    event(w, protocol.EV_JOURNAL_THINNED, 0, 12)
+    event(w, protocol.EV_JOURNAL_THINNED, 0, 30)           # the same day: once
+    # issue 11 names its theft event codes in alerts.THEFT_EVENT_CODES
+    monkeypatch.setattr(alerts, "THEFT_EVENT_CODES", (140,))
+    event(w, 140, 1, 0)
+    with w.sf() as s:
+        kinds = [a.kind for a in s.exec(select(Alert).where(Alert.kind.in_(["journal_thinned", "theft"])))]
+        theft = s.exec(select(Alert).where(Alert.kind == "theft")).one()
+    assert kinds == ["journal_thinned", "theft"]
+    assert theft.values["meter"] == "P-2" and theft.account_id == w.account
+    with w.sf() as s:
+        assert s.exec(select(Notification).where(Notification.alert_id == theft.id)).all() == []   # staff only
