@@ -25,6 +25,10 @@ DEFAULTS = {
     K.JOURNAL_THINNED: dict(repeat_s=86400),
     K.THEFT: dict(repeat_s=86400),
 }
+# the thresholds each kind uses (the others' are ignored)
+RULE_FIELDS = {K.LOW_BALANCE: ("amount", "days_left"), K.CONCENTRATOR_OFFLINE: ("minutes",),
+               K.BUS_ERRORS: ("per_hour",), K.BILLING_MISMATCH: ("repeat_s",), K.JOURNAL_THINNED: ("repeat_s",),
+               K.THEFT: ("repeat_s",)}
 # kinds a tenant hears of (the others reach staff only)
 TENANT_KINDS = (K.LOW_BALANCE, K.RELAY_OPENED, K.RELAY_CLOSED)
 # sent at once even in the tenant's quiet hours: the power is off now

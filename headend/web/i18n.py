@@ -30,7 +30,7 @@ DYNAMIC = (
     "low balance", "power off", "power back on", "concentrator offline", "meter offline", "bus errors",
     "billing mismatch", "journal thinned", "possible theft", "SMS", "e-mail",
     # portal notices (web/pages/portal.py)
-    "threshold saved", "preferences saved", "top-up started",
+    "threshold saved", "preferences saved", "top-up started", "rule saved",
 )
 _catalogs = {}
 

@@ -345,3 +345,21 @@ def test_journal_thinned_and_the_theft_seam(w, monkeypatch):
     assert theft.values["meter"] == "P-2" and theft.account_id == w.account
     with w.sf() as s:
         assert s.exec(select(Notification).where(Notification.alert_id == theft.id)).all() == []   # staff only
+
+
+def test_managers_set_rules_on_the_dashboard(w):
+    csrf = web_login(w, "boss", "boss-manager-pw")
+    page = w.client.get("/staff/alerts/rules?property_id=%d" % w.pid)
+    assert page.status_code == 200 and page.text.count('class="card rule"') == 9
+    r = w.client.post("/staff/alerts/rules/%d/low_balance" % w.pid,
+                      data={"enabled": "1", "notify_tenant": "1", "amount": "15.00", "days_left": "4",
+                            "staff_emails": "ops@site.test, night@site.test", "csrf_token": csrf})
+    assert r.status_code == 200 and 'class="ok notice"' in r.text
+    r = w.client.post("/staff/alerts/rules/%d/bus_errors" % w.pid, data={"per_hour": "many", "csrf_token": csrf})
+    assert r.status_code == 422 and "whole number" in r.text
+    w.client.cookies.clear()
+    rules = {x["kind"]: x for x in w.client.get("/api/properties/%d/alert-rules" % w.pid,
+                                                headers=bearer(w, "boss", "boss-manager-pw")).json()}
+    assert rules["low_balance"]["amount_mu"] == 150000 and rules["low_balance"]["days_left"] == 4
+    assert rules["low_balance"]["staff_emails"] == ["ops@site.test", "night@site.test"]
+    assert rules["bus_errors"]["per_hour"] == 60

@@ -182,6 +182,9 @@ def examples(w):
                                         scoped=True),
         ("DELETE", "/api/webhooks/{webhook_id}"): dict(scoped=True),
         ("POST", "/staff/alerts/{alert_id}/ack"): dict(scoped=True),
+        ("GET", "/staff/alerts/rules"): dict(params={"property_id": A["property"]}, scoped=True),
+        ("POST", "/staff/alerts/rules/{property_id}/{kind}"): dict(data={"enabled": "1", "amount": "8.00"},
+                                                                  scoped=True),
         # the tenant portal (issue 12)
         ("GET", "/api/portal/accounts/{account_id}"): dict(scoped=True),
         ("PUT", "/api/portal/accounts/{account_id}/threshold"): dict(json={"amount": "5.00"}, scoped=True),
