@@ -12,6 +12,8 @@
                       raised the alert, sent by transport/notifier.py
     DeliveryAttempt   every attempt to send a notification, written before the send
     Webhook           a property's signed webhook endpoint
+    AccountForecast   an account's recent cost per day, refreshed hourly (the
+                      low-balance forecast reads it instead of a week of readings)
 """
 from typing import Any, Optional
 
@@ -255,3 +257,10 @@ class WebhookPublic(SQLModel):
 class WebhookCreated(WebhookPublic):
     """The only answer that shows the signing secret."""
     secret_hex: str
+
+
+class AccountForecast(SQLModel, table=True):
+    __tablename__ = "account_forecast"
+    account_id: int = Field(foreign_key="account.id", primary_key=True, sa_column_kwargs={"autoincrement": False})
+    rate_mu_per_day: Optional[int] = big(default=None)    # None: not enough readings yet
+    as_of: int = big()                                    # the reading time it was computed at

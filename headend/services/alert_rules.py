@@ -111,7 +111,24 @@ def preference(session, tenant):
     """The tenant's preferences (a fresh default, not added, when it has none):
     every channel it can be reached on, the property's thresholds, no quiet hours."""
     row = session.exec(select(AlertPreference).where(AlertPreference.tenant_id == tenant.id)).first()
-    return row or AlertPreference(tenant_id=tenant.id, channels=channels_of(tenant))
+    return row or default_preference(tenant)
+
+
+def default_preference(tenant):
+    return AlertPreference(tenant_id=tenant.id, channels=channels_of(tenant))
+
+
+def preferences_of(session, tenant_ids):
+    """{tenant id: preferences} (defaults for those without a row)."""
+    ids = sorted(set(tenant_ids))
+    if not ids:
+        return {}
+    rows = {p.tenant_id: p for p in session.exec(select(AlertPreference).where(AlertPreference.tenant_id.in_(ids)))}
+    missing = [i for i in ids if i not in rows]
+    if missing:
+        for t in session.exec(select(Tenant).where(Tenant.id.in_(missing))).all():
+            rows[t.id] = default_preference(t)
+    return rows
 
 
 def _hm(minute):

@@ -18,6 +18,7 @@ the rule's repeat_s. A concentrator that falls silent sends nothing, so
 check_silence() runs from the notification worker every WK_ALERT_CHECK_S.
 """
 from sqlalchemy import event as sa_event
+from sqlalchemy import func
 from sqlmodel import select
 
 from concentrator import protocol
@@ -25,8 +26,8 @@ from concentrator import protocol
 from ..core import permissions as P
 from ..core.events import EV_BILLING_MISMATCH
 from ..core.money import format_money
-from ..models import (Account, Alert, Concentrator, DeliveryAttempt, Event, LedgerEntry, Meter, Notification,
-                      now_s)
+from ..models import (Account, AccountForecast, Alert, Concentrator, DeliveryAttempt, Event, LedgerEntry, Meter,
+                      Notification, now_s)
 from ..models import alert as K
 from ..models.account import KIND_TENANT
 from ..models.ledger import CONSUMPTION
@@ -40,6 +41,7 @@ from .errors import NotFound
 THEFT_EVENT_CODES = ()
 
 BUS_ERROR_MIN_UPTIME_S = 3600     # a rate over less than an hour of uptime says little
+FORECAST_REFRESH_S = 3 * 3600     # the low-balance forecast's rate (of 7 days) is recomputed every 3 hours
 
 
 # ------------------------------------------------------------ tracking
@@ -134,8 +136,8 @@ def after_ingest(session, conc, now, seen, status_body=None):
     for e in seen.entries:
         if e.kind == CONSUMPTION:
             last_entry[e.account_id] = e
-    for account_id, e in sorted(last_entry.items()):
-        low_balance(session, session.get(Account, account_id), e.balance_after_mu, e.id, rules[K.LOW_BALANCE], now)
+    if last_entry:
+        low_balances(session, last_entry, rules[K.LOW_BALANCE], now)
     if status_body is not None:
         _bus_errors(session, conc, status_body, rules[K.BUS_ERRORS], now)
 
@@ -184,48 +186,69 @@ def _from_event(session, conc, ev, m, rules, now):
         raise_alert(session, rules[K.THEFT], now, K.THEFT, msub, pid, values, event=ev, **refs)
 
 
-def _recharged_since(session, account_id, entry_id):
-    return session.exec(select(LedgerEntry.id).where(LedgerEntry.account_id == account_id,
-                                                     LedgerEntry.id > entry_id, LedgerEntry.amount_mu > 0)
-                        .limit(1)).first() is not None
+def low_balances(session, last_entries, rule, now):
+    """Raise, keep or clear the low-balance alert of each account whose
+    balance a consumption charge just lowered ({account id: its last
+    entry}): below the amount threshold, or fewer days left at the recent
+    use than the tenant's (or the property's) days threshold. Set-based: a
+    few queries per message, whatever the number of accounts."""
+    ids = sorted(last_entries)
+    accounts = {a.id: a for a in session.exec(select(Account).where(Account.id.in_(ids),
+                                                                    Account.kind == KIND_TENANT)).all()}
+    if not accounts:
+        return
+    keys = {aid: subject_key(K.LOW_BALANCE, "account:%d" % aid) for aid in accounts}
+    active = {a.account_id: a for a in session.exec(select(Alert).where(Alert.dedup_key.in_(keys.values()))).all()}
+    # an active alert is looked at again only when the balance rose above the
+    # one it last saw (money came in); charges alone keep the episode going
+    todo = [a for aid, a in accounts.items()
+            if aid not in active or last_entries[aid].balance_after_mu > active[aid].values.get("balance_mu", 0)]
+    if not todo:
+        return                   # every low one is still in the same episode: nothing new to say
+    prefs = alert_rules.preferences_of(session, [a.tenant_id for a in todo if a.tenant_id is not None])
+    ids = [a.id for a in todo]
+    ends = dict(session.exec(select(Meter.account_id, func.max(Meter.last_ts)).where(Meter.account_id.in_(ids))
+                             .group_by(Meter.account_id)).all())
+    cached = {f.account_id: f for f in session.exec(select(AccountForecast).where(
+        AccountForecast.account_id.in_(ids))).all()}
+    for a in todo:
+        e = last_entries[a.id]
+        balance = e.balance_after_mu
+        amount = alert_rules.amount_threshold(a, rule)
+        days = alert_rules.days_threshold(prefs.get(a.tenant_id), rule)
+        tenths = None
+        if days and ends.get(a.id):
+            tenths = usage.days_left_tenths(balance, forecast_rate(session, a.id, ends[a.id], cached.get(a.id)))
+        by_days = bool(days) and tenths is not None and tenths < days * 10
+        low = by_days or bool(amount and balance < amount)
+        cur = active.get(a.id)
+        if cur is None:
+            if low:
+                values = {"name": a.name, "balance": format_money(balance), "balance_mu": balance,
+                          "entry_id": e.id, "threshold": format_money(amount) if amount else None}
+                if by_days:
+                    values["days"] = usage.format_tenths(tenths)
+                raise_alert(session, rule, now, K.LOW_BALANCE, "account:%d" % a.id, a.property_id, values,
+                            active=True, account_id=a.id, tenant_id=a.tenant_id)
+        elif not low:
+            clear(session, keys[a.id], now)
+        else:
+            cur.values = dict(cur.values, balance_mu=balance, entry_id=e.id)   # topped up, still low: same episode
+            session.add(cur)
 
 
-def low_balance(session, account, balance_mu, entry_id, rule, now):
-    """Raise, keep or clear the account's low-balance alert: below the
-    amount threshold, or fewer days left at the recent use than the
-    tenant's (or the property's) days threshold."""
-    if account is None or account.kind != KIND_TENANT:
-        return None
-    key = subject_key(K.LOW_BALANCE, "account:%d" % account.id)
-    active = _active(session, key)
-    if active is not None and not _recharged_since(session, account.id, active.values.get("entry_id", 0)):
-        return active            # still the same episode: nothing new to say
-    tenant = alert_rules.account_tenant(session, account)
-    pref = alert_rules.preference(session, tenant) if tenant is not None else None
-    amount = alert_rules.amount_threshold(account, rule)
-    days = alert_rules.days_threshold(pref, rule)
-    tenths = None
-    if days:
-        meters = session.exec(select(Meter).where(Meter.account_id == account.id)).all()
-        ends = [m.last_ts for m in meters if m.last_ts]
-        rate = usage.cost_rate_per_day(session, [m.id for m in meters], max(ends)) if ends else None
-        tenths = usage.days_left_tenths(balance_mu, rate)
-    by_days = bool(days) and tenths is not None and tenths < days * 10
-    low = by_days or bool(amount and balance_mu < amount)
-    values = {"name": account.name, "balance": format_money(balance_mu), "balance_mu": balance_mu,
-              "entry_id": entry_id, "threshold": format_money(amount) if amount else None}
-    if by_days:
-        values["days"] = usage.format_tenths(tenths)
-    if active is None:
-        if low:
-            return raise_alert(session, rule, now, K.LOW_BALANCE, "account:%d" % account.id, account.property_id,
-                               values, active=True, account_id=account.id, tenant_id=account.tenant_id)
-        return None
-    if not low:
-        return clear(session, key, now)
-    active.values = dict(active.values, entry_id=entry_id)    # recharged, still low: same episode
-    session.add(active)
-    return active
+def forecast_rate(session, account_id, end, cached=None):
+    """The account's cost per day at its recent use up to `end` (its meters'
+    latest reading; usage.cost_rate_per_day), kept in AccountForecast and
+    computed again only FORECAST_REFRESH_S after the last computation: a
+    week of readings is read every few hours, not at every message."""
+    if cached is not None and 0 <= end - cached.as_of < FORECAST_REFRESH_S:
+        return cached.rate_mu_per_day
+    ids = session.exec(select(Meter.id).where(Meter.account_id == account_id)).all()
+    f = cached or AccountForecast(account_id=account_id, as_of=end)
+    f.rate_mu_per_day, f.as_of = usage.cost_rate_per_day(session, ids, end), end
+    session.add(f)
+    return f.rate_mu_per_day
 
 
 def _bus_errors(session, conc, body, rule, now):
@@ -290,7 +313,6 @@ def list_alerts(session, actor, property_id=None, unacknowledged=False, limit=10
 
 
 def count_unacknowledged(session, actor):
-    from sqlalchemy import func
     q = scoped(select(func.count()).select_from(Alert), actor, Alert.property_id)
     return session.exec(q.where(Alert.acknowledged.is_(None))).one()
 

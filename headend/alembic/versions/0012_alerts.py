@@ -7,6 +7,8 @@
 - notification (the notification outbox, written in the transaction that raised
   the alert) and delivery_attempt (every attempt, written before the send).
 - webhook: a property's signed webhook endpoints.
+- account_forecast: each account's recent cost per day (the low-balance
+  forecast), refreshed hourly.
 - reading: index (meter_id, ts) for a meter's readings in a time window.
 
 Revision ID: 0012
@@ -156,10 +158,18 @@ def upgrade():
 
     with op.batch_alter_table('reading', schema=None) as batch_op:
         batch_op.create_index('ix_reading_meter_ts', ['meter_id', 'ts'], unique=False)
+    op.create_table('account_forecast',
+    sa.Column('account_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('rate_mu_per_day', sa.BigInteger(), nullable=True),
+    sa.Column('as_of', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['account_id'], ['account.id'], ),
+    sa.PrimaryKeyConstraint('account_id')
+    )
 
 
 
 def downgrade():
+    op.drop_table('account_forecast')
     with op.batch_alter_table('reading', schema=None) as batch_op:
         batch_op.drop_index('ix_reading_meter_ts')
 
