@@ -5,7 +5,9 @@
 Upgrades the database (Alembic), builds the ingest, the REST API (/api), the
 dashboard and tenant portal, and /docs. With start_mqtt the MQTT ingest and
 outbox dispatcher (and, with settings.embedded_broker, an amqtt broker on
-the MQTT URL's port) start in the app's lifespan and stop with it.
+the MQTT URL's port) start in the app's lifespan and stop with it, and so
+does the notification worker (transport/notifier.py; start_notifier
+overrides).
 """
 import contextlib
 import logging
@@ -13,12 +15,13 @@ import logging
 from fastapi import FastAPI
 
 from .api import errors
-from .api.routes import (accounts, audit, auth, concentrators, events, firmware, health, meters, portal,
+from .api.routes import (accounts, alerts, audit, auth, concentrators, events, firmware, health, meters, portal,
                          properties, tariffs, users)
 from .core import db, migrate
 from .core.config import Settings, parse_mqtt_url
 from .ingest import Ingest
 from .web import assets, docs
+from .web.pages import alerts as alert_pages
 from .web.pages import audit as audit_pages
 from .web.pages import auth as auth_pages
 from .web.pages import firmware as firmware_pages
@@ -29,12 +32,24 @@ from .web.pages import users as user_pages
 log = logging.getLogger("headend.app")
 
 API_ROUTERS = (auth.router, users.router, properties.router, concentrators.router, meters.router,
-               accounts.router, tariffs.router, events.router, audit.router, portal.router, firmware.router, health.router)
-WEB_ROUTERS = (auth_pages.router, staff_pages.router, audit_pages.router, user_pages.router, portal_pages.router,
-               firmware_pages.router, docs.router)
+               accounts.router, tariffs.router, events.router, alerts.router, audit.router, portal.router,
+               firmware.router, health.router)
+WEB_ROUTERS = (auth_pages.router, staff_pages.router, alert_pages.router, audit_pages.router, user_pages.router,
+               portal_pages.router, firmware_pages.router, docs.router)
 
 
-def create_app(settings=None, start_mqtt=True, engine=None, migrate_db=True):
+def make_notifier(settings, session_factory, clock=None):
+    """The notification worker with the channels the settings configure."""
+    import time
+
+    from .services import alerts
+    from .transport import channels
+    from .transport.notifier import Notifier
+    return Notifier(session_factory, channels.build(settings), clock=clock or time.time,
+                    poll_s=settings.notify_poll_s, check_s=settings.alert_check_s, checks=[alerts.check_silence])
+
+
+def create_app(settings=None, start_mqtt=True, engine=None, migrate_db=True, start_notifier=None):
     settings = settings or Settings()
     engine = engine or db.make_engine(settings.database_url)
     if migrate_db:
@@ -55,9 +70,14 @@ def create_app(settings=None, start_mqtt=True, engine=None, migrate_db=True):
             app.state.mqtt = MqttService(ingest, settings.mqtt_url, shared=settings.mqtt_shared,
                                          client_id=settings.mqtt_client_id or None, session_factory=sf,
                                          ca_file=settings.mqtt_ca_file or None).start()
+        if start_mqtt if start_notifier is None else start_notifier:
+            app.state.notifier = make_notifier(settings, sf).start()
         try:
             yield
         finally:
+            if app.state.notifier is not None:
+                app.state.notifier.stop()
+                app.state.notifier = None
             if app.state.mqtt is not None:
                 app.state.mqtt.stop()
                 app.state.mqtt = None
@@ -72,6 +92,7 @@ def create_app(settings=None, start_mqtt=True, engine=None, migrate_db=True):
     app.state.session_factory = sf
     app.state.ingest = ingest
     app.state.mqtt = None
+    app.state.notifier = None
     app.state.broker = None
     errors.install(app)
     for r in API_ROUTERS + WEB_ROUTERS:

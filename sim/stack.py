@@ -31,7 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 class Stack:
     def __init__(self, broker="amqtt", database_url=None, price_mu_per_kwh=6000,
                  opening_balance_mu=100_0000, balances=None, workdir=None, http_port=None, tariff=None,
-                 **site_kwargs):
+                 headend_env=None, **site_kwargs):
         self.workdir = workdir or tempfile.mkdtemp(prefix="wk-stack-")
         self.own_workdir = workdir is None
         self.broker = make_broker(broker) if isinstance(broker, str) else broker
@@ -43,6 +43,7 @@ class Stack:
         self.tariff = tariff or [{"version": 1, "effective": 0, "tz_offset_s": 28800,
                                   "price": price_mu_per_kwh}]
         self.site_kwargs = site_kwargs
+        self.headend_env = dict(headend_env or {})   # more WK_* settings of the head-end process
         self.engine = None
         self.proc = None
         self.http = None
@@ -103,6 +104,7 @@ class Stack:
         self.http_port = port or self.http_port or free_port()
         env = dict(os.environ, WK_DATABASE_URL=self.database_url, WK_MQTT_URL=self.broker.url,
                    WK_HOST="127.0.0.1", WK_PORT=str(self.http_port), WK_EMBEDDED_BROKER="")
+        env.update(self.headend_env)
         self.log_path = os.path.join(self.workdir, "headend.log")
         self.proc = subprocess.Popen([sys.executable, "-m", "headend.cli", "serve", "--log-level", "warning"],
                                      cwd=ROOT, env=env, stdout=open(self.log_path, "ab"),

@@ -38,6 +38,18 @@ class Settings(BaseSettings):
     node_modules: str = Field(default_factory=lambda: os.path.join(
         os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "node_modules"))
     default_language: str = Field(default="zh-CN", description="zh-CN or en, when the browser says neither")
+    # notifications (alerts by e-mail, SMS and webhooks; README "Alerts")
+    smtp_url: str = Field(default="", description="smtp://[user:password@]host[:port] (smtp+starttls://, "
+                          "smtps://); empty: no e-mail")
+    smtp_from: str = Field(default="Wattkeeper <wattkeeper@localhost>", description="From: of alert e-mails")
+    sms_provider: str = Field(default="http", description='"http" (the generic HTTP provider) or '
+                              '"package.module:factory" of another provider')
+    sms_url: str = Field(default="", description="the generic HTTP SMS provider's endpoint; empty: no SMS")
+    sms_token: str = Field(default="", description="bearer token for the SMS provider")
+    sms_templates: str = Field(default="", description='JSON {"our template": "provider template id"}')
+    notify_poll_s: float = Field(default=5.0, description="how often the notification worker looks for work")
+    alert_check_s: float = Field(default=60.0, description="how often silent concentrators are looked for")
+    notify_timeout_s: float = Field(default=10.0, description="SMTP, webhook and SMS network timeout")
 
 
 def parse_mqtt_url(url):

@@ -24,6 +24,8 @@ COMMANDS_SEND = "commands.send"          # time sync, config and other board com
 KEYS_ROTATE = "keys.rotate"
 USERS_MANAGE = "users.manage"
 AUDIT_READ = "audit.read"
+ALERTS_ACK = "alerts.ack"                # acknowledge alerts in the staff inbox
+ALERTS_CONFIGURE = "alerts.configure"    # a property's alert rules and webhooks
 PORTAL = "portal"                        # a tenant's own accounts
 AUTHENTICATED = "authenticated"          # any logged-in person (own profile, logout)
 
@@ -34,12 +36,12 @@ ROLE_PERMISSIONS = {
     "admin": {PROPERTY_READ, DEVICES_WRITE, PROPERTIES_WRITE, ORGANISATIONS_WRITE, ACCOUNTS_WRITE,
               MONEY_SELL, MONEY_REVERSE, MONEY_ADJUST, CASH_REPORT, REPORTS_READ, TARIFFS_WRITE,
               POLICY_WRITE, RELAYS_OVERRIDE, COMMANDS_SEND, KEYS_ROTATE, USERS_MANAGE, AUDIT_READ,
-              AUTHENTICATED},
+              ALERTS_ACK, ALERTS_CONFIGURE, AUTHENTICATED},
     "manager": _READ | {PROPERTIES_WRITE, ACCOUNTS_WRITE, MONEY_SELL, MONEY_REVERSE, MONEY_ADJUST,
                         CASH_REPORT, REPORTS_READ, TARIFFS_WRITE, POLICY_WRITE, RELAYS_OVERRIDE,
-                        USERS_MANAGE, AUDIT_READ},
-    "cashier": _READ | {ACCOUNTS_WRITE, MONEY_SELL, MONEY_REVERSE, CASH_REPORT},
-    "technician": _READ | {DEVICES_WRITE, RELAYS_OVERRIDE, COMMANDS_SEND, KEYS_ROTATE},
+                        USERS_MANAGE, AUDIT_READ, ALERTS_ACK, ALERTS_CONFIGURE},
+    "cashier": _READ | {ACCOUNTS_WRITE, MONEY_SELL, MONEY_REVERSE, CASH_REPORT, ALERTS_ACK},
+    "technician": _READ | {DEVICES_WRITE, RELAYS_OVERRIDE, COMMANDS_SEND, KEYS_ROTATE, ALERTS_ACK},
     "viewer": _READ | {REPORTS_READ},
     "tenant": {PORTAL, AUTHENTICATED},
 }

@@ -25,8 +25,7 @@ class Biller:
             else ("property", conc.property_id)
         if key not in cache:
             try:
-                cache[key] = (tariffs.versions_for_tariff(s, key[1]) if key[0] == "tariff"
-                              else tariffs.property_versions(s, conc.property_id))
+                cache[key] = tariffs.versions_for_account(s, account, conc.property_id)
             except ValueError as e:
                 log.error("%s: invalid tariff %r: %s", conc.dev, key, e)
                 cache[key] = []

@@ -10,7 +10,7 @@ from concentrator import protocol
 
 from ..core.events import EV_UPLINK_REJECTED
 from ..models import Concentrator, Event
-from ..services import ota
+from ..services import alerts, ota
 from ..transport import downlink
 from . import envelope, records, status
 from .billing_run import Biller
@@ -84,6 +84,7 @@ class Ingest:
         dev, payload = envelope.parse(topic, payload)
         now = int(self.clock())
         with self.session_factory() as s:
+            seen = alerts.track(s)
             # the row lock serialises workers handling the same device (PostgreSQL)
             conc = s.exec(select(Concentrator).where(Concentrator.dev == dev).with_for_update()).first()
             if conc is None:
@@ -121,5 +122,7 @@ class Ingest:
             else:
                 raise Rejected("bad_fields", "type %r" % t, conc.id)
             s.add(conc)
+            # alerts and their notifications, in this very transaction
+            alerts.after_ingest(s, conc, now, seen, body if t == protocol.STATUS else None)
             s.commit()
         return out

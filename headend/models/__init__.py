@@ -2,6 +2,8 @@
 Update) and response (Public) classes. Money in mu (1/10000 currency unit),
 energy in Wh, time in Unix seconds UTC: all integers."""
 from .account import Account, AccountCreate, AccountPublic, Occupancy  # noqa: F401
+from .alert import (AccountForecast, Alert, AlertPreference, AlertPublic, AlertRule, DeliveryAttempt,  # noqa: F401
+                    Notification, Webhook)
 from .audit import AuditLog, AuditLogPublic  # noqa: F401
 from .base import MAX_ID, now_s  # noqa: F401
 from .concentrator import Concentrator, ConcentratorCreate, ConcentratorCreated, ConcentratorPublic  # noqa: F401

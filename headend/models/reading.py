@@ -1,14 +1,16 @@
 """Readings as the boards recorded them: idempotent on (concentrator, seq)."""
 from typing import Optional
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from .base import big, now_s
 
 
 class Reading(SQLModel, table=True):
-    __table_args__ = (UniqueConstraint("concentrator_id", "seq", name="uq_reading_conc_seq"),)
+    __table_args__ = (UniqueConstraint("concentrator_id", "seq", name="uq_reading_conc_seq"),
+                      # a meter's readings in a time window (services/usage.py)
+                      Index("ix_reading_meter_ts", "meter_id", "ts"))
     id: Optional[int] = Field(default=None, primary_key=True)
     concentrator_id: int = Field(foreign_key="concentrator.id", index=True)
     seq: int = big()

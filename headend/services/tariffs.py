@@ -113,6 +113,14 @@ def property_versions(session, property_id):
     return billing.versions_of(tariff_rows(session, property_id, name), _tz(session, property_id))
 
 
+def versions_for_account(session, account, property_id):
+    """The versions an account's meters are billed with: its own tariff,
+    else the property's."""
+    if account is not None and account.tariff_id is not None:
+        return versions_for_tariff(session, account.tariff_id)
+    return property_versions(session, property_id)
+
+
 def versions_for_tariff(session, tariff_id):
     row = session.get(Tariff, tariff_id)
     if row is None:

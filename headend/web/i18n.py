@@ -27,6 +27,13 @@ DYNAMIC = (
     # rollout and board update states
     "running", "paused", "stopped", "done", "waiting", "offered", "download", "staged", "trial", "switched",
     "confirmed", "rolled_back", "refused", "failed", "cancelled", "idle",
+    # price bands (concentrator.tariff.BANDS)
+    "sharp", "peak", "flat", "valley", "deep_valley",
+    # alert kinds and channels (services/messages.KIND_LABELS, CHANNEL_LABELS)
+    "low balance", "power off", "power back on", "concentrator offline", "meter offline", "bus errors",
+    "billing mismatch", "journal thinned", "possible theft", "SMS", "e-mail",
+    # portal notices (web/pages/portal.py)
+    "threshold saved", "preferences saved", "top-up started", "rule saved",
 )
 _catalogs = {}
 

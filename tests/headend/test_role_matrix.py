@@ -18,7 +18,8 @@ from headend.main import create_app
 from headend.models import AuthSession
 from concentrator import ota_format
 from headend.models import RolloutCreate
-from headend.services import accounts, devices, ota, properties, tariffs, users
+from headend.models import alert as alert_kinds
+from headend.services import accounts, alert_rules, alerts, devices, ota, properties, tariffs, users, webhooks
 from headend.services.actor import system_actor
 from headend.services.sales import sell
 
@@ -89,8 +90,14 @@ def world(tmp_path_factory):
             devices.create_meter(s, sa, c.id, "%s-M2" % tag, "sdm120", unit_id=u2.id, opening_energy_wh=0)
             sell(s, sa, a1.id, 1000000, push=False)
             sell(s, sa, a2.id, 1000000, push=False)
+            rule = alert_rules.rules_for(s, p.id)[alert_kinds.LOW_BALANCE]
+            alert = alerts.raise_alert(s, rule, 1, alert_kinds.LOW_BALANCE, "account:%d" % a1.id, p.id,
+                                       {"name": a1.name, "balance": "1.00"}, active=True, account_id=a1.id,
+                                       tenant_id=a1.tenant_id)
+            hook = webhooks.create_webhook(s, sa, p.id, "http://127.0.0.1:9/%s" % tag, description="%s hook" % tag)
             ids[tag] = dict(property=p.id, building=b.id, unit=u1.id, tariff=t.id, conc=c.dev, conc_id=c.id,
-                            account=a1.id, neighbour=a2.id, tenant=a1.tenant_id, meter=m1.id)
+                            account=a1.id, neighbour=a2.id, tenant=a1.tenant_id, meter=m1.id, alert=alert.id,
+                            webhook=hook.id)
         manifest, data = ota_format.build([("concentrator/core.py", b"# v9\n")], "9.9.9")
         w.bundle = (manifest, data)
         bundle = ota.add_bundle(s, sa, manifest, data)
@@ -144,7 +151,8 @@ def examples(w):
     return {
         "path": {"account_id": A["account"], "meter_pk": A["meter"], "dev": A["conc"], "tariff_id": A["tariff"],
                  "property_id": A["property"], "user_id": w.users["cashier"][0], "token_id": 999999,
-                 "code": "en", "rollout_id": w.ids["rollout"], "action": "pause"},
+                 "code": "en", "rollout_id": w.ids["rollout"], "action": "pause",
+                 "alert_id": A["alert"], "webhook_id": A["webhook"], "kind": "low_balance"},
         ("POST", "/api/firmware"): dict(files={"manifest": ("manifest.json", w.bundle[0]),
                                                "bundle": ("bundle.bin", w.bundle[1])}),
         ("POST", "/api/rollouts"): dict(json={"bundle_id": w.ids["bundle"], "property_id": A["property"]}, scoped=True),
@@ -181,6 +189,27 @@ def examples(w):
         ("GET", "/api/accounts/{account_id}/ledger"): dict(scoped=True),
         ("GET", "/api/tariffs/{tariff_id}/versions"): dict(scoped=True),
         ("GET", "/api/portal/accounts/{account_id}/ledger"): dict(scoped=True),
+        # alerts (issue 12)
+        ("GET", "/api/properties/{property_id}/alert-rules"): dict(scoped=True),
+        ("PUT", "/api/properties/{property_id}/alert-rules/{kind}"): dict(json={"days_left": 4}, scoped=True),
+        ("POST", "/api/alerts/{alert_id}/ack"): dict(scoped=True),
+        ("GET", "/api/alerts/{alert_id}/deliveries"): dict(scoped=True),
+        ("POST", "/api/webhooks"): dict(json={"property_id": A["property"], "url": "http://127.0.0.1:9/new"},
+                                        scoped=True),
+        ("DELETE", "/api/webhooks/{webhook_id}"): dict(scoped=True),
+        ("POST", "/staff/alerts/{alert_id}/ack"): dict(scoped=True),
+        ("GET", "/staff/alerts/rules"): dict(params={"property_id": A["property"]}, scoped=True),
+        ("POST", "/staff/alerts/rules/{property_id}/{kind}"): dict(data={"enabled": "1", "amount": "8.00"},
+                                                                  scoped=True),
+        # the tenant portal (issue 12)
+        ("GET", "/api/portal/accounts/{account_id}"): dict(scoped=True),
+        ("PUT", "/api/portal/accounts/{account_id}/threshold"): dict(json={"amount": "5.00"}, scoped=True),
+        ("POST", "/api/portal/accounts/{account_id}/topup"): dict(json={"amount": "5.00"}, scoped=True),
+        ("PUT", "/api/portal/preferences"): dict(json={"days_left": 3}),
+        ("GET", "/portal/accounts/{account_id}/live"): dict(scoped=True),
+        ("POST", "/portal/accounts/{account_id}/threshold"): dict(data={"amount": "5.00"}, scoped=True),
+        ("POST", "/portal/accounts/{account_id}/topup"): dict(data={"amount": "5.00"}, scoped=True),
+        ("POST", "/portal/preferences"): dict(data={"days_left": "3"}),
         ("POST", "/api/auth/token"): dict(data={"username": "nobody", "password": "wrong-password"}),
         ("POST", "/api/auth/password"): dict(json={"current_password": "wrong", "new_password": "another-one"}),
         ("POST", "/api/auth/tokens"): dict(json={"name": "matrix"}),

@@ -243,6 +243,14 @@ def test_disagreement_with_the_board_is_reported_and_low_balance_alerts(engine):
     # the balance crossed OPENING - 10 000 with the second charge: one event 10
     low = _events(sf, protocol.EV_LOW_CREDIT)
     assert len(low) == 1 and low[0].detail == OPENING - 12000 and "below" in low[0].message
+    # and the staff inbox has the mismatch (issue 12), once per meter per day
+    from headend.models import Alert
+    ing.handle(*board.up(protocol.RECORDS, recs=[board.reading(0, JAN30 + 2700, {"flat": 1000},
+                                                               charged=6000 + 5990 + 5000)]))
+    with sf() as s:
+        alerts = s.exec(select(Alert).where(Alert.kind == "billing_mismatch")).all()
+    assert len(_events(sf, EV_BILLING_MISMATCH)) == 2
+    assert len(alerts) == 1 and alerts[0].values["meter"] == "M5" and alerts[0].event_id == ev[0].id
 
 
 # ------------------------------------------------------------------------ API

@@ -17,6 +17,7 @@ BENCHMARKS = {
     "heap": "tools.bench.heap_bench",
     "bus": "tools.bench.bus_bench",
     "ota": "tools.bench.ota_bench",
+    "alerts": "tools.bench.alerts_bench",
 }
 
 

@@ -16,6 +16,7 @@ class Health(BaseModel):
     db: bool
     ingest: dict[str, int]
     mqtt: Optional[dict[str, Any]]
+    notify: Optional[dict[str, Any]] = None
 
 
 @router.get("/api/health", response_model=Health, dependencies=[public()])
@@ -27,7 +28,8 @@ def health(request: Request, session: SessionDep):
         db_ok = False
     st = request.app.state
     return Health(status="ok" if db_ok else "degraded", db=db_ok, ingest=st.ingest.stats.snapshot(),
-                  mqtt=st.mqtt.snapshot() if st.mqtt is not None else None)
+                  mqtt=st.mqtt.snapshot() if st.mqtt is not None else None,
+                  notify=st.notifier.snapshot() if st.notifier is not None else None)
 
 
 @router.get("/metrics", response_class=PlainTextResponse, include_in_schema=False, dependencies=[public()])
@@ -40,4 +42,9 @@ def metrics(request: Request):
     if mq is not None:
         lines.append("wk_mqtt_connected %d" % (1 if mq.connected.is_set() else 0))
         lines.append("wk_mqtt_queue %d" % mq.queue.qsize())
+    nt = request.app.state.notifier
+    if nt is not None:
+        for k, v in sorted(nt.stats.items()):
+            lines.append("# TYPE wk_notify_%s_total counter" % k)
+            lines.append("wk_notify_%s_total %d" % (k, v))
     return PlainTextResponse("\n".join(lines) + "\n")

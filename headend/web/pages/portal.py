@@ -1,22 +1,90 @@
-"""The tenant portal: one's own accounts, balances and recent movements."""
-from typing import Annotated
+"""The tenant portal, phone first: each of one's accounts (balance, days
+left, money per hour, price band, use with a chart, recharges, statements,
+apportionment, top-up, alert threshold) and one's alert preferences."""
+from typing import Annotated, Optional
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 
-from ...api.deps import SessionDep, require_web
+from ...api.deps import Id, SessionDep, require_web
 from ...core import permissions as P
-from ...services import accounts
+from ...core.money import AmountError, parse_amount
+from ...models.alert import TENANT_CHANNELS
+from ...services import accounts, alert_rules, messages, portal
 from ...services.actor import Actor
+from ...services.errors import DomainError
 from ..render import page
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
 
 
+def _render(request, session, actor, notice=None, error=None, status_code=200):
+    views = []
+    for a in portal.my_accounts(session, actor):
+        v = portal.account_view(session, actor, a.id)
+        v["units"] = accounts.units_of(session, a.id)
+        views.append(v)
+    tenant = alert_rules.own_tenant(session, actor)
+    pref = alert_rules.preference_public(tenant, alert_rules.preference(session, tenant))
+    return page(request, "tenant/portal.html", {"views": views, "pref": pref, "channels": TENANT_CHANNELS,
+                                                "channel_labels": messages.CHANNEL_LABELS,
+                                                "notice": notice, "error": error}, status_code=status_code)
+
+
 @router.get("", response_class=HTMLResponse)
-def portal(request: Request, session: SessionDep, actor: Annotated[Actor, require_web(P.PORTAL)]):
-    mine = []
-    for a in accounts.list_accounts(session, actor):
-        _a, entries, _names, _sum = accounts.ledger_page(session, actor, a.id, limit=10)
-        mine.append({"account": a, "entries": entries, "units": accounts.units_of(session, a.id)})
-    return page(request, "tenant/portal.html", {"accounts": mine})
+def portal_page(request: Request, session: SessionDep, actor: Annotated[Actor, require_web(P.PORTAL)]):
+    return _render(request, session, actor)
+
+
+@router.get("/accounts/{account_id}/live", response_class=HTMLResponse)
+def live(account_id: Id, request: Request, session: SessionDep, actor: Annotated[Actor, require_web(P.PORTAL)]):
+    """The live part of an account's card: what the page's htmx refresh swaps in."""
+    return page(request, "tenant/live.html", {"v": portal.account_view(session, actor, account_id)})
+
+
+def _act(request, session, actor, action, done):
+    try:
+        action()
+        session.commit()
+    except (AmountError, DomainError) as e:
+        session.rollback()
+        return _render(request, session, actor, error=getattr(e, "message", None) or str(e),
+                       status_code=getattr(e, "status", 422))
+    return _render(request, session, actor, notice=done)
+
+
+@router.post("/accounts/{account_id}/threshold", response_class=HTMLResponse)
+def set_threshold(account_id: Id, request: Request, session: SessionDep,
+                  actor: Annotated[Actor, require_web(P.PORTAL)], amount: Annotated[str, Form(max_length=24)]):
+    return _act(request, session, actor,
+                lambda: alert_rules.set_threshold(session, actor, account_id, parse_amount(amount, positive=False)),
+                "threshold saved")
+
+
+@router.post("/accounts/{account_id}/topup", response_class=HTMLResponse)
+def topup(account_id: Id, request: Request, session: SessionDep, actor: Annotated[Actor, require_web(P.PORTAL)],
+          amount: Annotated[str, Form(max_length=24)]):
+    return _act(request, session, actor,
+                lambda: portal.start_topup(session, actor, account_id, parse_amount(amount)), "top-up started")
+
+
+@router.post("/preferences", response_class=HTMLResponse)
+def preferences(request: Request, session: SessionDep, actor: Annotated[Actor, require_web(P.PORTAL)],
+                channel: Annotated[Optional[list[str]], Form(max_length=2)] = None,
+                days_left: Annotated[str, Form(max_length=3)] = "",
+                quiet_start: Annotated[str, Form(max_length=5)] = "",
+                quiet_end: Annotated[str, Form(max_length=5)] = "",
+                language: Annotated[str, Form(max_length=8)] = ""):
+    def save():
+        if days_left.strip() and not days_left.strip().isdigit():
+            raise AmountError("days left must be a whole number of days")
+        changes = {"channels": channel or [], "days_left": int(days_left) if days_left.strip() else None,
+                   "quiet_start": quiet_start.strip(), "quiet_end": quiet_end.strip()}
+        for key in ("quiet_start", "quiet_end"):
+            v = changes[key]
+            if v and not (len(v) == 5 and v[2] == ":" and v[:2].isdigit() and v[3:].isdigit()):
+                raise AmountError("%s must be a time such as 22:00" % key.replace("_", " "))
+        if language in ("zh-CN", "en"):
+            changes["language"] = language
+        alert_rules.update_preference(session, actor, changes)
+    return _act(request, session, actor, save, "preferences saved")

@@ -11,6 +11,7 @@ from ...services import accounts, meters, properties, sales
 from ...services.actor import Actor
 from ...services.errors import DomainError
 from ..render import page
+from . import alerts as alert_pages
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
 
@@ -23,7 +24,8 @@ def _rows(request, session, actor):
 @router.get("", response_class=HTMLResponse)
 def home(request: Request, session: SessionDep, actor: Annotated[Actor, require_web(P.PROPERTY_READ)]):
     return page(request, "staff/home.html", {"rows": _rows(request, session, actor),
-                                             "properties": properties.list_properties(session, actor)})
+                                             "properties": properties.list_properties(session, actor),
+                                             "inbox": alert_pages.inbox(request, session, actor)})
 
 
 @router.get("/meters", response_class=HTMLResponse)

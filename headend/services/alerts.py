@@ -1,0 +1,348 @@
+"""Raising alerts, the staff inbox, acknowledging.
+
+An alert is raised in the transaction of its cause, with its notifications
+(services/notifications.py): for board events, the ingest's transaction,
+through ONE call at the end of Ingest._handle:
+
+    seen = alerts.track(session)            # at the start of the transaction
+    ...                                     # the ingest adds events, ledger entries
+    alerts.after_ingest(session, conc, now, seen, status_body)
+
+Conditions (low balance, relay open, offline, bus errors) have an episode:
+while an alert of that kind and subject is active, no other is raised
+(repeats suppressed); it is cleared when the condition ends (a recharge
+that lifts the balance, the relay closing, the board or meter coming back,
+the error rate falling under half the rule's). One-off kinds (billing
+mismatch, journal thinned, theft) are raised at most once per subject per
+the rule's repeat_s. A concentrator that falls silent sends nothing, so
+check_silence() runs from the notification worker every WK_ALERT_CHECK_S.
+"""
+from sqlalchemy import event as sa_event
+from sqlalchemy import func
+from sqlmodel import select
+
+from concentrator import protocol
+
+from ..core import permissions as P
+from ..core.events import EV_BILLING_MISMATCH
+from ..core.money import format_money
+from ..models import (Account, AccountForecast, Alert, Concentrator, DeliveryAttempt, Event, LedgerEntry, Meter,
+                      Notification, now_s)
+from ..models import alert as K
+from ..models.account import KIND_TENANT
+from ..models.ledger import CONSUMPTION
+from . import alert_rules, messages, notifications, usage
+from .actor import scoped
+from .errors import NotFound
+
+# SEAM (issue 11): the event codes of the theft detection. An event with one
+# of these codes raises a `theft` alert for its meter (staff inbox, staff
+# e-mail, webhooks). Empty until the reports issue defines its codes.
+THEFT_EVENT_CODES = ()
+
+BUS_ERROR_MIN_UPTIME_S = 3600     # a rate over less than an hour of uptime says little
+FORECAST_REFRESH_S = 3 * 3600     # the low-balance forecast's rate (of 7 days) is recomputed every 3 hours
+
+
+# ------------------------------------------------------------ tracking
+class Seen:
+    """The events and ledger entries a transaction added."""
+
+    def __init__(self):
+        self.events = []
+        self.entries = []
+
+
+def track(session):
+    """Collect every Event and LedgerEntry added to `session` from now on."""
+    seen = Seen()
+
+    @sa_event.listens_for(session, "before_flush")
+    def _collect(sess, _ctx, _instances):
+        for o in sess.new:
+            if isinstance(o, Event):
+                seen.events.append(o)
+            elif isinstance(o, LedgerEntry):
+                seen.entries.append(o)
+    return seen
+
+
+# ------------------------------------------------------------ raising
+def _active(session, key):
+    return session.exec(select(Alert).where(Alert.dedup_key == key)).first()
+
+
+def subject_key(kind, subject):
+    return "%s:%s" % (kind, subject)
+
+
+def raise_alert(session, rule, now, kind, subject, property_id, message_values, active=False, event=None,
+                dedup_key=None, **refs):
+    """Store an alert and queue its notifications, unless suppressed.
+    -> the Alert or None."""
+    if not rule.enabled:
+        return None
+    key = dedup_key or (subject_key(kind, subject) if active else None)
+    if key is not None and _active(session, key) is not None:
+        return None
+    if not active and rule.repeat_s:
+        recent = session.exec(select(Alert.id).where(Alert.property_id == property_id, Alert.kind == kind,
+                                                     Alert.subject == subject, Alert.ts > now - rule.repeat_s)
+                              .limit(1)).first()
+        if recent is not None:
+            return None
+    event_ts = refs.pop("event_ts", None)
+    a = Alert(property_id=property_id, kind=kind, subject=subject, dedup_key=key, ts=now, active=active,
+              values=dict(message_values), message=messages.staff_line(kind, "en", message_values)[:500],
+              event_id=event.id if event is not None else None,
+              event_ts=event.ts if event is not None else event_ts, **refs)
+    session.add(a)
+    session.flush()
+    notifications.queue_for_alert(session, a, rule, now)
+    return a
+
+
+def clear(session, key, now):
+    """End the episode of the active alert with this key (if any)."""
+    a = _active(session, key)
+    if a is not None and a.active:
+        a.active = False
+        a.cleared = now
+        a.dedup_key = None
+        session.add(a)
+    return a
+
+
+# ------------------------------------------------------------ the ingest hook
+def after_ingest(session, conc, now, seen, status_body=None):
+    """Alerts for what one ingest transaction stored (see the module doc)."""
+    if conc.property_id is None:
+        return
+    session.flush()
+    clear(session, subject_key(K.CONCENTRATOR_OFFLINE, "concentrator:%d" % conc.id), now)
+    if not (seen.events or seen.entries or status_body):
+        return
+    rules = alert_rules.rules_for(session, conc.property_id)
+    meters = {}
+
+    def meter(mid):
+        if mid is not None and mid not in meters:
+            meters[mid] = session.get(Meter, mid)
+        return meters.get(mid)
+    for ev in seen.events:
+        if ev.concentrator_id == conc.id:
+            _from_event(session, conc, ev, meter(ev.meter_id), rules, now)
+    last_entry = {}
+    for e in seen.entries:
+        if e.kind == CONSUMPTION:
+            last_entry[e.account_id] = e
+    if last_entry:
+        low_balances(session, last_entry, rules[K.LOW_BALANCE], now)
+    if status_body is not None:
+        _bus_errors(session, conc, status_body, rules[K.BUS_ERRORS], now)
+
+
+def _meter_values(session, m):
+    d = {"meter": m.meter_id if m is not None else "?"}
+    a = session.get(Account, m.account_id) if m is not None and m.account_id is not None else None
+    if a is not None:
+        d.update(name=a.name, balance=format_money(a.balance_mu))
+    return d, a
+
+
+def _from_event(session, conc, ev, m, rules, now):
+    code, pid = ev.code, conc.property_id
+    msub = "meter:%d" % m.id if m is not None else "concentrator:%d/meter:%s" % (conc.id, ev.meter_index)
+    if code in (protocol.EV_RELAY_OPEN, protocol.EV_RELAY_CLOSE, protocol.EV_METER_OFFLINE,
+                protocol.EV_METER_ONLINE, EV_BILLING_MISMATCH) or code in THEFT_EVENT_CODES:
+        values, acc = _meter_values(session, m)
+    else:
+        values, acc = {}, None
+    refs = dict(concentrator_id=conc.id, meter_id=m.id if m is not None else None,
+                account_id=acc.id if acc is not None else None)
+    tenant = dict(tenant_id=acc.tenant_id) if acc is not None else {}    # tenant kinds only
+    if code == protocol.EV_RELAY_OPEN:
+        values["reason"] = messages.relay_reason(ev.detail)
+        raise_alert(session, rules[K.RELAY_OPENED], now, K.RELAY_OPENED, msub, pid, values, active=True, event=ev,
+                    **refs, **tenant)
+    elif code == protocol.EV_RELAY_CLOSE:
+        was = clear(session, subject_key(K.RELAY_OPENED, msub), now)
+        if was is not None:
+            values["reason"] = messages.relay_reason(ev.detail)
+            raise_alert(session, rules[K.RELAY_CLOSED], now, K.RELAY_CLOSED, msub, pid, values, event=ev,
+                        dedup_key="event:%d:%s" % (ev.id, K.RELAY_CLOSED), **refs, **tenant)
+    elif code == protocol.EV_METER_OFFLINE:
+        raise_alert(session, rules[K.METER_OFFLINE], now, K.METER_OFFLINE, msub, pid, values, active=True,
+                    event=ev, **refs)
+    elif code == protocol.EV_METER_ONLINE:
+        clear(session, subject_key(K.METER_OFFLINE, msub), now)
+    elif code == EV_BILLING_MISMATCH:
+        raise_alert(session, rules[K.BILLING_MISMATCH], now, K.BILLING_MISMATCH, msub, pid, values, event=ev,
+                    **refs)
+    elif code == protocol.EV_JOURNAL_THINNED:
+        raise_alert(session, rules[K.JOURNAL_THINNED], now, K.JOURNAL_THINNED, "concentrator:%d" % conc.id, pid,
+                    {"dev": conc.dev}, event=ev, concentrator_id=conc.id)
+    elif code in THEFT_EVENT_CODES:
+        raise_alert(session, rules[K.THEFT], now, K.THEFT, msub, pid, values, event=ev, **refs)
+
+
+def low_balances(session, last_entries, rule, now):
+    """Raise, keep or clear the low-balance alert of each account whose
+    balance a consumption charge just lowered ({account id: its last
+    entry}): below the amount threshold, or fewer days left at the recent
+    use than the tenant's (or the property's) days threshold. Set-based: a
+    few queries per message, whatever the number of accounts."""
+    ids = sorted(last_entries)
+    accounts = {a.id: a for a in session.exec(select(Account).where(Account.id.in_(ids),
+                                                                    Account.kind == KIND_TENANT)).all()}
+    if not accounts:
+        return
+    keys = {aid: subject_key(K.LOW_BALANCE, "account:%d" % aid) for aid in accounts}
+    active = {a.account_id: a for a in session.exec(select(Alert).where(Alert.dedup_key.in_(keys.values()))).all()}
+    # an active alert is looked at again only when the balance rose above the
+    # one it last saw (money came in); charges alone keep the episode going
+    todo = [a for aid, a in accounts.items()
+            if aid not in active or last_entries[aid].balance_after_mu > active[aid].values.get("balance_mu", 0)]
+    if not todo:
+        return                   # every low one is still in the same episode: nothing new to say
+    prefs = alert_rules.preferences_of(session, [a.tenant_id for a in todo if a.tenant_id is not None])
+    ids = [a.id for a in todo]
+    ends = dict(session.exec(select(Meter.account_id, func.max(Meter.last_ts)).where(Meter.account_id.in_(ids))
+                             .group_by(Meter.account_id)).all())
+    cached = {f.account_id: f for f in session.exec(select(AccountForecast).where(
+        AccountForecast.account_id.in_(ids))).all()}
+    for a in todo:
+        e = last_entries[a.id]
+        balance = e.balance_after_mu
+        amount = alert_rules.amount_threshold(a, rule)
+        days = alert_rules.days_threshold(prefs.get(a.tenant_id), rule)
+        tenths = None
+        if days and ends.get(a.id):
+            tenths = usage.days_left_tenths(balance, forecast_rate(session, a.id, ends[a.id], cached.get(a.id)))
+        by_days = bool(days) and tenths is not None and tenths < days * 10
+        low = by_days or bool(amount and balance < amount)
+        cur = active.get(a.id)
+        if cur is None:
+            if low:
+                values = {"name": a.name, "balance": format_money(balance), "balance_mu": balance,
+                          "entry_id": e.id, "threshold": format_money(amount) if amount else None}
+                if by_days:
+                    values["days"] = usage.format_tenths(tenths)
+                raise_alert(session, rule, now, K.LOW_BALANCE, "account:%d" % a.id, a.property_id, values,
+                            active=True, account_id=a.id, tenant_id=a.tenant_id)
+        elif not low:
+            clear(session, keys[a.id], now)
+        else:
+            cur.values = dict(cur.values, balance_mu=balance, entry_id=e.id)   # topped up, still low: same episode
+            session.add(cur)
+
+
+def forecast_rate(session, account_id, end, cached=None):
+    """The account's cost per day at its recent use up to `end` (its meters'
+    latest reading; usage.cost_rate_per_day), kept in AccountForecast and
+    computed again only FORECAST_REFRESH_S after the last computation: a
+    week of readings is read every few hours, not at every message."""
+    if cached is not None and 0 <= end - cached.as_of < FORECAST_REFRESH_S:
+        return cached.rate_mu_per_day
+    ids = session.exec(select(Meter.id).where(Meter.account_id == account_id)).all()
+    f = cached or AccountForecast(account_id=account_id, as_of=end)
+    f.rate_mu_per_day, f.as_of = usage.cost_rate_per_day(session, ids, end), end
+    session.add(f)
+    return f.rate_mu_per_day
+
+
+def _bus_errors(session, conc, body, rule, now):
+    up, rows = body.get("up"), body.get("bus")
+    if not isinstance(up, int) or isinstance(up, bool) or up < BUS_ERROR_MIN_UPTIME_S or not isinstance(rows, list):
+        return
+    limit = rule.per_hour or 0
+    if limit <= 0:
+        return
+    by_index = {m.index: m for m in session.exec(select(Meter).where(Meter.concentrator_id == conc.id)).all()}
+    rates = {}
+    for row in rows:
+        if (isinstance(row, list) and len(row) == 6 and all(isinstance(x, int) and not isinstance(x, bool)
+                                                            and x >= 0 for x in row) and row[0] in by_index):
+            rates[by_index[row[0]].id] = sum(row[1:5]) * 3600 // up
+    active = session.exec(select(Alert).where(Alert.kind == K.BUS_ERRORS, Alert.concentrator_id == conc.id,
+                                              Alert.active.is_(True))).all()
+    for a in active:
+        if body.get("bus_all", True) is not False and rates.get(a.meter_id, 0) * 2 < limit:
+            clear(session, a.dedup_key, now)
+    for mid, rate in sorted(rates.items()):
+        if rate >= limit:
+            m = session.get(Meter, mid)
+            raise_alert(session, rule, now, K.BUS_ERRORS, "meter:%d" % mid, conc.property_id,
+                        {"meter": m.meter_id, "per_hour": rate}, active=True, concentrator_id=conc.id,
+                        meter_id=mid, event_ts=body.get("ts"))
+
+
+# ------------------------------------------------------------ silence
+def check_silence(session, now):
+    """Raise `concentrator_offline` for every board silent longer than its
+    property's rule allows. -> alerts raised."""
+    raised = []
+    concs = session.exec(select(Concentrator).where(Concentrator.last_seen.is_not(None),
+                                                    Concentrator.property_id.is_not(None),
+                                                    Concentrator.last_seen < now - 60)).all()
+    rules = {}
+    for c in concs:
+        if c.property_id not in rules:
+            rules[c.property_id] = alert_rules.rules_for(session, c.property_id)[K.CONCENTRATOR_OFFLINE]
+        rule = rules[c.property_id]
+        minutes = rule.minutes or 30
+        if now - c.last_seen > minutes * 60:
+            a = raise_alert(session, rule, now, K.CONCENTRATOR_OFFLINE, "concentrator:%d" % c.id, c.property_id,
+                            {"dev": c.dev, "minutes": minutes}, active=True, concentrator_id=c.id,
+                            event_ts=c.last_seen)
+            if a is not None:
+                raised.append(a)
+    return raised
+
+
+# ------------------------------------------------------------ the inbox
+def list_alerts(session, actor, property_id=None, unacknowledged=False, limit=100, before_id=None):
+    q = scoped(select(Alert), actor, Alert.property_id)
+    if property_id is not None:
+        q = q.where(Alert.property_id == property_id)
+    if unacknowledged:
+        q = q.where(Alert.acknowledged.is_(None))
+    if before_id is not None:
+        q = q.where(Alert.id < before_id)
+    return session.exec(q.order_by(Alert.id.desc()).limit(max(1, min(limit, 1000)))).all()
+
+
+def count_unacknowledged(session, actor):
+    q = scoped(select(func.count()).select_from(Alert), actor, Alert.property_id)
+    return session.exec(q.where(Alert.acknowledged.is_(None))).one()
+
+
+def get_alert(session, actor, alert_id):
+    a = session.get(Alert, alert_id)
+    if a is None or actor.is_tenant or not actor.sees(a.property_id):
+        raise NotFound("no alert %s" % alert_id)
+    return a
+
+
+def acknowledge(session, actor, alert_id, now=None):
+    """Mark an alert handled (who and when are kept on it); acknowledging
+    twice keeps the first."""
+    a = get_alert(session, actor, alert_id)
+    actor.check(P.ALERTS_ACK, a.property_id)
+    if a.acknowledged is None:
+        a.acknowledged = now or now_s()
+        a.acknowledged_by_user_id = actor.user_id
+        session.add(a)
+    return a
+
+
+def deliveries(session, actor, alert_id):
+    """[(Notification, [DeliveryAttempt])] of an alert."""
+    a = get_alert(session, actor, alert_id)
+    rows = session.exec(select(Notification).where(Notification.alert_id == a.id).order_by(Notification.id)).all()
+    tries = {}
+    if rows:
+        for t in session.exec(select(DeliveryAttempt).where(DeliveryAttempt.notification_id.in_([n.id for n in rows]))
+                              .order_by(DeliveryAttempt.id)).all():
+            tries.setdefault(t.notification_id, []).append(t)
+    return [(n, tries.get(n.id, [])) for n in rows]

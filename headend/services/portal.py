@@ -1,0 +1,131 @@
+"""The tenant portal: what a tenant sees of each of its own accounts.
+
+Times are "as of" the account's latest reading (the newest data there is;
+on a live site minutes ago): today, this month and the current price band
+are those of that moment, in the property's local time.
+
+Seams for the parallel issues, each one function:
+    statements()     issue 11: the account's monthly statements (PDF)
+    apportionment()  issue 11: the 公摊 breakdown (pool, rule, share)
+    receipt_of()     issue 10: the receipt of a sale
+    start_topup()    issue 10: online top-up through the payments interface
+"""
+import copy
+
+from sqlmodel import select
+
+from concentrator import tariff as T
+
+from ..core import permissions as P
+from ..models import LedgerEntry, Meter, Property, Unit, now_s
+from ..models.ledger import RECHARGE, REFUND, REVERSAL
+from . import accounts, alert_rules, tariffs, usage
+from .errors import Conflict, Invalid
+
+HISTORY_KINDS = (RECHARGE, REVERSAL, REFUND)
+HISTORY_LIMIT = 20
+
+
+def my_accounts(session, actor):
+    actor.check(P.PORTAL)
+    return accounts.list_accounts(session, actor)
+
+
+def meter_view(m, versions, as_of, units):
+    """One meter: relay, power, the band and price in force, money per hour."""
+    band = price = per_hour = None
+    if versions:
+        band = T.band_at(versions, as_of)
+        price = T.marginal_price(versions, copy.deepcopy(m.tariff_state) or T.new_state(), as_of, band)
+        power = (m.last_power_w or 0) if m.relay_closed is not False else 0
+        per_hour = power * price // 1000
+    return {"id": m.id, "meter_id": m.meter_id, "unit": units.get(m.unit_id), "relay_closed": m.relay_closed,
+            "online": m.online, "power_w": m.last_power_w, "energy_wh": m.last_energy_wh, "last_ts": m.last_ts,
+            "band": band, "price_mu_per_kwh": price, "mu_per_hour": per_hour}
+
+
+def account_view(session, actor, account_id, now=None):
+    """Everything the portal shows of one of the actor's own accounts."""
+    a = accounts.get_account(session, actor, account_id)
+    prop = session.get(Property, a.property_id)
+    tz = prop.tz_offset_s
+    meters = session.exec(select(Meter).where(Meter.account_id == a.id).order_by(Meter.meter_id)).all()
+    ids = [m.id for m in meters]
+    as_of = max([m.last_ts for m in meters if m.last_ts] or [now or now_s()])
+    try:
+        versions = tariffs.versions_for_account(session, a, a.property_id)
+    except ValueError:
+        versions = []
+    unit_ids = sorted({m.unit_id for m in meters if m.unit_id is not None})
+    units = dict(session.exec(select(Unit.id, Unit.name).where(Unit.id.in_(unit_ids))).all()) if unit_ids else {}
+    mv = [meter_view(m, versions, as_of, units) for m in meters]
+    rate = usage.cost_rate_per_day(session, ids, as_of)
+    tenths = usage.days_left_tenths(a.balance_mu, rate)
+    prev_month, month, _next = usage.local_month_starts(as_of, tz)
+    day = usage.local_day_start(as_of, tz)
+    today_wh, today_mu = usage.total(session, ids, day, as_of + 1)
+    this_days = usage.buckets(session, ids, usage.day_edges(month, as_of + 1, tz))
+    last_days = usage.buckets(session, ids, usage.day_edges(prev_month, month, tz))
+    bands = sorted({v["band"] for v in mv if v["band"]})
+    tenant = alert_rules.account_tenant(session, a)
+    return {
+        "account": a, "property": prop.name, "tz": tz, "as_of": as_of, "balance_mu": a.balance_mu,
+        "low": a.balance_mu < alert_rules.amount_threshold(a, alert_rules.rules_for(session, a.property_id)
+                                                             ["low_balance"]),
+        "threshold_mu": a.low_balance_threshold_mu,
+        "days_left": usage.format_tenths(tenths), "rate_per_day_mu": rate,
+        "mu_per_hour": sum(v["mu_per_hour"] or 0 for v in mv) if versions else None,
+        "band": bands[0] if len(bands) == 1 else None,
+        "price_mu_per_kwh": mv[0]["price_mu_per_kwh"] if len(bands) == 1 else None,
+        "meters": mv,
+        "today": {"energy_wh": today_wh, "cost_mu": today_mu},
+        "this_month": {"energy_wh": sum(b.energy_wh for b in this_days), "cost_mu": sum(b.cost_mu for b in this_days)},
+        "last_month": {"energy_wh": sum(b.energy_wh for b in last_days), "cost_mu": sum(b.cost_mu for b in last_days)},
+        "chart": {"this_month": [b.energy_wh for b in this_days], "last_month": [b.energy_wh for b in last_days]},
+        "history": recharge_history(session, a.id),
+        "statements": statements(session, actor, a.id),
+        "apportionment": apportionment(session, actor, a.id),
+        "topup_available": topup_available(),
+        "tenant_id": tenant.id if tenant is not None else None,
+    }
+
+
+def recharge_history(session, account_id, limit=HISTORY_LIMIT):
+    """Sales, reversals and refunds of the account, newest first (from the ledger)."""
+    return session.exec(select(LedgerEntry).where(LedgerEntry.account_id == account_id,
+                                                  LedgerEntry.kind.in_(HISTORY_KINDS))
+                        .order_by(LedgerEntry.id.desc()).limit(limit)).all()
+
+
+# ------------------------------------------------------------ seams
+def statements(session, actor, account_id):
+    """SEAM (issue 11): the account's monthly statements, newest first, as
+    [{"month": "2026-11", "url": ...}]. Nothing until statements exist."""
+    return []
+
+
+def apportionment(session, actor, account_id, month=None):
+    """SEAM (issue 11): the account's share of common-area consumption (公摊)
+    as [{"pool", "rule", "energy_wh", "share_mu"}]. Nothing until it is computed."""
+    return []
+
+
+def receipt_of(session, entry):
+    """SEAM (issue 10): the receipt (number, document URL) of a sale, or None."""
+    return None
+
+
+def topup_available():
+    """SEAM (issue 10): True once a payments interface is wired into start_topup."""
+    return False
+
+
+def start_topup(session, actor, account_id, amount_mu):
+    """SEAM (issue 10): start an online top-up of one's own account through
+    the payments interface; -> {"account_id", "amount", "reference",
+    "pay_url"} (where the tenant pays). The credit itself is posted later by
+    the payment callback through services/sales.sell."""
+    accounts.get_account(session, actor, account_id)
+    if isinstance(amount_mu, bool) or not isinstance(amount_mu, int) or amount_mu <= 0:
+        raise Invalid("a top-up is a positive amount")
+    raise Conflict("online top-up is not available on this site yet: please top up at the property office")

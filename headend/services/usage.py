@@ -1,0 +1,136 @@
+"""Energy and money used by meters over time, from the readings.
+
+SEAM (issue 11): `buckets` is the ONE function the portal and the
+low-balance forecast read usage through. It reads the readings table now (a
+bounded window, index ix_reading_meter_ts); when the interval rollups land,
+point it at them, with the same answer.
+
+A reading's billed_mu is what the head-end charged for the energy since the
+meter's previous reading, and its register rise since that reading is the
+energy: both belong to the interval the reading falls in.
+"""
+import bisect
+
+from sqlalchemy import func
+from sqlmodel import select
+
+from concentrator import protocol, tariff
+
+from ..models import Reading
+from .errors import Invalid
+
+DAY = 86400
+MAX_WINDOW_S = 63 * DAY           # two months and a bit: what one call may cover
+FORECAST_WINDOW_S = 7 * DAY       # "recent use": the last seven days
+FORECAST_MIN_SPAN_S = 6 * 3600    # less data than this: no forecast
+
+
+class Bucket:
+    __slots__ = ("start", "end", "energy_wh", "cost_mu", "readings", "first_ts")
+
+    def __init__(self, start, end):
+        self.start, self.end = start, end
+        self.energy_wh = self.cost_mu = self.readings = 0
+        self.first_ts = None      # the first reading inside
+
+
+def buckets(session, meter_ids, edges):
+    """Use of the meters together in each interval [edges[i], edges[i+1]):
+    [Bucket(start, end, energy_wh, cost_mu, readings)]."""
+    edges = [int(e) for e in edges]
+    if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise Invalid("time edges must be increasing")
+    if edges[-1] - edges[0] > MAX_WINDOW_S:
+        raise Invalid("at most %d days at a time" % (MAX_WINDOW_S // DAY))
+    out = [Bucket(a, b) for a, b in zip(edges, edges[1:])]
+    ids = sorted(set(meter_ids))
+    if not ids:
+        return out
+    present = Reading.flags.op("&")(protocol.FLAG_MISSING) == 0
+    inside = (Reading.meter_id.in_(ids), Reading.ts >= edges[0], Reading.ts < edges[-1], present)
+    last = {}
+    for mid in ids:
+        before = session.exec(select(Reading.energy_wh).where(Reading.meter_id == mid, Reading.ts < edges[0], present)
+                              .order_by(Reading.ts.desc()).limit(1)).first()
+        if before is not None:
+            last[mid] = before
+    if len(out) == 1:
+        # one window (the forecast, totals): aggregated by the database
+        b = out[0]
+        for mid, n, t0, lo, hi, cost in session.exec(
+                select(Reading.meter_id, func.count(), func.min(Reading.ts), func.min(Reading.energy_wh),
+                       func.max(Reading.energy_wh), func.coalesce(func.sum(Reading.billed_mu), 0))
+                .where(*inside).group_by(Reading.meter_id)).all():
+            b.readings += int(n)
+            b.cost_mu += int(cost)
+            b.energy_wh += max(0, int(hi) - int(last.get(mid, lo)))
+            b.first_ts = int(t0) if b.first_ts is None else min(b.first_ts, int(t0))
+        return out
+    rows = session.exec(select(Reading.meter_id, Reading.ts, Reading.energy_wh, Reading.billed_mu)
+                        .where(*inside).order_by(Reading.meter_id, Reading.ts, Reading.seq)).all()
+    for mid, ts, wh, billed in rows:
+        b = out[bisect.bisect_right(edges, ts) - 1]
+        b.readings += 1
+        b.cost_mu += billed or 0
+        b.first_ts = ts if b.first_ts is None else min(b.first_ts, ts)
+        prev = last.get(mid)
+        if prev is not None and wh >= prev:
+            b.energy_wh += wh - prev
+        last[mid] = wh
+    return out
+
+
+def total(session, meter_ids, start, end):
+    """(energy Wh, cost mu) over [start, end)."""
+    if end <= start:
+        return 0, 0
+    [b] = buckets(session, meter_ids, [start, end])
+    return b.energy_wh, b.cost_mu
+
+
+def cost_rate_per_day(session, meter_ids, end):
+    """Money per day (mu) at the meters' recent use: their cost over the
+    last seven days up to `end`, per day since the first reading in them.
+    None with less than FORECAST_MIN_SPAN_S of readings."""
+    [b] = buckets(session, meter_ids, [end + 1 - FORECAST_WINDOW_S, end + 1])
+    if not b.readings or end - b.first_ts < FORECAST_MIN_SPAN_S:
+        return None
+    return b.cost_mu * DAY // (end - b.first_ts)
+
+
+def days_left_tenths(balance_mu, rate_per_day_mu):
+    """Days the balance lasts at that rate, in tenths of a day (None: no
+    use, it lasts); 0 when nothing is left."""
+    if rate_per_day_mu is None or rate_per_day_mu <= 0:
+        return None
+    if balance_mu <= 0:
+        return 0
+    return balance_mu * 10 // rate_per_day_mu
+
+
+def format_tenths(tenths):
+    return None if tenths is None else "%d.%d" % divmod(int(tenths), 10)
+
+
+# ------------------------------------------------------------ local calendar
+def local_day_start(t, tz_offset_s):
+    return (t + tz_offset_s) // DAY * DAY - tz_offset_s
+
+
+def local_month_starts(t, tz_offset_s):
+    """(start of last month, start of this month, start of next month), local."""
+    y, m, _d = tariff.civil_from_days((t + tz_offset_s) // DAY)
+
+    def start(y, m):
+        return tariff.days_from_civil(y, m, 1) * DAY - tz_offset_s
+    py, pm = (y - 1, 12) if m == 1 else (y, m - 1)
+    ny, nm = (y + 1, 1) if m == 12 else (y, m + 1)
+    return start(py, pm), start(y, m), start(ny, nm)
+
+
+def day_edges(start, end, tz_offset_s):
+    """Local midnights from `start` (a local midnight) up to and including `end`'s day end."""
+    edges = [start]
+    while edges[-1] < end:
+        edges.append(edges[-1] + DAY)        # offsets are fixed (no daylight saving)
+    return edges
