@@ -17,7 +17,7 @@
 # it out of the image).
 from concentrator import protocol as P
 
-MAX_PENDING = 4
+MAX_ENTRIES = 6
 
 
 def derive(key, nonce_hex):
@@ -25,11 +25,34 @@ def derive(key, nonce_hex):
 
 
 class ServerKeys:
-    # confirmed: hex key the board is known to use; pending: [[nonce, key hex], ...]
-    # (newest last), both to be persisted by the server as they are.
+    # confirmed: hex key the board is known to use. entries: the rekeys the
+    # board may still take, [[nonce, key hex, parent key hex], ...] (newest
+    # last), where parent is the key the rekey was derived from (and signed
+    # with). Persist confirmed and entries as they are.
+    #
+    # pending: the entries derived from the confirmed key (sent, resent,
+    # waiting for the board to prove one). late: the others. When the board
+    # proves one key, the rekeys derived from the same parent stay as late
+    # ones: the board still holds that parent as its previous key until it
+    # sees a downlink under the new key, so a copy of a sibling rekey still
+    # on its way can switch it once more; its uplinks under that key are
+    # then recognised instead of locking the board out.
     def __init__(self, confirmed_hex, pending=None):
         self.confirmed = confirmed_hex
-        self.pending = [list(p) for p in (pending or [])][-MAX_PENDING:]
+        self.entries = []
+        for p in (pending or [])[-MAX_ENTRIES:]:
+            p = list(p)
+            if len(p) == 2:          # stored by an older head-end: derived from the confirmed key
+                p.append(confirmed_hex)
+            self.entries.append(p)
+
+    @property
+    def pending(self):
+        return [e for e in self.entries if e[2] == self.confirmed]
+
+    @property
+    def late(self):
+        return [e for e in self.entries if e[2] != self.confirmed]
 
     def signing_key(self):
         # the key every downlink is sealed with
@@ -40,15 +63,16 @@ class ServerKeys:
         # (sealed with signing_key()). The new key is pending until the
         # board uses it.
         k = P.hexlify(derive(self.signing_key(), nonce_hex))
-        self.pending = [p for p in self.pending if p[1] != k][-(MAX_PENDING - 1):] + [[nonce_hex, k]]
+        self.entries = [e for e in self.entries if e[1] != k][-(MAX_ENTRIES - 1):] + [[nonce_hex, k, self.confirmed]]
         return {"op": "rekey", "nonce": nonce_hex}
 
     def resend(self):
         # the cmd fields of the newest pending rekey (None when none is pending):
         # send it again when the board still signs with the confirmed key
-        if not self.pending:
+        p = self.pending
+        if not p:
             return None
-        return {"op": "rekey", "nonce": self.pending[-1][0]}
+        return {"op": "rekey", "nonce": p[-1][0]}
 
     def verify(self, data, dev, last_n=-1, now=None):
         # Verify an uplink: -> (body, confirmed_now). confirmed_now is True
@@ -56,16 +80,17 @@ class ServerKeys:
         try:
             return P.verify(data, self.signing_key(), dev, last_n, now), False
         except P.ProtocolError as e:
-            if not self.pending or not e.args or e.args[0] != "bad_mac":
+            if not self.entries or not e.args or e.args[0] != "bad_mac":
                 raise
-        for p in reversed(self.pending):
+        for e in reversed(self.entries):
             try:
-                body = P.verify(data, P.key_from_hex(p[1]), dev, last_n, now)
-            except P.ProtocolError as e:
-                if e.args and e.args[0] == "bad_mac":
+                body = P.verify(data, P.key_from_hex(e[1]), dev, last_n, now)
+            except P.ProtocolError as x:
+                if x.args and x.args[0] == "bad_mac":
                     continue
                 raise
-            self.confirmed = p[1]
-            self.pending = []
+            parent = e[2]
+            self.entries = [x for x in self.entries if x[2] == parent and x is not e]
+            self.confirmed = e[1]
             return body, True
         raise P.ProtocolError("bad_mac")

@@ -49,7 +49,7 @@ def verify(s, conc, payload, dev, now):
     raises protocol.ProtocolError. An uplink under a pending key completes
     the rotation: the key is confirmed, the pending ones dropped (event 107)."""
     keys = downlink.keys_of(conc)
-    pending = [p[0] for p in keys.pending]
+    pending = [p[0] for p in keys.entries]
     body, confirmed_now = keys.verify(payload, dev, last_n=conc.last_up_n, now=now)
     if confirmed_now:
         nonce = next((p[0] for p in conc.key_pending if p[1] == keys.confirmed), "?")
@@ -57,7 +57,7 @@ def verify(s, conc, payload, dev, now):
                     message=("rekey complete: %s signs with the new key (nonce %s; rekeys pending were %s)"
                              % (conc.dev, nonce, ", ".join(pending)))[:1000]))
         conc.key_hex = keys.confirmed
-        conc.key_pending = []
+        conc.key_pending = keys.entries          # late siblings the board may still take
         conc.rekey_started = conc.rekey_sent_at = None
     return body, not confirmed_now
 

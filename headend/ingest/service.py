@@ -100,12 +100,12 @@ class Ingest:
             conc.online = True
             t = body["t"]
             pre = []
-            if under_confirmed and conc.key_pending and (
-                    t == protocol.HELLO or now - (conc.rekey_sent_at or 0) >= REKEY_RESEND_S):
+            resend = downlink.keys_of(conc).resend() if under_confirmed and conc.key_pending else None
+            if resend and (t == protocol.HELLO or now - (conc.rekey_sent_at or 0) >= REKEY_RESEND_S):
                 # a rekey is pending and the board still signs with the
                 # confirmed key: it (re)connected without the command, or
                 # lost it. Send it again first (its counter before the replies').
-                pre = [downlink.command(s, conc, ts=now, **downlink.keys_of(conc).resend())]
+                pre = [downlink.command(s, conc, ts=now, **resend)]
                 conc.rekey_sent_at = now
             if t == protocol.HELLO:
                 out = pre + status.hello(s, conc, body, now)

@@ -76,7 +76,7 @@ def rekey(session, actor, dev, force=False, now=None):
     fields = keys.start(nonce)
     msg = downlink.command(session, conc, ts=now, **fields)
     outbox.queue(session, [msg])
-    conc.key_pending = keys.pending
+    conc.key_pending = keys.entries
     conc.rekey_started = conc.rekey_started or now
     conc.rekey_sent_at = now
     session.add(conc)

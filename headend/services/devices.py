@@ -13,6 +13,11 @@ from . import audit
 from .actor import scoped
 from .errors import Conflict, Invalid, NotFound
 
+def downlink_keys(c):
+    from ..transport.downlink import keys_of
+    return keys_of(c)
+
+
 DEV_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -45,7 +50,7 @@ def concentrator_public(c, with_key=False):
     d = {"id": c.id, "dev": c.dev, "property_id": c.property_id, "acked_seq": c.acked_seq,
          "last_up_n": c.last_up_n, "last_down_n": c.last_down_n, "last_seen": c.last_seen,
          "online": c.online, "fw": c.fw, "boot": c.boot, "journal_last": c.journal_last,
-         "pending": c.pending, "rekey_pending": bool(c.key_pending)}
+         "pending": c.pending, "rekey_pending": bool(downlink_keys(c).pending)}
     if with_key:
         d["key_hex"] = c.key_hex
     return d

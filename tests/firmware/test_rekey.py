@@ -124,3 +124,31 @@ def test_server_keys_bookkeeping():
     assert confirmed and keys.confirmed == P.hexlify(k1) and keys.pending == []
     with pytest.raises(P.ProtocolError, match="bad_mac"):
         keys.verify(P.seal(P.message("c1", 6, P.STATUS, 0), bytes(32)), "c1")
+
+
+def test_a_sibling_rekey_arriving_after_the_confirmation_does_not_lock_the_board_out():
+    """Two rekeys from k0 are on their way. The board takes the first, proves
+    it (the server confirms k1), and only then the second arrives: still
+    signed with k0, which the board keeps as its previous key, so the board
+    switches to k2. Its uplinks under k2 must still be recognised, and
+    nothing derived from a stale key may be resent."""
+    k0 = "0f" * 32
+    keys = ServerKeys(k0)
+    keys.start(N1)
+    keys.start(N2)
+    k1 = derive(P.key_from_hex(k0), N1)
+    k2 = derive(P.key_from_hex(k0), N2)
+    _body, confirmed = keys.verify(P.seal(P.message("c1", 5, P.STATUS, 0), k1), "c1")
+    assert confirmed and keys.confirmed == P.hexlify(k1)
+    assert keys.pending == [] and keys.resend() is None, "nothing stale is sent again"
+    assert [e[0] for e in keys.late] == [N2]
+    # the late sibling switched the board: recognised, and it becomes the confirmed key
+    _body, confirmed = keys.verify(P.seal(P.message("c1", 6, P.STATUS, 0), k2), "c1")
+    assert confirmed and keys.confirmed == P.hexlify(k2) and keys.resend() is None
+    # a new rotation starts from the key the board proved; the stored form round-trips
+    keys.start(N1)
+    again = ServerKeys(keys.confirmed, keys.entries)
+    assert [e[0] for e in again.pending] == [N1] and again.resend() == {"op": "rekey", "nonce": N1}
+    # entries stored by an older head-end ([nonce, key]) count as derived from the confirmed key
+    old = ServerKeys(k0, [[N1, P.hexlify(k1)]])
+    assert [e[0] for e in old.pending] == [N1]

@@ -8,13 +8,15 @@ import time
 from sqlmodel import select
 
 from headend.models import Concentrator
+from headend.transport.downlink import keys_of
 from sim.stack import Stack
 
 
 def _keys(st, dev):
+    """(confirmed key, rekeys still outstanding) as the head-end keeps them."""
     with st.session() as s:
         c = s.exec(select(Concentrator).where(Concentrator.dev == dev)).one()
-        return c.key_hex, c.key_pending
+        return c.key_hex, keys_of(c).pending
 
 
 def test_rekey_twice_during_an_outage_then_obeys():

@@ -397,7 +397,10 @@ def test_commands_override_policy_rekey(app_client):
     assert up(protocol.RECORDS, new_key, recs=[[1, 0, 0, int(time.time()), [1500, 10, 0]]])
     with client.app.state.session_factory() as s:
         c = s.exec(select(Concentrator).where(Concentrator.dev == dev)).one()
-        assert c.key_hex == new_key.hex() and c.key_pending == []
+        assert c.key_hex == new_key.hex()
+        # nothing outstanding; the second rekey stays recognisable should its copy still switch the board
+        from headend.transport.downlink import keys_of
+        assert keys_of(c).pending == [] and [e[0] for e in keys_of(c).late] == [cmd2["nonce"]]
     assert client.get("/api/events", params={"code": EV_REKEYED}).json()
     # from now on the new key, and the old key is dead
     client.post("/api/accounts/%d/recharge" % acc, json={"amount": "1.00"})
