@@ -118,27 +118,9 @@ def occupant(session, unit_id, at=None):
 
 
 def occupy(session, actor, account_id, unit_id, start=None):
-    """Account `account_id` moves into unit `unit_id`: the unit's meters are
-    billed to it from `start` (now)."""
-    a = get_account(session, actor, account_id)
-    actor.check(P.ACCOUNTS_WRITE, a.property_id)
-    u = session.get(Unit, unit_id)
-    if u is None or u.property_id != a.property_id:
-        raise Invalid("no unit %s in this property" % unit_id)
-    start = start if start is not None else now_s()
-    cur = session.exec(select(Occupancy).where(Occupancy.unit_id == unit_id, Occupancy.end.is_(None))).first()
-    if cur is not None:
-        raise Conflict("unit %s is occupied by account %s" % (u.name, cur.account_id))
-    occ = Occupancy(account_id=a.id, unit_id=u.id, start=start)
-    session.add(occ)
-    meters = session.exec(select(Meter).where(Meter.unit_id == u.id)).all()
-    for m in meters:
-        m.account_id = a.id
-        session.add(m)
-    session.flush()
-    audit.record(session, actor, "account.occupy", "account", a.id, property_id=a.property_id,
-                 after={"unit_id": u.id, "unit": u.name, "start": start, "meters": [m.meter_id for m in meters]})
-    return occ
+    """Account `account_id` moves into unit `unit_id` (services.lifecycle.move_in)."""
+    from .lifecycle import move_in
+    return move_in(session, actor, account_id, unit_id, now=start)["occupancy"]
 
 
 def units_of(session, account_id):

@@ -120,6 +120,15 @@ def versions_for_tariff(session, tariff_id):
     return billing.versions_of(tariff_rows(session, row.property_id, row.name), _tz(session, row.property_id))
 
 
+def tariff_of_account(session, account):
+    """(name, versions) the meters of `account` are billed with: the
+    account's own tariff, else the property's."""
+    if account.tariff_id is not None:
+        row = session.get(Tariff, account.tariff_id)
+        return (row.name if row is not None else None), versions_for_tariff(session, account.tariff_id)
+    return property_tariff_name(session, account.property_id), property_versions(session, account.property_id)
+
+
 def versions_view(session, actor, tariff_id, now=None):
     row = get_tariff(session, actor, tariff_id)
     rows = tariff_rows(session, row.property_id, row.name)
