@@ -13,11 +13,12 @@ import logging
 from fastapi import FastAPI
 
 from .api import errors
-from .api.routes import (accounts, audit, auth, concentrators, events, health, meters, portal, properties,
-                         tariffs, users)
+from .api.routes import (accounts, audit, auth, concentrators, dayend, events, health, imports, meters, payments,
+                         portal, properties, receipts, tariffs, tenants, users)
 from .core import db, migrate
 from .core.config import Settings, parse_mqtt_url
 from .ingest import Ingest
+from .payments import registry as payment_providers
 from .web import assets, docs
 from .web.pages import audit as audit_pages
 from .web.pages import auth as auth_pages
@@ -28,7 +29,9 @@ from .web.pages import users as user_pages
 log = logging.getLogger("headend.app")
 
 API_ROUTERS = (auth.router, users.router, properties.router, concentrators.router, meters.router,
-               accounts.router, tariffs.router, events.router, audit.router, portal.router, health.router)
+               accounts.router, tenants.router, receipts.router, dayend.router, imports.router, tariffs.router,
+               events.router,
+               audit.router, portal.router, payments.router, health.router)
 WEB_ROUTERS = (auth_pages.router, staff_pages.router, audit_pages.router, user_pages.router, portal_pages.router,
                docs.router)
 
@@ -67,6 +70,7 @@ def create_app(settings=None, start_mqtt=True, engine=None, migrate_db=True):
                   redoc_url=None, description="Prepaid electricity metering: properties, meters, accounts, "
                   "ledger, tariffs, MQTT ingest. Log in with POST /api/auth/token (OAuth2 password flow).")
     app.state.settings = settings
+    app.state.payments = payment_providers(settings)
     app.state.engine = engine
     app.state.session_factory = sf
     app.state.ingest = ingest

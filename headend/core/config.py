@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     node_modules: str = Field(default_factory=lambda: os.path.join(
         os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "node_modules"))
     default_language: str = Field(default="zh-CN", description="zh-CN or en, when the browser says neither")
+    # online top-ups (headend/payments, docs/payments.md)
+    payment_providers: str = Field(default="", description='"fake", or "name=module:Class,..." for real ones')
+    payment_fake_secret: str = Field(default="", description="the fake provider's signing secret (tests, demo)")
 
 
 def parse_mqtt_url(url):

@@ -114,6 +114,11 @@ def format_price(mu_per_kwh):
     return format_exact(mu_per_kwh)
 
 
+def format_percent(bp):
+    """basis points -> "15.00 %"."""
+    return "%d.%02d %%" % (bp // 100, bp % 100)
+
+
 def format_local(ts, tz_offset_s=28800, seconds=True):
     """Unix s -> "2026-12-01 09:30:00" in the property's local time."""
     if not ts:

@@ -1,6 +1,6 @@
 """Tenants: the people (or companies) who rent units and hold accounts. The
 ID number is kept whole for the manager's record and shown masked in every
-list and answer (services.accounts.mask_id_number)."""
+list and answer (services.tenants.mask_id_number)."""
 from typing import Optional
 
 from sqlmodel import Field, SQLModel

@@ -164,32 +164,32 @@ def move_out(session, actor, account_id, unit_id=None, settlement=CARRY_OVER, me
     for occ in occs:
         meters += meters_of_unit(session, occ.unit_id)
     lock_boards(session, meters)
-    vacancy = vacancy_account(session, a.property_id)
-    for occ in occs:
-        occ.end = now
-        session.add(occ)
     final = [_reading(m) for m in meters]
-    for m in meters:
-        bill_to(session, actor, m, vacancy.id, MOVE_OUT, now)
-    rule = apply_vacant_rule(session, actor, a.property_id, meters, now) if meters else None
-    session.flush()
     units = [session.get(Unit, o.unit_id).name for o in occs]
     refund = writeoff = None
-    if settlement == REFUND:
+    if settlement == REFUND:      # while the slip can still name the units and meters
         balance = ledger.balance(session, a.id)
         if balance < 0:
             raise Conflict("the account owes %s: take a payment first, or carry the balance over"
                            % format_exact(-balance))
-        why = reason or "move-out settlement"
         if balance >= MU_PER_CENT:
-            refund = corrections.refund(session, actor, a.id, None, method=method, reference=reference, reason=why,
-                                        idempotency_key=idempotency_key, now=now, push=False)
+            refund = corrections.refund(session, actor, a.id, None, method=method, reference=reference,
+                                        reason=reason or "move-out settlement", idempotency_key=idempotency_key,
+                                        now=now, push=False)
         rest = ledger.balance(session, a.id)
         if rest:
             writeoff = corrections.adjust(session, actor, a.id, -rest, "sub-fen remainder at move-out",
                                           now=now, push=False, allow_sub_fen=True)
         a.status, a.closed = "closed", now
         session.add(a)
+    vacancy = vacancy_account(session, a.property_id)
+    for occ in occs:
+        occ.end = now
+        session.add(occ)
+    for m in meters:
+        bill_to(session, actor, m, vacancy.id, MOVE_OUT, now)
+    rule = apply_vacant_rule(session, actor, a.property_id, meters, now) if meters else None
+    session.flush()
     audit.record(session, actor, "account.move_out", "account", a.id, property_id=a.property_id,
                  after={"units": units, "end": now, "final": final, "settlement": settlement,
                         "vacant_relay": rule, "closed": a.status == "closed"})

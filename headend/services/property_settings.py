@@ -54,6 +54,12 @@ def update(session, actor, property_id, vacant_relay=None, grid_price_mu_per_kwh
     row.updated, row.updated_by_user_id = now_s(), actor.user_id
     session.add(row)
     session.flush()
+    after = public(row)
+    if after["vacant_relay"] != before["vacant_relay"]:
+        from .lifecycle import apply_vacant_rule, vacant_meters
+        meters = vacant_meters(session, property_id)
+        apply_vacant_rule(session, actor, property_id, meters)
+        after["vacant_meters"] = [m.meter_id for m in meters]
     audit.record(session, actor, "policy.property", "property", property_id, property_id=property_id,
-                 before=before, after=public(row))
+                 before=before, after=after)
     return row

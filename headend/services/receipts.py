@@ -192,3 +192,16 @@ def publics(session, receipts):
 
 def public(session, receipt):
     return publics(session, [receipt])[0]
+
+
+def document(session, actor, receipt_id):
+    """Everything a printed receipt shows (web.receipt_doc)."""
+    r = get_receipt(session, actor, receipt_id)
+    d = public(session, r)
+    p = session.get(Property, r.property_id)
+    prefix = property_settings.of(session, r.property_id).receipt_prefix
+    reverses = session.get(Receipt, r.reverses_receipt_id) if r.reverses_receipt_id else None
+    rev = reversal_of(session, r.id)
+    return {"receipt": d, "property": p.name, "tz_offset_s": p.tz_offset_s,
+            "reverses_no": receipt_no(prefix, reverses.number) if reverses else None,
+            "reversed_by_no": receipt_no(prefix, rev.number) if rev else None}

@@ -8,7 +8,8 @@ from ...models import AccountPublic
 from ...services import accounts as svc
 from ...services.actor import Actor
 from ..deps import Id, Limit, SessionDep, require
-from .accounts import LedgerPage, entry_public
+from .accounts import LedgerPage
+from .common import entry_public
 
 router = APIRouter(prefix="/api/portal", tags=["portal"])
 
