@@ -20,10 +20,15 @@ from .core.config import Settings, parse_mqtt_url
 from .ingest import Ingest
 from .payments import registry as payment_providers
 from .web import assets, docs
+from .web.pages import accounts as account_pages
 from .web.pages import audit as audit_pages
 from .web.pages import auth as auth_pages
+from .web.pages import dayend as dayend_pages
+from .web.pages import desk as desk_pages
+from .web.pages import imports as import_pages
 from .web.pages import portal as portal_pages
 from .web.pages import staff as staff_pages
+from .web.pages import tariffs as tariff_pages
 from .web.pages import users as user_pages
 
 log = logging.getLogger("headend.app")
@@ -32,7 +37,8 @@ API_ROUTERS = (auth.router, users.router, properties.router, concentrators.route
                accounts.router, tenants.router, receipts.router, dayend.router, imports.router, tariffs.router,
                events.router,
                audit.router, portal.router, payments.router, health.router)
-WEB_ROUTERS = (auth_pages.router, staff_pages.router, audit_pages.router, user_pages.router, portal_pages.router,
+WEB_ROUTERS = (auth_pages.router, staff_pages.router, desk_pages.router, dayend_pages.router, account_pages.router,
+               tariff_pages.router, import_pages.router, audit_pages.router, user_pages.router, portal_pages.router,
                docs.router)
 
 

@@ -317,3 +317,21 @@ def history(session, actor, meter_pk):
     return (session.exec(select(MeterAssignment).where(MeterAssignment.meter_id == m.id)
                          .order_by(MeterAssignment.id)).all(),
             session.exec(select(MeterSwap).where(MeterSwap.meter_id == m.id).order_by(MeterSwap.id)).all())
+
+
+def unit_rows(session, actor, property_id):
+    """The units of a property with their occupant (None: vacant) and meters."""
+    from .properties import list_units
+    units = list_units(session, actor, property_id)
+    if not units:
+        return []
+    ids = [u.id for u in units]
+    occ = {o.unit_id: o for o in session.exec(select(Occupancy).where(Occupancy.unit_id.in_(ids),
+                                                                       Occupancy.end.is_(None))).all()}
+    accs = {a.id: a for a in session.exec(select(Account).where(
+        Account.id.in_(sorted({o.account_id for o in occ.values()}) or [0]))).all()}
+    meters = {}
+    for m in session.exec(select(Meter).where(Meter.unit_id.in_(ids)).order_by(Meter.meter_id)).all():
+        meters.setdefault(m.unit_id, []).append(m)
+    return [{"unit": u, "account": accs.get(occ[u.id].account_id) if u.id in occ else None,
+             "since": occ[u.id].start if u.id in occ else None, "meters": meters.get(u.id, [])} for u in units]

@@ -7,7 +7,9 @@ from ..core.money import format_local
 from ..models.receipt import ADJUSTMENT, METHOD_TEXT, REFUND, REVERSAL, SALE
 from . import i18n
 
-TITLE = {SALE: "Sales receipt", REVERSAL: "Reversal slip", REFUND: "Refund slip", ADJUSTMENT: "Adjustment voucher"}
+N_ = i18n.N_
+TITLE = {SALE: N_("Sales receipt"), REVERSAL: N_("Reversal slip"), REFUND: N_("Refund slip"),
+         ADJUSTMENT: N_("Adjustment voucher")}
 
 
 def lines(doc):
