@@ -172,6 +172,44 @@ def dayend(property: str = typer.Option(..., help="property name"),
                       "[bold red]does not reconcile:[/] " + "; ".join(rep["problems"]))
 
 
+def import_sheet(file: str = typer.Argument(..., help="a CSV or XLSX sheet, one row per unit"),
+                 property: str = typer.Option(..., help="property name"), as_user: str = AS,
+                 apply: bool = typer.Option(False, help="import it (default: a dry run that changes nothing)")):
+    """Import buildings, units, tenants (accounts, move-in, opening credit) and
+    meters; prints what would change and every row's error."""
+    from rich.progress import Progress
+    from sqlmodel import select
+
+    from ..models import Property
+    from ..services import imports
+    with open(file, "rb") as f:
+        data = f.read()
+    with session_scope(must_exist=True) as s:
+        actor = common.actor_named(s, as_user)
+        p = s.exec(select(Property).where(Property.name == property)).first()
+        if p is None:
+            fail("no property %r" % property)
+        rows = imports.read_rows(data, file)
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("importing" if apply else "checking", total=len(rows))
+            report = imports.run(s, actor, p.id, rows, dry_run=not apply,
+                                 progress=lambda done, total: progress.update(task, completed=done))
+        if report["applied"]:
+            s.commit()
+        for r in report["rows"]:
+            if r["error"]:
+                console.print("[bold red]line %d[/] (%s): %s" % (r["line"], r["unit"], r["error"]))
+            elif r["changes"]:
+                console.print("line %d (%s): %s" % (r["line"], r["unit"], "; ".join(r["changes"])))
+        console.print("%d rows, %d changes, %d errors: %s" % (
+            len(rows), report["changes"], report["errors"],
+            "imported" if report["applied"] else ("dry run, nothing changed" if not apply
+                                                  else "nothing imported: fix the errors first")))
+        if report["errors"]:
+            raise typer.Exit(1)
+
+
 def register(app):
     for fn in (recharge, reverse, refund, adjust, dayend):
         app.command()(fn)
+    app.command("import")(import_sheet)

@@ -48,9 +48,9 @@ class FakeProvider(PaymentProvider):
     def verify(self, headers, body, now):
         ts, nonce, sig = headers.get(TS, ""), headers.get(NONCE, ""), headers.get(SIGNATURE, "")
         if not (ts.isdigit() and 8 <= len(nonce) <= 64 and len(sig) == 64):
-            raise BadNotification("missing or malformed signature headers")
+            raise BadNotification("missing or malformed signature headers", 401)
         if not hmac.compare_digest(sig.lower(), self._sign(int(ts), nonce, body)):
-            raise BadNotification("signature does not verify")
+            raise BadNotification("signature does not verify", 401)
         if abs(now - int(ts)) > NOTIFY_WINDOW_S:
             raise BadNotification("notification timestamp %s is more than %d s from now" % (ts, NOTIFY_WINDOW_S))
         try:

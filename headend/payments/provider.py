@@ -12,11 +12,13 @@ NOTIFY_WINDOW_S = 300      # a notification older (or newer) than this is refuse
 
 
 class BadNotification(Exception):
-    """Not a genuine, fresh notification: wrong signature, too old, malformed."""
+    """Not a genuine, fresh notification: wrong or missing signature (401),
+    too old or malformed (400)."""
 
-    def __init__(self, reason):
+    def __init__(self, reason, status=400):
         Exception.__init__(self, reason)
         self.reason = reason
+        self.status = status
 
 
 class Notification:

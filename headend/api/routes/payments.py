@@ -55,8 +55,8 @@ async def notify(provider: Provider, request: Request, session: SessionDep):
     try:
         note = p.verify({k.lower(): v for k, v in request.headers.items()}, body, payments.now())
     except BadNotification as e:
-        status, content, media = p.answer(False, e.reason)
-        return Response(content, status_code=401 if "signature" in e.reason else status, media_type=media)
+        _status, content, media = p.answer(False, e.reason)
+        return Response(content, status_code=e.status, media_type=media)
     outcome, detail, _order = payments.notify(session, p, note)
     session.commit()
     wake_outbox(request)

@@ -109,10 +109,10 @@ async def preview(request: Request, session: SessionDep, actor: Annotated[Actor,
     try:
         _all, prop = chosen_property(session, actor, form_int(f.get("property_id")))
         r, _spec = _preview(session, actor, prop, f)
-        return page(request, "partials/tariff_preview.html", {"preview": r, "error": None})
+        return page(request, "partials/tariff_preview.html", {"preview": r, "preview_error": None})
     except (AmountError, DomainError) as e:
-        return page(request, "partials/tariff_preview.html", {"preview": None, "error": getattr(e, "message", str(e))},
-                    status_code=422)
+        return page(request, "partials/tariff_preview.html",
+                    {"preview": None, "preview_error": getattr(e, "message", str(e))}, status_code=422)
 
 
 @router.post("/tariffs", response_class=HTMLResponse)
@@ -135,7 +135,8 @@ async def save(request: Request, session: SessionDep, actor: Annotated[Actor, re
         if existing:
             if effective is None:
                 raise Invalid("a new version of %s needs its effective date" % name)
-            row = tariffs.add_version(session, actor, existing[0].id, spec=spec, effective=effective,
+            fresh = {k: v for k, v in spec.items() if k not in ("version", "effective")}   # the next version
+            row = tariffs.add_version(session, actor, existing[0].id, spec=fresh, effective=effective,
                                       confirm_over_limit=confirm)
         else:
             row = tariffs.create_tariff(session, actor, prop.id, name, spec=dict(spec, effective=effective or 0),
