@@ -14,12 +14,11 @@ The board bills every meter with the property's tariff since commissioning;
 once a meter's billing differs from that, the head-end keeps a copy of the
 board's accumulator (Meter.board_tariff_state) and compares the board's
 charged_mu with it, so a difference means a real disagreement."""
-import copy
 import logging
 
 from sqlmodel import func, select
 
-from concentrator import protocol, tariff
+from concentrator import protocol
 
 from ..core.events import EV_BILLING_MISMATCH, EV_LOW_BALANCE, EV_NOT_BILLED
 from ..core.money import format_money
@@ -107,14 +106,7 @@ class Biller:
         bands = rd.bands[:5] if banded else None
         # ts = 0: the board did not know the time; rate at the head-end's receive time
         t = rd.ts if rd.ts else rd.received or now
-        state = copy.deepcopy(m.tariff_state) if m.tariff_state else tariff.new_state()
-        mirror = copy.deepcopy(m.board_tariff_state) if m.board_tariff_state is not None else None
-        key = billing.tariff_key(account.id, name)
-        switched = bool(m.tariff_key and m.tariff_key != key and m.tariff_state)
-        if mirror is None and (switched or name != board_name):
-            mirror = copy.deepcopy(state)      # until now the meter's accumulator was the board's
-        if switched:
-            state = billing.switch_state(state, versions, t, keep_cycle=billing.same_account(m.tariff_key, key))
+        state, mirror, key = billing.prepare(m, account.id, name, board_name, versions, t - 1)
         prev = m.billed_energy_wh
         amount = board_amount = 0
         if prev is not None and rd.energy_wh < prev:

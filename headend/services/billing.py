@@ -157,6 +157,24 @@ def switch_state(state, versions, t, keep_cycle):
     return new
 
 
+def prepare(meter, account_id, name, board_name, versions, t):
+    """The accumulators a meter is billed with at time t for `account_id` at
+    tariff `name` (the board's tariff: `board_name`): -> (state, mirror,
+    key), copies to change and store back. A changed account or tariff
+    starts a new accumulator (switch_state); the board's own accumulator is
+    kept apart (mirror) from the moment the meter's billing differs from it
+    (None while it does not)."""
+    state = copy.deepcopy(meter.tariff_state) if meter.tariff_state else T.new_state()
+    mirror = copy.deepcopy(meter.board_tariff_state) if meter.board_tariff_state is not None else None
+    key = tariff_key(account_id, name)
+    switched = bool(meter.tariff_key and meter.tariff_key != key and meter.tariff_state)
+    if mirror is None and (switched or name != board_name):
+        mirror = copy.deepcopy(state)      # until now the meter's accumulator was the board's
+    if switched:
+        state = switch_state(state, versions, t, keep_cycle=same_account(meter.tariff_key, key))
+    return state, mirror, key
+
+
 def tariff_key(account_id, tariff_name):
     """What a meter's accumulator belongs to: an account and a tariff."""
     return "a%d/%s" % (account_id, tariff_name or "")

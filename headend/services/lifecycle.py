@@ -288,17 +288,18 @@ def swap_meter(session, actor, meter_pk, new_meter_id, new_model=None, final_ene
 
 
 def _charge_residual(session, actor, m, conc, wh, now):
+    from .billing import prepare
     account = session.get(Account, m.account_id) if m.account_id else vacancy_account(session, conc.property_id)
     name, versions = tariffs.tariff_of_account(session, account)
     if not versions:
         return None, 0
-    from .billing import tariff_key
-    state = copy.deepcopy(m.tariff_state) if m.tariff_state else T.new_state()
-    if m.board_tariff_state is None:
-        m.board_tariff_state = copy.deepcopy(state)      # the board never sees this energy
     t = now - 1
+    state, mirror, key = prepare(m, account.id, name, tariffs.property_tariff_name(session, conc.property_id),
+                                 versions, t)
+    if mirror is None:
+        mirror = copy.deepcopy(state)      # the board never sees this energy: from here they differ
     mu = T.charge(versions, state, T.band_at(versions, t), wh, t)
-    m.tariff_state, m.tariff_key = state, tariff_key(account.id, name)
+    m.tariff_state, m.board_tariff_state, m.tariff_key = state, mirror, key
     if not mu:
         return None, 0
     entry = ledger.post(session, account.id, CONSUMPTION, -mu, user_id=actor.user_id, source=actor.source,
