@@ -82,6 +82,17 @@ def _site(app, meters):
     return seeded["property_id"], dev, key, c
 
 
+def _feed(app, board, t, readings, wh):
+    """`readings` records of `wh` Wh each, 15 minutes apart, from t on; -> the last time."""
+    recs = []
+    for _ in range(readings):
+        t += 900
+        recs.append(board.reading(0, t, {"flat": wh}))
+    for k in range(0, len(recs), 32):
+        board.receive(app.state.ingest.handle(*board.up(protocol.RECORDS, recs=recs[k:k + 32])))
+    return t
+
+
 def _consumption(app, account_id):
     with app.state.session_factory() as s:
         return [e.amount_mu for e in s.exec(select(LedgerEntry).where(LedgerEntry.account_id == account_id,
@@ -96,19 +107,10 @@ def test_a_meter_on_an_account_with_its_own_tariff_is_billed_at_that_tariff_with
     shop = admin.post("/api/accounts", json={"property_id": pid, "tenant": "Shop with its own tariff",
                                              "tariff_id": cheap}).json()["id"]
     board = Board(dev, key, FLAT, JAN30)        # the board bills with the property's tariff
-    ingest = app.state.ingest
-    t = JAN30
-    recs = [board.reading(0, t, {}, energy0=0)]
-    for _ in range(3):
-        t += 900
-        recs.append(board.reading(0, t, {"flat": 1000}))
-    board.receive(ingest.handle(*board.up(protocol.RECORDS, recs=recs)))
+    board.receive(app.state.ingest.handle(*board.up(protocol.RECORDS, recs=[board.reading(0, JAN30, {}, energy0=0)])))
+    t = _feed(app, board, JAN30, 3, 1000)
     assert admin.put("/api/meters/%d/account" % meter["id"], json={"account_id": shop}).status_code == 200
-    recs = []
-    for _ in range(5):
-        t += 900
-        recs.append(board.reading(0, t, {"flat": 500}))
-    board.receive(ingest.handle(*board.up(protocol.RECORDS, recs=recs)))
+    _feed(app, board, t, 5, 500)
     old, new = _consumption(app, meter["account_id"]), _consumption(app, shop)
     assert all(a < 0 for a in old + new), "no positive consumption entries"
     assert sum(old) == -3 * 1000 * PRICE // 1000
@@ -123,21 +125,11 @@ def test_a_meter_taken_off_its_account_is_billed_to_the_vacancy_account(app, cli
     pid, dev, key, c = _site(app, [{"id": "OFF-1", "opening_energy_wh": 0}])
     meter = c["meters"]["OFF-1"]
     board = Board(dev, key, FLAT, JAN30)
-    ingest = app.state.ingest
-    t = JAN30
-    recs = [board.reading(0, t, {}, energy0=0)]
-    for _ in range(2):
-        t += 900
-        recs.append(board.reading(0, t, {"flat": 700}))
-    board.receive(ingest.handle(*board.up(protocol.RECORDS, recs=recs)))
+    board.receive(app.state.ingest.handle(*board.up(protocol.RECORDS, recs=[board.reading(0, JAN30, {}, energy0=0)])))
+    t = _feed(app, board, JAN30, 2, 700)
     r = admin.put("/api/meters/%d/account" % meter["id"], json={"account_id": None})
     assert r.status_code == 200 and r.json()["account_id"] not in (None, meter["account_id"])
-    recs = []
-    for _ in range(56):
-        t += 900
-        recs.append(board.reading(0, t, {"flat": 100}))
-    for k in range(0, len(recs), 32):
-        board.receive(ingest.handle(*board.up(protocol.RECORDS, recs=recs[k:k + 32])))
+    _feed(app, board, t, 56, 100)
     with app.state.session_factory() as s:
         vacancy = s.exec(select(Account).where(Account.property_id == pid, Account.kind == KIND_VACANCY)).one()
         assert s.get(Meter, meter["id"]).account_id == vacancy.id

@@ -8,7 +8,7 @@ from ...core import permissions as P
 from ...core.money import AmountError, parse_kwh
 from ...models import MeterAccountUpdate, MeterCreate, MeterPublic, MeterRow
 from ...models.base import MAX_ID
-from ...models.meter_history import MeterSwapIn
+from ...models.meter_history import MeterAssignmentPublic, MeterSwapIn, MeterSwapPublic
 from ...services import commands, devices, lifecycle, meters
 from ...services.actor import Actor
 from ...services.errors import Invalid
@@ -68,33 +68,13 @@ def override_relay(meter_pk: Id, body: OverrideIn, request: Request, session: Se
     return r
 
 
-class AssignmentOut(BaseModel):
-    account_id: int
-    reason: str
-    start: int
-    start_energy_wh: Optional[int]
-    end: Optional[int]
-    end_energy_wh: Optional[int]
-    user_id: int
-
-
-class SwapOut(BaseModel):
-    id: int
-    old_meter_id: str
-    final_energy_wh: int
-    new_meter_id: str
-    opening_energy_wh: int
-    ts: int
-    residual_mu: int = 0
-
-
 class MeterHistory(BaseModel):
     meter_pk: int
-    assignments: list[AssignmentOut]
-    swaps: list[SwapOut]
+    assignments: list[MeterAssignmentPublic]
+    swaps: list[MeterSwapPublic]
 
 
-@router.post("/{meter_pk}/swap", response_model=SwapOut, status_code=201)
+@router.post("/{meter_pk}/swap", response_model=MeterSwapPublic, status_code=201)
 def swap_meter(meter_pk: Id, body: MeterSwapIn, request: Request, session: SessionDep,
                actor: Annotated[Actor, require(P.DEVICES_WRITE)]):
     """Replace the meter at this board position (the board's config gets the
@@ -109,7 +89,7 @@ def swap_meter(meter_pk: Id, body: MeterSwapIn, request: Request, session: Sessi
     swap, residual = lifecycle.swap_meter(session, actor, meter_pk, body.new_meter_id, body.new_model, final, opening)
     session.commit()
     wake_outbox(request)
-    return SwapOut(**swap.model_dump(), residual_mu=residual)
+    return MeterSwapPublic(**swap.model_dump(exclude={"residual_mu"}), residual_mu=residual)
 
 
 @router.get("/{meter_pk}/history", response_model=MeterHistory)

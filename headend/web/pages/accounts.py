@@ -11,15 +11,15 @@ from sqlmodel import select
 from ...api.deps import Id, SessionDep, require_web
 from ...api.routes.common import wake_outbox
 from ...core import permissions as P
-from ...core.money import AmountError, parse_amount, parse_kwh
+from ...core.money import parse_amount, parse_kwh
 from ...models import Tariff, Tenant
 from ...models.receipt import IDEMPOTENCY_PATTERN, METHOD_PATTERN, METHOD_TEXT, METHODS
 from ...services import accounts, corrections, devices, lifecycle, tenants
 from ...services.actor import Actor
-from ...services.errors import DomainError, NotFound
+from ...services.errors import NotFound
 from ..i18n import N_
 from ..render import page
-from .common import chosen_property
+from .common import attempt, chosen_property
 from .desk import new_key
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
@@ -70,21 +70,19 @@ def open_account(request: Request, session: SessionDep, actor: Annotated[Actor, 
                  opening_credit: Text = "", method: Method = "cash"):
     form = {"name": name, "phone": phone, "id_number": id_number, "contract_start": contract_start,
             "contract_end": contract_end, "deposit": deposit, "opening_credit": opening_credit, "method": method}
-    try:
+    def open_():
         t = tenants.create_tenant(session, actor, property_id, name, phone=phone, id_number=id_number,
                                   contract_start=contract_start or None, contract_end=contract_end or None,
                                   deposit=deposit or "0")
         a = accounts.create_account(session, actor, property_id, tenant_id=t.id)
-        sale = None
-        if unit_id:
-            sale = lifecycle.move_in(session, actor, a.id, unit_id, opening_credit_mu=_money(opening_credit),
-                                     method=method, idempotency_key=idempotency_key)["sale"]
-        session.commit()
-    except (AmountError, DomainError) as e:
-        session.rollback()
-        return _new_page(request, session, actor, property_id, unit_id, error=getattr(e, "message", str(e)),
-                         form=form, status_code=getattr(e, "status", 422))
+        sale = lifecycle.move_in(session, actor, a.id, unit_id, opening_credit_mu=_money(opening_credit),
+                                 method=method, idempotency_key=idempotency_key)["sale"] if unit_id else None
+        return a, sale
+    done, error, status = attempt(session, open_)
+    if error:
+        return _new_page(request, session, actor, property_id, unit_id, error=error, form=form, status_code=status)
     wake_outbox(request)
+    a, sale = done
     target = "/staff/receipts/%d" % sale.receipt.id if sale else "/staff/accounts/%d" % a.id
     return RedirectResponse(target, status_code=303)
 
@@ -117,13 +115,9 @@ def account_page(account_id: Id, request: Request, session: SessionDep,
 
 def _do(request, session, actor, account_id, action, done):
     """Run one change of the account page; the page again with the outcome."""
-    try:
-        result = action()
-        session.commit()
-    except (AmountError, DomainError) as e:
-        session.rollback()
-        return _account_page(request, session, actor, account_id, error=getattr(e, "message", str(e)),
-                             status_code=getattr(e, "status", 422))
+    result, error, status = attempt(session, action)
+    if error:
+        return _account_page(request, session, actor, account_id, error=error, status_code=status)
     wake_outbox(request)
     receipt = getattr(result, "receipt", None)
     if receipt is not None:
@@ -209,13 +203,10 @@ def swap(meter_pk: Id, request: Request, session: SessionDep, actor: Annotated[A
          new_meter_id: Annotated[str, Form(min_length=1, max_length=64)], opening_kwh: Text = "0",
          final_kwh: Text = "", new_model: Text = ""):
     _m, conc = devices.get_meter(session, actor, meter_pk)
-    try:
-        lifecycle.swap_meter(session, actor, meter_pk, new_meter_id, new_model or None,
-                             parse_kwh(final_kwh) if final_kwh.strip() else None, parse_kwh(opening_kwh or "0"))
-        session.commit()
-    except (AmountError, DomainError) as e:
-        session.rollback()
-        return _swap_page(request, session, actor, meter_pk, error=getattr(e, "message", str(e)),
-                          status_code=getattr(e, "status", 422))
+    _done, error, status = attempt(session, lambda: lifecycle.swap_meter(
+        session, actor, meter_pk, new_meter_id, new_model or None,
+        parse_kwh(final_kwh) if final_kwh.strip() else None, parse_kwh(opening_kwh or "0")))
+    if error:
+        return _swap_page(request, session, actor, meter_pk, error=error, status_code=status)
     wake_outbox(request)
     return RedirectResponse("/staff/units?property_id=%d" % conc.property_id, status_code=303)

@@ -1,6 +1,7 @@
 """What several dashboard pages share."""
+from ...core.money import AmountError
 from ...services import properties
-from ...services.errors import NotFound
+from ...services.errors import DomainError, NotFound
 
 
 def chosen_property(session, actor, property_id=None):
@@ -19,3 +20,15 @@ def chosen_property(session, actor, property_id=None):
 def form_int(text):
     """A posted id, or None."""
     return int(text) if text and text.isdigit() and len(text) < 10 else None
+
+
+def attempt(session, fn):
+    """Run one change and commit it; a refusal (a domain error, an amount
+    that does not parse) rolls it back. -> (result, error text, HTTP status)."""
+    try:
+        result = fn()
+        session.commit()
+        return result, None, 200
+    except (AmountError, DomainError) as e:
+        session.rollback()
+        return None, getattr(e, "message", None) or str(e), getattr(e, "status", 422)

@@ -11,9 +11,8 @@ from ...models.dayend import DAY_PATTERN
 from ...models.receipt import METHOD_TEXT
 from ...services import dayend, receipts
 from ...services.actor import Actor
-from ...services.errors import DomainError
 from ..render import page
-from .common import chosen_property
+from .common import attempt, chosen_property
 
 router = APIRouter(prefix="/staff/dayend", include_in_schema=False)
 OptId = Annotated[Optional[int], Query(ge=1, le=2 ** 31 - 1)]
@@ -39,10 +38,7 @@ def report(request: Request, session: SessionDep, actor: Annotated[Actor, requir
 @router.post("/close", response_class=HTMLResponse)
 def close(request: Request, session: SessionDep, actor: Annotated[Actor, require_web(P.CASH_CLOSE)],
           property_id: Annotated[int, Form(ge=1, le=2 ** 31 - 1)], day: Annotated[str, Form(pattern=DAY_PATTERN)]):
-    try:
-        dayend.close(session, actor, property_id, day)
-        session.commit()
-    except DomainError as e:
-        session.rollback()
-        return _render(request, session, actor, property_id, day, None, error=e.message, status_code=e.status)
+    _row, error, status = attempt(session, lambda: dayend.close(session, actor, property_id, day))
+    if error:
+        return _render(request, session, actor, property_id, day, None, error=error, status_code=status)
     return RedirectResponse("/staff/dayend?property_id=%d&day=%s" % (property_id, day), status_code=303)

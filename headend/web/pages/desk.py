@@ -13,13 +13,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from ...api.deps import Id, SessionDep, require_web
 from ...api.routes.common import pdf_response, wake_outbox
 from ...core import permissions as P
-from ...core.money import AmountError, parse_amount
+from ...core.money import parse_amount
 from ...models.receipt import IDEMPOTENCY_PATTERN, METHOD_PATTERN, METHOD_TEXT, METHODS, SALE
 from ...services import accounts, corrections, receipts, sales, tenants
 from ...services.actor import Actor
-from ...services.errors import DomainError
 from .. import receipt_doc
 from ..render import language_of, page
+from .common import attempt
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
 QUICK_AMOUNTS = ("50.00", "100.00", "200.00", "500.00")
@@ -28,10 +28,6 @@ Key = Annotated[str, Form(pattern=IDEMPOTENCY_PATTERN)]
 
 def new_key():
     return uuid.uuid4().hex
-
-
-def _message(e):
-    return getattr(e, "message", None) or str(e)
 
 
 # ------------------------------------------------------------------ screen 1: find
@@ -80,13 +76,11 @@ def sell(account_id: Id, request: Request, session: SessionDep, actor: Annotated
          amount: Annotated[str, Form(max_length=24)], idempotency_key: Key,
          method: Annotated[str, Form(pattern=METHOD_PATTERN)] = "cash",
          reference: Annotated[str, Form(max_length=100)] = "", note: Annotated[str, Form(max_length=500)] = ""):
-    try:
-        sale = sales.sell(session, actor, account_id, parse_amount(amount), note=note, method=method,
-                          reference=reference.strip(), idempotency_key=idempotency_key)
-        session.commit()
-    except (AmountError, DomainError) as e:
-        session.rollback()
-        return _account_page(request, session, actor, account_id, error=_message(e), status_code=getattr(e, "status", 422),
+    sale, error, status = attempt(session, lambda: sales.sell(
+        session, actor, account_id, parse_amount(amount), note=note, method=method, reference=reference.strip(),
+        idempotency_key=idempotency_key))
+    if error:
+        return _account_page(request, session, actor, account_id, error=error, status_code=status,
                              form={"amount": amount, "method": method, "reference": reference, "note": note})
     wake_outbox(request)
     return RedirectResponse("/staff/receipts/%d" % sale.receipt.id, status_code=303)
@@ -118,11 +112,9 @@ def receipt_pdf(receipt_id: Id, request: Request, session: SessionDep,
 @router.post("/receipts/{receipt_id}/reverse", response_class=HTMLResponse)
 def reverse(receipt_id: Id, request: Request, session: SessionDep, actor: Annotated[Actor, require_web(P.MONEY_REVERSE)],
             reason: Annotated[str, Form(max_length=500)], idempotency_key: Key):
-    try:
-        mv = corrections.reverse(session, actor, receipt_id, reason, idempotency_key=idempotency_key)
-        session.commit()
-    except DomainError as e:
-        session.rollback()
-        return _receipt_page(request, session, actor, receipt_id, error=e.message, status_code=e.status)
+    mv, error, status = attempt(session, lambda: corrections.reverse(session, actor, receipt_id, reason,
+                                                                      idempotency_key=idempotency_key))
+    if error:
+        return _receipt_page(request, session, actor, receipt_id, error=error, status_code=status)
     wake_outbox(request)
     return RedirectResponse("/staff/receipts/%d" % mv.receipt.id, status_code=303)

@@ -10,9 +10,8 @@ from ...api.routes.common import wake_outbox
 from ...core import permissions as P
 from ...services import imports
 from ...services.actor import Actor
-from ...services.errors import DomainError
 from ..render import page
-from .common import chosen_property
+from .common import attempt, chosen_property
 
 router = APIRouter(prefix="/staff/import", include_in_schema=False)
 
@@ -31,16 +30,10 @@ async def upload(request: Request, session: SessionDep, actor: Annotated[Actor, 
                  apply: Annotated[str, Form(max_length=1)] = ""):
     props, prop = chosen_property(session, actor, property_id)
     data = await file.read(imports.MAX_BYTES + 1)
-    report, error, status = None, None, 200
-    try:
-        report = imports.run(session, actor, prop.id, imports.read_rows(data, file.filename or ""),
-                             dry_run=apply != "1")
-        if report["applied"]:
-            session.commit()
-            wake_outbox(request)
-    except DomainError as e:
-        session.rollback()
-        error, status = e.message, e.status
+    report, error, status = attempt(session, lambda: imports.run(
+        session, actor, prop.id, imports.read_rows(data, file.filename or ""), dry_run=apply != "1"))
+    if report and report["applied"]:
+        wake_outbox(request)
     return page(request, "staff/import.html", {"properties": props, "prop": prop, "report": report, "error": error,
                                                "filename": file.filename, "columns": imports.COLUMNS},
                 status_code=status)

@@ -20,7 +20,7 @@ from ...services import property_settings, pushes, tariff_forms, tariffs
 from ...services.actor import Actor
 from ...services.errors import DomainError, Invalid, NotFound
 from ..render import page
-from .common import chosen_property, form_int
+from .common import attempt, chosen_property, form_int
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
 OptId = Annotated[Optional[int], Query(ge=1, le=2 ** 31 - 1)]
@@ -123,7 +123,7 @@ async def save(request: Request, session: SessionDep, actor: Annotated[Actor, re
     props, prop = chosen_property(session, actor, form_int(f.get("property_id")))
     ctx = _context(session, actor, prop, f)
     ctx["properties"] = props
-    try:
+    def save_():
         r, spec = _preview(session, actor, prop, f)
         ctx["preview"] = r
         name = (f.get("name") or "").strip()
@@ -143,11 +143,9 @@ async def save(request: Request, session: SessionDep, actor: Annotated[Actor, re
                                         property_default=f.get("property_default") == "1", confirm_over_limit=confirm)
         if tariffs.property_tariff_name(session, prop.id) == row.name:
             pushes.queue_tariff(session, prop.id)
-        session.commit()
-    except (AmountError, DomainError) as e:
-        session.rollback()
-        ctx["error"] = getattr(e, "message", str(e))
-        return page(request, "staff/tariffs.html", ctx, status_code=getattr(e, "status", 422))
+    _done, ctx["error"], status = attempt(session, save_)
+    if ctx["error"]:
+        return page(request, "staff/tariffs.html", ctx, status_code=status)
     wake_outbox(request)
     return RedirectResponse("/staff/tariffs?property_id=%d" % prop.id, status_code=303)
 
@@ -165,23 +163,18 @@ def settings_page(request: Request, session: SessionDep, actor: Annotated[Actor,
 async def save_settings(request: Request, session: SessionDep, actor: Annotated[Actor, require_web(P.POLICY_WRITE)]):
     f = _fields(await request.form())
     props, prop = chosen_property(session, actor, form_int(f.get("property_id")))
-    try:
-        if prop.id != form_int(f.get("property_id")):
-            raise NotFound("no property")
-        grid = f.get("grid_price", "").strip()
-        markup = f.get("max_markup", "").strip()
-        property_settings.update(
-            session, actor, prop.id, vacant_relay=f.get("vacant_relay") or None,
-            grid_price_mu_per_kwh=tariff_forms.price(grid, "official price") if grid else None,
-            clear_grid_price=not grid,
-            max_markup_bp=parse_amount(markup, positive=False) // 100 if markup else None,
-            receipt_prefix=_prefix(f.get("receipt_prefix", "")))
-        session.commit()
-    except (AmountError, DomainError) as e:
-        session.rollback()
+    if prop.id != form_int(f.get("property_id")):
+        raise NotFound("no property")
+    grid, markup = f.get("grid_price", "").strip(), f.get("max_markup", "").strip()
+    _row, error, status = attempt(session, lambda: property_settings.update(
+        session, actor, prop.id, vacant_relay=f.get("vacant_relay") or None,
+        grid_price_mu_per_kwh=tariff_forms.price(grid, "official price") if grid else None, clear_grid_price=not grid,
+        max_markup_bp=parse_amount(markup, positive=False) // 100 if markup else None,
+        receipt_prefix=_prefix(f.get("receipt_prefix", ""))))
+    if error:
         return page(request, "staff/settings.html", {
-            "properties": props, "prop": prop, "rules": VACANT_RULES, "error": getattr(e, "message", str(e)),
-            "s": property_settings.public(property_settings.of(session, prop.id))}, status_code=getattr(e, "status", 422))
+            "properties": props, "prop": prop, "rules": VACANT_RULES, "error": error,
+            "s": property_settings.public(property_settings.of(session, prop.id))}, status_code=status)
     wake_outbox(request)
     return RedirectResponse("/staff/settings?property_id=%d" % prop.id, status_code=303)
 
