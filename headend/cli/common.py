@@ -77,10 +77,10 @@ def wait_sent(session, since_id, timeout_s):
     from ..models import Downlink
     deadline = _time.monotonic() + timeout_s
     while True:
-        session.expire_all()
         total = session.exec(select(func.count()).select_from(Downlink).where(Downlink.id > since_id)).one()
         waiting = session.exec(select(func.count()).select_from(Downlink).where(
             Downlink.id > since_id, Downlink.sent.is_(None))).one()
+        session.rollback()       # hold no transaction (on SQLite: no write lock) while the head-end works
         if not waiting or _time.monotonic() >= deadline:
             return total - waiting, waiting
         _time.sleep(0.2)
