@@ -9,10 +9,9 @@ from typing import Optional
 
 import typer
 
-from ..core import permissions as P
 from ..services.errors import DomainError
 from . import common, db_cmd, desk_cmd, provision_cmd, users_cmd
-from .common import console, fail, session_scope
+from .common import console, session_scope
 
 app = typer.Typer(name="wattkeeper", help="Wattkeeper prepaid metering head-end.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)

@@ -4,11 +4,11 @@ tenants in and out; services.tenants keeps the tenant record)."""
 from sqlmodel import select
 
 from ..core import permissions as P
-from ..models import Account, Meter, Occupancy, Property, Tariff, Tenant, Unit, now_s
+from ..models import Account, Occupancy, Property, Tariff, Tenant, Unit, now_s
 from ..models.account import KIND_TENANT, KIND_VACANCY
 from . import audit, ledger
 from .actor import scoped
-from .errors import Conflict, Invalid, NotFound
+from .errors import Invalid, NotFound
 
 
 def visible(actor, account):

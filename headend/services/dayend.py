@@ -11,10 +11,10 @@ from sqlmodel import select
 
 from ..core import permissions as P
 from ..core.money import AmountError, day_bounds, local_date, parse_day
-from ..models import Account, CashDay, LedgerEntry, Receipt, User
+from ..models import Account, CashDay, LedgerEntry, Property, Receipt, User
 from ..models.ledger import ADJUSTMENT as L_ADJUSTMENT
 from ..models.ledger import RECHARGE, REFUND as L_REFUND, REVERSAL as L_REVERSAL
-from ..models.receipt import ADJUSTMENT, METHODS, NO_METHOD, RECEIPT_KINDS, REFUND, REVERSAL, SALE
+from ..models.receipt import METHODS, NO_METHOD, RECEIPT_KINDS, REFUND, REVERSAL, SALE
 from . import audit, property_settings, receipts
 from .errors import Conflict, Invalid, NotFound
 
@@ -40,7 +40,6 @@ def _sums(rows):
 
 
 def _check_property(session, actor, property_id):
-    from ..models import Property
     if session.get(Property, property_id) is None or not actor.sees(property_id):
         raise NotFound("no property %s" % property_id)
     actor.check(P.CASH_REPORT, property_id)
@@ -124,7 +123,6 @@ def _reconcile(session, property_id, day, rows, cashier_id):
 
 def close(session, actor, property_id, day, now=None):
     """Close a business day: it keeps its report and takes no more receipts."""
-    from ..models import Property
     if session.get(Property, property_id) is None or not actor.sees(property_id):
         raise NotFound("no property %s" % property_id)
     actor.check(P.CASH_CLOSE, property_id)

@@ -18,7 +18,7 @@ from sqlmodel import select
 
 from ..core.db import is_postgres
 from ..core.money import format_money, local_date, next_day
-from ..models import Account, CashDay, Meter, Property, Receipt, ReceiptCounter, User
+from ..models import Account, CashDay, LedgerEntry, Meter, Property, Receipt, ReceiptCounter, User
 from ..models.ledger import ADJUSTMENT as L_ADJUSTMENT
 from ..models.ledger import RECHARGE, REFUND as L_REFUND, REVERSAL as L_REVERSAL
 from ..models.receipt import ADJUSTMENT, REFUND, REVERSAL, SALE
@@ -97,7 +97,6 @@ def _replay(session, receipt, kind, account_id, amount_mu, method):
 
 
 def ledger_entry(session, receipt):
-    from ..models import LedgerEntry
     return session.get(LedgerEntry, receipt.ledger_entry_id)
 
 

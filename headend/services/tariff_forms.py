@@ -8,9 +8,10 @@ import calendar
 
 from concentrator import tariff as T
 
-from ..core.money import AmountError, day_bounds, parse_amount, parse_day, parse_kwh
+from ..core.money import AmountError, day_bounds, format_money, parse_amount, parse_day, parse_kwh
+from ..models import Property
 from . import property_settings
-from .errors import Invalid
+from .errors import Invalid, NotFound
 
 BANDS = T.BANDS
 FLAT, TIERED, TOU = "flat", "tiered", "tou"
@@ -180,12 +181,9 @@ def preview(versions, profile, monthly_kwh_wh, year, month, tz_offset_s):
 def preview_for(session, actor, property_id, tariff_id, spec, profile, monthly_kwh, month):
     """The preview of a saved tariff (every version) or of a version spec
     not saved yet, with the resale check. -> dict (api Preview)."""
-    from ..core.money import format_money
-    from ..models import Property
-    from . import billing, tariffs
+    from . import billing, tariffs      # they use this module
     p = session.get(Property, property_id)
     if p is None or not actor.sees(property_id):
-        from .errors import NotFound
         raise NotFound("no property %s" % property_id)
     if tariff_id is not None:
         row = tariffs.get_tariff(session, actor, tariff_id)

@@ -12,7 +12,6 @@
 import secrets
 import uuid
 
-from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from concentrator import protocol
@@ -28,7 +27,7 @@ from headend.models.account import KIND_VACANCY
 from headend.services import ledger
 from headend.services.seed import seed_site
 from headend.transport.mqtt import MqttService
-from tests.headend.conftest import As, make_user, token_for
+from tests.headend.conftest import make_user
 from tests.headend.test_mqtt import MOSQUITTO
 from tests.headend.test_mqtt import Board as MqttBoard
 from tests.headend.test_tariffs_and_commands import JAN30, Board

@@ -352,6 +352,6 @@ class Money(RuleBasedStateMachine):
 
 def test_money_is_always_right(engine):
     Money.engine = engine
-    n = 20 if engine.dialect.name == "sqlite" else 10
+    n = 16 if engine.dialect.name == "sqlite" else 8
     run_state_machine_as_test(Money, settings=settings(max_examples=n, stateful_step_count=30, deadline=None,
                                                        suppress_health_check=list(HealthCheck), database=None))
