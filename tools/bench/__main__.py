@@ -16,6 +16,7 @@ BENCHMARKS = {
     "recharge": "tools.bench.recharge_bench",
     "heap": "tools.bench.heap_bench",
     "bus": "tools.bench.bus_bench",
+    "desk": "tools.bench.desk_bench",
 }
 
 
