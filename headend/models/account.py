@@ -65,6 +65,8 @@ class Occupancy(SQLModel, table=True):
 
 class MoveIn(Body):
     unit_id: int = Field(ge=1)
+    tariff_id: Optional[int] = Field(default=None, ge=1, description="the account's own tariff from now on "
+                                                                      "(a manager's; absent: unchanged)")
     opening_credit: str = Field(default="0", max_length=24, description='sold at move-in, e.g. "100.00"')
     method: str = Field(default="cash", schema_extra={"pattern": METHOD_PATTERN})
     reference: str = Field(default="", max_length=100)

@@ -97,10 +97,11 @@ def _reading(m):
 
 
 def move_in(session, actor, account_id, unit_id, opening_credit_mu=0, method="cash", reference="",
-            idempotency_key=None, now=None):
+            idempotency_key=None, now=None, tariff_id=None):
     """Account `account_id` moves into unit `unit_id`: the unit's meters are
-    billed to it from their current reading (the opening reading) on, their
-    relays return to the credit rule, and an opening credit is sold.
+    billed to it from their current reading (the opening reading) on, at the
+    account's tariff (`tariff_id`: set it first), their relays return to the
+    credit rule, and an opening credit is sold.
     -> {"occupancy", "opening": [{meter_id, energy_wh, ts}], "sale"}"""
     from .sales import sell
     now = _now(now)
@@ -108,6 +109,9 @@ def move_in(session, actor, account_id, unit_id, opening_credit_mu=0, method="ca
     actor.check(P.ACCOUNTS_WRITE, a.property_id)
     if a.kind != KIND_TENANT or a.status != "open":
         raise Invalid("account %s is not an open tenant's account" % a.id)
+    if tariff_id is not None and tariff_id != a.tariff_id:
+        from .accounts import set_tariff
+        set_tariff(session, actor, a.id, tariff_id)
     u = session.exec(select(Unit).where(Unit.id == unit_id).with_for_update()).first()
     if u is None or u.property_id != a.property_id:
         raise Invalid("no unit %s in this property" % unit_id)

@@ -113,7 +113,10 @@ def test_carry_over_keeps_the_balance_and_debt_is_not_refunded(app, client, admi
     assert r.status_code == 200 and not r.json()["closed"] and r.json()["refund"] is None
     assert cashier.get(acc).json()["balance"] == "100.00" and cashier.get(acc).json()["status"] == "open"
     assert cashier.post(acc + "/move-out", json={}).status_code == 422                       # no unit left
-    # moving into the unit again; consume more than the credit; a refund is refused while in debt
+    # moving into the unit again (choosing a tariff is a manager's); consume more than the credit;
+    # a refund is refused while in debt
+    tariff = admin.get("/api/tariffs", params={"property_id": site.property}).json()[0]["id"]
+    assert cashier.post(acc + "/move-in", json={"unit_id": site.unit, "tariff_id": tariff}).status_code == 403
     assert cashier.post(acc + "/move-in", json={"unit_id": site.unit}).status_code == 201
     site.use(90000, 90000)
     assert cashier.get(acc).json()["balance_mu"] < 0
@@ -175,6 +178,12 @@ def test_a_tariff_change_of_an_account_keeps_the_cycles_energy_for_the_tiers(app
     assert own.status_code == 201, own.text
     r = admin.put("/api/accounts/%d/tariff" % site.first, json={"tariff_id": own.json()["id"]})
     assert r.status_code == 200 and r.json()["tariff_id"] == own.json()["id"]
+    nxt = admin.post("/api/accounts", json={"property_id": site.property, "tenant": "Shop two"}).json()["id"]
+    admin.post("/api/accounts/%d/move-out" % site.first, json={"settlement": "carry_over"})
+    r = admin.post("/api/accounts/%d/move-in" % nxt, json={"unit_id": site.unit, "tariff_id": own.json()["id"]})
+    assert r.status_code == 201 and admin.get("/api/accounts/%d" % nxt).json()["tariff_id"] == own.json()["id"]
+    admin.post("/api/accounts/%d/move-out" % nxt, json={})
+    admin.post("/api/accounts/%d/move-in" % site.first, json={"unit_id": site.unit})
     site.use(6000)                                          # 6 kWh more: 2 of them above the shared 10 kWh tier
     assert site.charged(site.first) == 6000 * PRICE // 1000 + 4000 * 5000 // 1000 + 2000 * 9000 // 1000
     with app.state.session_factory() as s:

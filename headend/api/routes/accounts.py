@@ -112,11 +112,12 @@ def adjust(account_id: Id, body: AdjustmentIn, request: Request, response: Respo
 def move_in(account_id: Id, body: MoveIn, request: Request, session: SessionDep,
             actor: Annotated[Actor, require(P.ACCOUNTS_WRITE)]):
     """The tenant moves into a unit: its meters are billed to the account
-    from their current reading (the opening reading), their relays return
-    to the credit rule, and `opening_credit` (if any) is sold."""
+    from their current reading (the opening reading), at `tariff_id` if
+    given (a manager's), their relays return to the credit rule, and
+    `opening_credit` (if any) is sold."""
     opening = amount_of(body.opening_credit) if body.opening_credit not in ("0", "0.00", "") else 0
     r = lifecycle.move_in(session, actor, account_id, body.unit_id, opening_credit_mu=opening, method=body.method,
-                          reference=body.reference, idempotency_key=body.idempotency_key)
+                          reference=body.reference, idempotency_key=body.idempotency_key, tariff_id=body.tariff_id)
     session.commit()
     wake_outbox(request)
     sale = r["sale"]

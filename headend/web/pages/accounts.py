@@ -38,6 +38,15 @@ def _vacant_units(session, actor, property_id):
     return [r["unit"] for r in lifecycle.unit_rows(session, actor, property_id) if r["account"] is None]
 
 
+def _tariff_names(session, property_id):
+    """{tariff name: a version row id} of a property (what a tariff select offers)."""
+    names = {}
+    for r in session.exec(select(Tariff).where(Tariff.property_id == property_id)
+                          .order_by(Tariff.name, Tariff.version)).all():
+        names.setdefault(r.name, r.id)
+    return names
+
+
 # ------------------------------------------------------------------ units
 @router.get("/units", response_class=HTMLResponse)
 def units(request: Request, session: SessionDep, actor: Annotated[Actor, require_web(P.PROPERTY_READ)],
@@ -52,6 +61,7 @@ def _new_page(request, session, actor, property_id, unit_id=None, error=None, fo
     props, prop = chosen_property(session, actor, property_id)
     return page(request, "staff/account_new.html", {
         "properties": props, "prop": prop, "units": _vacant_units(session, actor, prop.id), "unit_id": unit_id,
+        "tariffs": _tariff_names(session, prop.id) if actor.can(P.TARIFFS_WRITE, prop.id) else {},
         "methods": METHODS, "method_text": METHOD_TEXT, "key": new_key(), "error": error, "form": form or {}},
         status_code=status_code)
 
@@ -67,7 +77,8 @@ def open_account(request: Request, session: SessionDep, actor: Annotated[Actor, 
                  property_id: Annotated[int, Form(ge=1, le=2 ** 31 - 1)], name: Text, idempotency_key: Key,
                  unit_id: Annotated[Optional[int], Form(ge=1, le=2 ** 31 - 1)] = None, phone: Text = "",
                  id_number: Text = "", contract_start: Day = "", contract_end: Day = "", deposit: Text = "",
-                 opening_credit: Text = "", method: Method = "cash"):
+                 opening_credit: Text = "", method: Method = "cash",
+                 tariff_id: Annotated[Optional[int], Form(ge=1, le=2 ** 31 - 1)] = None):
     form = {"name": name, "phone": phone, "id_number": id_number, "contract_start": contract_start,
             "contract_end": contract_end, "deposit": deposit, "opening_credit": opening_credit, "method": method}
     def open_():
@@ -75,6 +86,8 @@ def open_account(request: Request, session: SessionDep, actor: Annotated[Actor, 
                                   contract_start=contract_start or None, contract_end=contract_end or None,
                                   deposit=deposit or "0")
         a = accounts.create_account(session, actor, property_id, tenant_id=t.id)
+        if tariff_id:
+            accounts.set_tariff(session, actor, a.id, tariff_id)
         sale = lifecycle.move_in(session, actor, a.id, unit_id, opening_credit_mu=_money(opening_credit),
                                  method=method, idempotency_key=idempotency_key)["sale"] if unit_id else None
         return a, sale
@@ -91,11 +104,7 @@ def open_account(request: Request, session: SessionDep, actor: Annotated[Actor, 
 def _account_page(request, session, actor, account_id, error=None, done=None, status_code=200):
     a = accounts.get_account(session, actor, account_id)
     t = session.get(Tenant, a.tenant_id) if a.tenant_id else None
-    tariff_rows = session.exec(select(Tariff).where(Tariff.property_id == a.property_id)
-                               .order_by(Tariff.name, Tariff.version)).all()
-    names = {}
-    for r in tariff_rows:
-        names.setdefault(r.name, r.id)
+    names = _tariff_names(session, a.property_id)
     meter_ids = [m["id"] for m in tenants.hit(session, a)["meters"]]
     return page(request, "staff/account.html", {
         "account": a, "hit": tenants.hit(session, a), "tenant": tenants.public(session, t) if t else None,
