@@ -15,26 +15,34 @@ import logging
 from fastapi import FastAPI
 
 from .api import errors
-from .api.routes import (accounts, alerts, audit, auth, concentrators, events, firmware, health, meters, portal,
-                         properties, tariffs, users)
+from .api.routes import (accounts, alerts, audit, auth, concentrators, dayend, events, firmware, health, imports,
+                         meters, payments, portal, properties, receipts, tariffs, tenants, users)
 from .core import db, migrate
 from .core.config import Settings, parse_mqtt_url
 from .ingest import Ingest
+from .payments import registry as payment_providers
 from .web import assets, docs
+from .web.pages import accounts as account_pages
 from .web.pages import alerts as alert_pages
 from .web.pages import audit as audit_pages
 from .web.pages import auth as auth_pages
+from .web.pages import dayend as dayend_pages
+from .web.pages import desk as desk_pages
 from .web.pages import firmware as firmware_pages
+from .web.pages import imports as import_pages
 from .web.pages import portal as portal_pages
 from .web.pages import staff as staff_pages
+from .web.pages import tariffs as tariff_pages
 from .web.pages import users as user_pages
 
 log = logging.getLogger("headend.app")
 
 API_ROUTERS = (auth.router, users.router, properties.router, concentrators.router, meters.router,
-               accounts.router, tariffs.router, events.router, alerts.router, audit.router, portal.router,
-               firmware.router, health.router)
-WEB_ROUTERS = (auth_pages.router, staff_pages.router, alert_pages.router, audit_pages.router, user_pages.router,
+               accounts.router, tenants.router, receipts.router, dayend.router, imports.router, tariffs.router,
+               events.router, alerts.router, audit.router, portal.router, payments.router, firmware.router,
+               health.router)
+WEB_ROUTERS = (auth_pages.router, staff_pages.router, desk_pages.router, dayend_pages.router, account_pages.router,
+               tariff_pages.router, import_pages.router, alert_pages.router, audit_pages.router, user_pages.router,
                portal_pages.router, firmware_pages.router, docs.router)
 
 
@@ -88,6 +96,7 @@ def create_app(settings=None, start_mqtt=True, engine=None, migrate_db=True, sta
                   redoc_url=None, description="Prepaid electricity metering: properties, meters, accounts, "
                   "ledger, tariffs, MQTT ingest. Log in with POST /api/auth/token (OAuth2 password flow).")
     app.state.settings = settings
+    app.state.payments = payment_providers(settings)
     app.state.engine = engine
     app.state.session_factory = sf
     app.state.ingest = ingest

@@ -52,6 +52,7 @@ def run(port=8000, speed=60.0, concentrators=2, meters=8, duration=None, workdir
         print("  database:             %s" % db_url)
         print("  Dashboard:            http://127.0.0.1:%d/" % st.http_port)
         print("  API docs:             http://127.0.0.1:%d/docs" % st.http_port)
+        print("  CLI on this database: .venv/bin/wattkeeper --db %s recharge ACCOUNT 50.00 --as cashier" % db_url)
         print("  Logins (user / password):")
         for name, (role, password) in DEMO_USERS.items():
             print("    %-11s %-11s / %-16s %s" % (role, name, password, "(sales desk: /staff/desk)"

@@ -9,10 +9,9 @@ from typing import Optional
 
 import typer
 
-from ..core import permissions as P
 from ..services.errors import DomainError
-from . import common, db_cmd, provision_cmd, users_cmd
-from .common import console, fail, session_scope
+from . import common, db_cmd, desk_cmd, provision_cmd, users_cmd
+from .common import console, session_scope
 
 app = typer.Typer(name="wattkeeper", help="Wattkeeper prepaid metering head-end.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -20,6 +19,7 @@ app.add_typer(db_cmd.app, name="db", help="The database: upgrade, downgrade, che
 app.add_typer(users_cmd.app, name="user", help="Staff users and tenants' logins.")
 app.add_typer(users_cmd.token_app, name="token", help="Long-lived API tokens.")
 app.add_typer(provision_cmd.app, name="provision", help="Properties, concentrators, meters, tariffs.")
+desk_cmd.register(app)
 
 
 @app.callback()
@@ -77,29 +77,6 @@ def seed(file: str = typer.Argument(..., help="JSON with seed_site's arguments (
         console.print_json(data=seed_site(s, **spec))
 
 
-@app.command()
-def recharge(account: int = typer.Argument(..., help="account id"),
-             amount: str = typer.Argument(..., help='decimal string, e.g. "50.00"'),
-             as_user: str = typer.Option(..., "--as", help="the cashier who takes the money (a user name)"),
-             note: str = typer.Option("", help="a note on the sale")):
-    """Sell credit to an account, as the desk does: a ledger entry naming the
-    user, and the new credit queued for the boards (the running head-end
-    sends it)."""
-    from ..core.money import AmountError, format_money, parse_amount
-    from ..services.sales import sell
-    try:
-        amount_mu = parse_amount(amount)
-    except AmountError as e:
-        fail(str(e))
-    with session_scope() as s:
-        actor = common.actor_named(s, as_user)
-        actor.check(P.MONEY_SELL)
-        sale = sell(s, actor, account, amount_mu, note=note)
-        s.commit()
-        console.print("account %d: +%s -> %s (%d credit message(s) queued for the boards)" % (
-            account, format_money(amount_mu), format_money(sale.entry.balance_after_mu), sale.pushed))
-
-
 @app.command("accounts")
 def list_accounts():
     """List accounts and balances."""
@@ -107,7 +84,7 @@ def list_accounts():
 
     from ..core.money import format_money
     from ..services.accounts import list_accounts as _list
-    with session_scope() as s:
+    with session_scope(must_exist=True) as s:
         t = Table("id", "property", "name", "kind", "balance")
         for a in _list(s, common.actor_named(s, None)):
             t.add_row(str(a.id), str(a.property_id), a.name, a.kind, format_money(a.balance_mu))
@@ -120,7 +97,7 @@ def list_meters():
     from rich.table import Table
 
     from ..services.meters import meter_rows
-    with session_scope() as s:
+    with session_scope(must_exist=True) as s:
         t = Table("meter", "concentrator", "unit", "tenant", "balance", "kWh", "relay")
         for r in meter_rows(s, common.actor_named(s, None), common.settings().offline_after_s):
             t.add_row(r["meter_id"], r["concentrator"], r["unit"] or "-", r["tenant"] or "-", r["balance"] or "-",

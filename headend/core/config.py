@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     notify_poll_s: float = Field(default=5.0, description="how often the notification worker looks for work")
     alert_check_s: float = Field(default=60.0, description="how often silent concentrators are looked for")
     notify_timeout_s: float = Field(default=10.0, description="SMTP, webhook and SMS network timeout")
+    # online top-ups (headend/payments, docs/payments.md)
+    payment_providers: str = Field(default="", description='"fake", or "name=module:Class,..." for real ones')
+    payment_fake_secret: str = Field(default="", description="the fake provider's signing secret (tests, demo)")
 
 
 def parse_mqtt_url(url):

@@ -50,6 +50,39 @@ def parse_amount(text, decimals=2, signed=False, positive=True):
     return mu
 
 
+def parse_kwh(text, decimals=3):
+    """An exact decimal string of kWh ("12345.678") -> int Wh (a meter's
+    register as a person reads it off the display). Raises AmountError."""
+    if isinstance(text, bool) or not isinstance(text, str):
+        raise AmountError('a reading must be a decimal string of kWh such as "12345.678"')
+    s = text.strip()
+    m = _AMOUNT_RE.match(s) if len(s) <= 20 else None
+    if m is None or m.group(1):
+        raise AmountError('reading %r is not a plain number of kWh such as "12345.678"' % s[:24])
+    frac = m.group(3) or ""
+    if len(frac) > decimals:
+        raise AmountError("reading %r has more than %d decimals" % (s, decimals))
+    return int(m.group(2)) * 1000 + int((frac + "000")[:3])
+
+
+def parse_day(text):
+    """"2026-12-01" -> the same string, checked (a real calendar day), or AmountError."""
+    import datetime
+    try:
+        if not isinstance(text, str) or len(text) != 10:
+            raise ValueError
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        raise AmountError("%r is not a date YYYY-MM-DD" % (text,))
+    return text
+
+
+def next_day(date_text):
+    """"2026-12-31" -> "2027-01-01"."""
+    import datetime
+    return (datetime.date.fromisoformat(date_text) + datetime.timedelta(days=1)).isoformat()
+
+
 def format_exact(mu):
     """int mu -> "1234.5600": every mu shown (ledger detail, exports)."""
     sign = "-" if mu < 0 else ""
@@ -79,6 +112,11 @@ def format_kwh(wh):
 def format_price(mu_per_kwh):
     """mu per kWh -> "0.6000" per kWh."""
     return format_exact(mu_per_kwh)
+
+
+def format_percent(bp):
+    """basis points -> "15.00 %"."""
+    return "%d.%02d %%" % (bp // 100, bp % 100)
 
 
 def format_local(ts, tz_offset_s=28800, seconds=True):

@@ -17,6 +17,7 @@ from .envelope import Rejected, is_int
 log = logging.getLogger("headend.ingest")
 
 MAX_RECORDS = 64
+REPLAY = protocol.REJECT_REASONS.index("replay")
 
 
 def records(s, conc, body, now, stats, bill):
@@ -48,6 +49,7 @@ def records(s, conc, body, now, stats, bill):
         existing.update(s.exec(select(Event.seq).where(Event.concentrator_id == conc.id,
                                                        Event.seq.in_(candidates))).all())
     meters = {m.index: m for m in s.exec(select(Meter).where(Meter.concentrator_id == conc.id)).all()}
+    resync = False    # the board dropped a downlink of ours as a replay: send its state again
     new_readings = []
     stored = 0
     for r in bad:
@@ -80,6 +82,7 @@ def records(s, conc, body, now, stats, bill):
             s.add(Event(concentrator_id=conc.id, seq=seq, meter_index=idx,
                         meter_id=m.id if m else None, code=code, detail=detail, values=list(values),
                         ts=ts or now, message=describe_event(code, detail, values)))
+            resync = resync or (code == protocol.EV_MSG_REJECTED and detail == REPLAY)
             if m is not None and seq > (m.last_seq or 0):
                 if code == protocol.EV_RELAY_OPEN:
                     m.relay_closed = False
@@ -111,6 +114,11 @@ def records(s, conc, body, now, stats, bill):
             conc.acked_seq = top
     advance(s, conc)
     out = [downlink.seal(s, conc, protocol.ACK, ts=now, seq=conc.acked_seq)]
+    if resync:
+        from .status import board_state
+        others = s.exec(select(Meter).where(Meter.account_id.in_(sorted(changed_accounts)))).all() \
+            if changed_accounts else []
+        return out + board_state(s, conc, list(meters.values()), now, extra_meters=others)
     out += pushes.credit_for_accounts(s, changed_accounts, ts=now)
     return out
 

@@ -47,6 +47,13 @@ def hello(s, conc, body, now):
                         message=("meter list differs: board %s, head-end %s"
                                  % (json.dumps(board_ids), json.dumps([ours[k] for k in sorted(ours)])))[:1000]))
     out = [downlink.seal(s, conc, protocol.ACK, ts=now, seq=conc.acked_seq)]
+    return out + board_state(s, conc, meters, now)
+
+
+def board_state(s, conc, meters, now, extra_meters=()):
+    """What a board must hold: the property's tariff and a credit for each
+    meter (after a (re)connect, or after the board dropped a message)."""
+    out = []
     try:
         spec = billing.tariff_spec(tariffs.property_versions(s, conc.property_id))
     except ValueError:
@@ -54,8 +61,8 @@ def hello(s, conc, body, now):
         spec = None
     if spec is not None:
         out.append(downlink.tariff_message(s, conc, spec, ts=now))
-    out += pushes.credit_for_meters(s, meters, ts=now)
-    return out
+    seen = {m.id for m in meters}
+    return out + pushes.credit_for_meters(s, list(meters) + [m for m in extra_meters if m.id not in seen], ts=now)
 
 
 def status(s, conc, body, now, bus_errors):

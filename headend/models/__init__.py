@@ -7,16 +7,21 @@ from .alert import (AccountForecast, Alert, AlertPreference, AlertPublic, AlertR
 from .audit import AuditLog, AuditLogPublic  # noqa: F401
 from .base import MAX_ID, now_s  # noqa: F401
 from .concentrator import Concentrator, ConcentratorCreate, ConcentratorCreated, ConcentratorPublic  # noqa: F401
+from .dayend import CashDay, DayCloseIn  # noqa: F401
 from .downlink import Downlink  # noqa: F401
 from .event import Event, EventPublic  # noqa: F401
 from .firmware import (FirmwareBundle, FirmwareBundlePublic, Rollout, RolloutBoard, RolloutBoardPublic,  # noqa: F401
                        RolloutCreate, RolloutPublic)
 from .ledger import LEDGER_KINDS, LedgerEntry, LedgerEntryPublic  # noqa: F401
 from .meter import Meter, MeterAccountUpdate, MeterCreate, MeterPublic, MeterRow  # noqa: F401
+from .meter_history import MeterAssignment, MeterSwap  # noqa: F401
+from .payment import PaymentNotice, PaymentOrder  # noqa: F401
 from .property import (Building, BuildingCreate, BuildingPublic, Organisation, OrganisationCreate,  # noqa: F401
                        OrganisationPublic, Property, PropertyCreate, PropertyPublic, Unit, UnitCreate,
                        UnitPublic)
+from .property_settings import PropertySettings  # noqa: F401
 from .reading import Reading, ReadingPublic  # noqa: F401
+from .receipt import Receipt, ReceiptCounter, ReceiptPublic  # noqa: F401
 from .tariff import Tariff, TariffPublic  # noqa: F401
 from .tenant import Tenant, TenantCreate, TenantPublic  # noqa: F401
 from .user import (ApiToken, ApiTokenCreate, ApiTokenCreated, ApiTokenPublic, AuthSession,  # noqa: F401

@@ -8,6 +8,7 @@ from typing import Optional
 from sqlmodel import Field, SQLModel
 
 from .base import Body, big, now_s
+from .receipt import IDEMPOTENCY_PATTERN, METHOD_PATTERN
 
 KIND_TENANT = "tenant"
 KIND_VACANCY = "vacancy"
@@ -60,3 +61,28 @@ class Occupancy(SQLModel, table=True):
     unit_id: int = Field(foreign_key="unit.id", index=True)
     start: int = big(default_factory=now_s)
     end: Optional[int] = big(default=None)
+
+
+class MoveIn(Body):
+    unit_id: int = Field(ge=1)
+    tariff_id: Optional[int] = Field(default=None, ge=1, description="the account's own tariff from now on "
+                                                                      "(a manager's; absent: unchanged)")
+    opening_credit: str = Field(default="0", max_length=24, description='sold at move-in, e.g. "100.00"')
+    method: str = Field(default="cash", schema_extra={"pattern": METHOD_PATTERN})
+    reference: str = Field(default="", max_length=100)
+    idempotency_key: Optional[str] = Field(default=None, schema_extra={"pattern": IDEMPOTENCY_PATTERN})
+
+
+class MoveOut(Body):
+    unit_id: Optional[int] = Field(default=None, ge=1, description="absent: every unit of the account")
+    settlement: str = Field(default="carry_over", schema_extra={"pattern": r"^(refund|carry_over)$"},
+                            description="refund: pay the remaining credit back and close the account; "
+                                        "carry_over: keep the balance on the open account")
+    method: str = Field(default="cash", schema_extra={"pattern": METHOD_PATTERN})
+    reference: str = Field(default="", max_length=100)
+    reason: str = Field(default="", max_length=500)
+    idempotency_key: Optional[str] = Field(default=None, schema_extra={"pattern": IDEMPOTENCY_PATTERN})
+
+
+class AccountTariff(Body):
+    tariff_id: Optional[int] = Field(ge=1, description="any version of the tariff; null: the property's")

@@ -24,6 +24,12 @@ class Meter(SQLModel, table=True):
     billed_ts: Optional[int] = big(default=None)
     # concentrator.tariff accumulator of this meter (tariff.new_state(), JSON)
     tariff_state: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # which account and tariff `tariff_state` accumulates for ("a<account id>/<tariff name>"):
+    # when it changes, billing starts a new accumulator (services.billing.switch_state)
+    tariff_key: Optional[str] = Field(default=None, max_length=120)
+    # the board's own accumulator (the property's tariff since commissioning), kept
+    # apart once the meter's billing differs from it; None while they are the same
+    board_tariff_state: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(JSON, nullable=True))
     # the board's cumulative charged_mu in the last billed reading: `c` of credit pushes
     board_charged_mu: Optional[int] = big(default=None)
     # latest state seen (display)

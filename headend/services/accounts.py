@@ -1,22 +1,14 @@
-"""Tenants and their accounts; occupancy of units (which account a unit's
-meters are billed to); the property's vacancy account."""
+"""Accounts: a tenant's (opened at the desk, 开户) and each property's
+vacancy account; what a unit's occupancy is (services.lifecycle moves
+tenants in and out; services.tenants keeps the tenant record)."""
 from sqlmodel import select
 
 from ..core import permissions as P
-from ..models import Account, Meter, Occupancy, Property, Tariff, Tenant, Unit, now_s
+from ..models import Account, Occupancy, Property, Tariff, Tenant, Unit, now_s
 from ..models.account import KIND_TENANT, KIND_VACANCY
 from . import audit, ledger
 from .actor import scoped
-from .errors import Conflict, Invalid, NotFound
-
-
-def mask_id_number(text):
-    """"110101199003071234" -> "1101**********1234": what lists show."""
-    if not text:
-        return ""
-    if len(text) <= 8:
-        return "*" * len(text)
-    return text[:4] + "*" * (len(text) - 8) + text[-4:]
+from .errors import Invalid, NotFound
 
 
 def visible(actor, account):
@@ -45,25 +37,6 @@ def list_accounts(session, actor, property_id=None):
     return session.exec(q.order_by(Account.id)).all()
 
 
-def create_tenant(session, actor, property_id, name, phone="", email="", id_number=""):
-    actor.check(P.ACCOUNTS_WRITE, property_id)
-    if session.get(Property, property_id) is None:
-        raise Invalid("no property %s" % property_id)
-    t = Tenant(property_id=property_id, name=name, phone=phone, email=email, id_number=id_number)
-    session.add(t)
-    session.flush()
-    audit.record(session, actor, "tenant.create", "tenant", t.id, property_id=property_id,
-                 after={"name": name, "phone": phone, "id_number": mask_id_number(id_number)})
-    return t
-
-
-def get_tenant(session, actor, tenant_id):
-    t = session.get(Tenant, tenant_id)
-    if t is None or not actor.sees(t.property_id) or (actor.is_tenant and t.id != actor.tenant_id):
-        raise NotFound("no tenant %s" % tenant_id)
-    return t
-
-
 def create_account(session, actor, property_id, tenant_name=None, tenant_id=None, low_balance_threshold_mu=0,
                    tariff_id=None, opening_balance_mu=0):
     """Open a tenant's account (开户): for an existing tenant, or a new
@@ -82,6 +55,7 @@ def create_account(session, actor, property_id, tenant_name=None, tenant_id=None
         if tenant is None or tenant.property_id != property_id:
             raise Invalid("no tenant %s in this property" % tenant_id)
     elif tenant_name:
+        from .tenants import create_tenant
         tenant = create_tenant(session, actor, property_id, tenant_name)
     else:
         raise Invalid("give the tenant (tenant_id) or a new tenant's name")
@@ -118,27 +92,9 @@ def occupant(session, unit_id, at=None):
 
 
 def occupy(session, actor, account_id, unit_id, start=None):
-    """Account `account_id` moves into unit `unit_id`: the unit's meters are
-    billed to it from `start` (now)."""
-    a = get_account(session, actor, account_id)
-    actor.check(P.ACCOUNTS_WRITE, a.property_id)
-    u = session.get(Unit, unit_id)
-    if u is None or u.property_id != a.property_id:
-        raise Invalid("no unit %s in this property" % unit_id)
-    start = start if start is not None else now_s()
-    cur = session.exec(select(Occupancy).where(Occupancy.unit_id == unit_id, Occupancy.end.is_(None))).first()
-    if cur is not None:
-        raise Conflict("unit %s is occupied by account %s" % (u.name, cur.account_id))
-    occ = Occupancy(account_id=a.id, unit_id=u.id, start=start)
-    session.add(occ)
-    meters = session.exec(select(Meter).where(Meter.unit_id == u.id)).all()
-    for m in meters:
-        m.account_id = a.id
-        session.add(m)
-    session.flush()
-    audit.record(session, actor, "account.occupy", "account", a.id, property_id=a.property_id,
-                 after={"unit_id": u.id, "unit": u.name, "start": start, "meters": [m.meter_id for m in meters]})
-    return occ
+    """Account `account_id` moves into unit `unit_id` (services.lifecycle.move_in)."""
+    from .lifecycle import move_in
+    return move_in(session, actor, account_id, unit_id, now=start)["occupancy"]
 
 
 def units_of(session, account_id):
@@ -164,3 +120,23 @@ def ledger_page(session, actor, account_id, limit=200, before_id=None):
     names = dict(session.exec(select(User.id, User.username).where(
         User.id.in_(sorted({e.user_id for e in rows if e.user_id is not None})))).all()) if rows else {}
     return a, rows, names, ledger.ledger_sum(session, a.id)
+
+
+def set_tariff(session, actor, account_id, tariff_id):
+    """The account's own tariff (None: the property's). Its meters are billed
+    with it from their next reading (a new accumulator; the cycle's energy
+    still counts for the tiers)."""
+    from . import audit
+    a = get_account(session, actor, account_id)
+    actor.check(P.TARIFFS_WRITE, a.property_id)
+    if tariff_id is not None:
+        t = session.get(Tariff, tariff_id)
+        if t is None or t.property_id != a.property_id:
+            raise Invalid("no tariff %s in this property" % tariff_id)
+    before = a.tariff_id
+    a.tariff_id = tariff_id
+    session.add(a)
+    session.flush()
+    audit.record(session, actor, "tariff.account", "account", a.id, property_id=a.property_id,
+                 before={"tariff_id": before}, after={"tariff_id": tariff_id})
+    return a

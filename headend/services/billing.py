@@ -142,6 +142,48 @@ def bill_reading(versions, state, energy_wh, bands, prev_energy_wh, t, rerate=Fa
     return T.charge(versions, state, T.band_at(versions, tb), energy_wh - prev_energy_wh, tb)
 
 
+def switch_state(state, versions, t, keep_cycle):
+    """A new accumulator for a meter whose billing changes account or tariff
+    at time t: the band registers stay the baseline (nothing consumed is
+    lost or billed twice); the new segment starts empty. keep_cycle (the
+    same account, another tariff): the energy already used in the billing
+    cycle still counts for the tiers when the new tariff's cycle started on
+    the same day; a new account (a new tenant) starts its cycle at zero."""
+    new = T.new_state()
+    new["reg"] = copy.deepcopy(state.get("reg"))
+    if keep_cycle and state.get("ver") is not None and versions:
+        if T.cycle_start_day(T.spec_at(versions, t), t) == state.get("cyc"):
+            new["cwh"] = T.cycle_wh(state)
+    return new
+
+
+def prepare(meter, account_id, name, board_name, versions, t):
+    """The accumulators a meter is billed with at time t for `account_id` at
+    tariff `name` (the board's tariff: `board_name`): -> (state, mirror,
+    key), copies to change and store back. A changed account or tariff
+    starts a new accumulator (switch_state); the board's own accumulator is
+    kept apart (mirror) from the moment the meter's billing differs from it
+    (None while it does not)."""
+    state = copy.deepcopy(meter.tariff_state) if meter.tariff_state else T.new_state()
+    mirror = copy.deepcopy(meter.board_tariff_state) if meter.board_tariff_state is not None else None
+    key = tariff_key(account_id, name)
+    switched = bool(meter.tariff_key and meter.tariff_key != key and meter.tariff_state)
+    if mirror is None and (switched or name != board_name):
+        mirror = copy.deepcopy(state)      # until now the meter's accumulator was the board's
+    if switched:
+        state = switch_state(state, versions, t, keep_cycle=same_account(meter.tariff_key, key))
+    return state, mirror, key
+
+
+def tariff_key(account_id, tariff_name):
+    """What a meter's accumulator belongs to: an account and a tariff."""
+    return "a%d/%s" % (account_id, tariff_name or "")
+
+
+def same_account(key_a, key_b):
+    return (key_a or "").split("/", 1)[0] == (key_b or "").split("/", 1)[0]
+
+
 # --------------------------------------------------------------------------------
 # helpers that price a flat tariff directly
 def cost_mu(energy_wh, price_mu_per_kwh):

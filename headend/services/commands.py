@@ -47,16 +47,22 @@ def override_relay(session, actor, meter_pk, state, until=None, now=None):
         if until <= now:
             raise Invalid("until %d is not in the future" % until)
     until = until if until is not None else 0
-    msg = downlink.command(session, conc, "relay", ts=now, m=m.index, state=state, until=until)
-    outbox.queue(session, [msg])
-    text = ("relay override ended on %s" % m.meter_id if state == "auto" else
-            "relay override on %s: %s until %s" % (m.meter_id, state, _fmt_time(until)))
-    ev = _event(session, actor, conc, text, meter=m, now=now)
+    ev = queue_relay(session, actor, conc, m, state, until, now)
     audit.record(session, actor, "relay.override", "meter", m.id, property_id=conc.property_id,
                  after={"meter_id": m.meter_id, "state": state, "until": until})
     return {"event_id": ev.id, "message": ev.message, "queued": 1,
             "cmd": {"op": "relay", "m": m.index, "state": state, "until": until,
                     "exp": now + downlink.COMMAND_TTL_S}}
+
+
+def queue_relay(session, actor, conc, m, state, until, now, why=""):
+    """Queue a relay `cmd` for meter `m` and record the event naming the
+    user (the caller audits the action it is part of). -> the Event."""
+    msg = downlink.command(session, conc, "relay", ts=now, m=m.index, state=state, until=until)
+    outbox.queue(session, [msg])
+    text = ("relay override ended on %s" % m.meter_id if state == "auto" else
+            "relay override on %s: %s until %s" % (m.meter_id, state, _fmt_time(until)))
+    return _event(session, actor, conc, text + (" (%s)" % why if why else ""), meter=m, now=now)
 
 
 def rekey(session, actor, dev, force=False, now=None):

@@ -111,15 +111,15 @@ def create_meter(session, actor, concentrator_id, meter_id, model="", index=None
         u = session.get(Unit, unit_id)
         if u is None or u.property_id != conc.property_id:
             raise Invalid("no unit %s in this property" % unit_id)
-        if account_id is None:
-            from .accounts import occupant
-            occ = occupant(session, unit_id)
-            account_id = occ.account_id if occ is not None else None
     m = Meter(concentrator_id=concentrator_id, index=index, meter_id=meter_id, model=model or "",
               account_id=account_id, unit_id=unit_id, billed_energy_wh=opening_energy_wh,
               billed_seq=0 if opening_energy_wh is not None else None)
     session.add(m)
     session.flush()
+    from .lifecycle import commission
+    commission(session, actor, m, conc)      # its unit's occupant, else the vacancy account
+    session.flush()
+    account_id = m.account_id
     if audit_it:
         audit.record(session, actor, "meter.create", "meter", m.id, property_id=conc.property_id,
                      after={"meter_id": meter_id, "concentrator": conc.dev, "index": index, "model": model,
@@ -128,19 +128,17 @@ def create_meter(session, actor, concentrator_id, meter_id, model="", index=None
 
 
 def assign_meter(session, actor, meter_pk, account_id):
-    """Bill meter `meter_pk` to `account_id` (None: to nobody) from now."""
+    """Bill meter `meter_pk` to `account_id` from its last billed reading on
+    (None: to the property's vacancy account; never to nobody)."""
+    from .lifecycle import assign
     m, conc = get_meter(session, actor, meter_pk)
     actor.check(P.ACCOUNTS_WRITE, conc.property_id)
-    if account_id is not None:
-        a = session.get(Account, account_id)
-        if a is None or a.property_id != conc.property_id:
-            raise Invalid("no account %s in this property" % account_id)
     before = m.account_id
-    m.account_id = account_id
-    session.add(m)
+    assign(session, actor, m, conc, account_id)
     session.flush()
     audit.record(session, actor, "meter.assign", "meter", m.id, property_id=conc.property_id,
-                 before={"account_id": before}, after={"account_id": account_id})
+                 before={"account_id": before}, after={"account_id": m.account_id,
+                                                       "from_energy_wh": m.billed_energy_wh})
     return m
 
 

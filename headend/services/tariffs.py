@@ -10,7 +10,9 @@ from concentrator import tariff as T
 
 from ..core import permissions as P
 from ..models import Property, Tariff
+from ..core.money import format_percent, format_price
 from . import audit, billing
+from .tariff_forms import over_limit
 from .actor import scoped
 from .errors import Invalid, NotFound
 
@@ -26,7 +28,7 @@ def tariff_rows(session, property_id, name):
 
 
 def create_tariff(session, actor, property_id, name, price_mu_per_kwh=None, version=None, effective=0, spec=None,
-                  property_default=True, audit_action="tariff.create"):
+                  property_default=True, audit_action="tariff.create", confirm_over_limit=False):
     """Add one version to tariff `name` of the property (creating the tariff
     when the name is new). A full version spec (docs/tariffs.md; missing
     "version", "effective", "tz_offset_s" are filled in) or, for a flat
@@ -51,6 +53,12 @@ def create_tariff(session, actor, property_id, name, price_mu_per_kwh=None, vers
         T.validate_versions(billing.versions_of(rows, tz) + [full])
     except ValueError as e:
         raise Invalid(str(e))
+    over = over_limit(session, property_id, full)
+    if over and not confirm_over_limit:
+        raise Invalid("the dearest kWh of this tariff costs %s, above the resale limit %s (official price %s + %s): "
+                      "check it, or confirm to save it anyway (confirm_over_limit)"
+                      % (format_price(over["highest_mu_per_kwh"]), format_price(over["limit_mu_per_kwh"]),
+                         format_price(over["grid_price_mu_per_kwh"]), format_percent(over["max_markup_bp"])))
     t = Tariff(property_id=property_id, name=name, version=full["version"], effective=full["effective"],
                kind=billing.kind_of(full), price_mu_per_kwh=full.get("price", 0), spec=full,
                created_by_user_id=actor.user_id)
@@ -63,11 +71,13 @@ def create_tariff(session, actor, property_id, name, price_mu_per_kwh=None, vers
     audit.record(session, actor, audit_action, "tariff", t.id, property_id=property_id,
                  before={"property_tariff": before_default} if before_default != prop.tariff_name else None,
                  after={"name": name, "version": t.version, "effective": t.effective,
-                        "summary": T.price_summary(full), "property_tariff": prop.tariff_name})
+                        "summary": T.price_summary(full), "property_tariff": prop.tariff_name,
+                        "over_resale_limit": over})
     return t
 
 
-def add_version(session, actor, tariff_id, spec=None, price_mu_per_kwh=None, effective=None, now=None):
+def add_version(session, actor, tariff_id, spec=None, price_mu_per_kwh=None, effective=None, now=None,
+                confirm_over_limit=False):
     """Schedule a price change: a new version of the tariff that row
     `tariff_id` belongs to, from `effective` (a future time)."""
     row = get_tariff(session, actor, tariff_id)
@@ -79,7 +89,8 @@ def add_version(session, actor, tariff_id, spec=None, price_mu_per_kwh=None, eff
         raise Invalid("effective %d is in the past (now %d): a version in force cannot change "
                       "retroactively; give a future time" % (eff, now))
     return create_tariff(session, actor, row.property_id, row.name, price_mu_per_kwh,
-                         effective=eff, spec=spec, property_default=False, audit_action="tariff.version")
+                         effective=eff, spec=spec, property_default=False, audit_action="tariff.version",
+                         confirm_over_limit=confirm_over_limit)
 
 
 def get_tariff(session, actor, tariff_id):
@@ -126,6 +137,15 @@ def versions_for_tariff(session, tariff_id):
     if row is None:
         return []
     return billing.versions_of(tariff_rows(session, row.property_id, row.name), _tz(session, row.property_id))
+
+
+def tariff_of_account(session, account):
+    """(name, versions) the meters of `account` are billed with: the
+    account's own tariff, else the property's."""
+    if account.tariff_id is not None:
+        row = session.get(Tariff, account.tariff_id)
+        return (row.name if row is not None else None), versions_for_tariff(session, account.tariff_id)
+    return property_tariff_name(session, account.property_id), property_versions(session, account.property_id)
 
 
 def versions_view(session, actor, tariff_id, now=None):

@@ -18,8 +18,10 @@ import uuid
 
 import paho.mqtt.client as mqtt
 
+from concentrator import protocol
+
 from ..core.config import parse_mqtt_url
-from . import outbox
+from . import downlink, outbox
 
 log = logging.getLogger("headend.mqtt")
 
@@ -36,6 +38,8 @@ class MqttService:
         self.outbox_poll_s = outbox_poll_s
         self._wake = threading.Event()
         self._dispatcher = None
+        # one publisher at a time: the outbox and the ingest's replies leave in counter order
+        self._publish_lock = threading.Lock()
         self.cfg = parse_mqtt_url(url)
         self.shared = shared
         self.shared_group = shared_group
@@ -138,7 +142,22 @@ class MqttService:
             except Exception:  # handle() should never raise; keep the worker alive anyway
                 log.exception("ingest raised")
                 continue
-            self.publish(out)
+            self.reply(out)
+
+    def reply(self, msgs):
+        """Publish the ingest's replies to one board, after whatever the
+        outbox holds for that board with a lower counter: a sale made
+        elsewhere (the CLI, another worker) may have sealed its credit just
+        before these replies, and a board drops any counter below one it
+        has already seen."""
+        with self._publish_lock:
+            if msgs and self.session_factory is not None:
+                try:
+                    self._send_outbox(dev=protocol.device_of_topic(msgs[0][0]),
+                                      below=min(downlink.counter_of(p) for _t, p in msgs))
+                except Exception:
+                    log.exception("outbox before replies")
+            self.publish(msgs)
 
     # ------------------------------------------------------------- outbox
     def wake(self):
@@ -158,9 +177,13 @@ class MqttService:
 
     def send_outbox(self):
         """Publish every unsent outbox message (oldest counter first per board)."""
+        with self._publish_lock:
+            self._send_outbox()
+
+    def _send_outbox(self, dev=None, below=None):
         while True:
             with self.session_factory() as s:
-                rows = outbox.pending(s)
+                rows = outbox.pending(s, dev=dev, below=below)
                 if not rows:
                     return
                 self.publish([(r.topic, r.payload) for r in rows])

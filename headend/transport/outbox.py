@@ -27,10 +27,15 @@ def queue(session, msgs):
     return rows
 
 
-def pending(session, limit=MAX_BATCH):
-    """Unsent messages, oldest counter first per board."""
-    return session.exec(select(Downlink).where(Downlink.sent.is_(None))
-                        .order_by(Downlink.concentrator_id, Downlink.n).limit(limit)).all()
+def pending(session, limit=MAX_BATCH, dev=None, below=None):
+    """Unsent messages, oldest counter first per board (of board `dev`
+    only, with a counter below `below`, when given)."""
+    q = select(Downlink).where(Downlink.sent.is_(None))
+    if dev is not None:
+        q = q.where(Downlink.concentrator_id.in_(select(Concentrator.id).where(Concentrator.dev == dev)))
+    if below is not None:
+        q = q.where(Downlink.n < below)
+    return session.exec(q.order_by(Downlink.concentrator_id, Downlink.n).limit(limit)).all()
 
 
 def mark_sent(session, ids):

@@ -34,8 +34,24 @@ DYNAMIC = (
     "billing mismatch", "journal thinned", "possible theft", "SMS", "e-mail",
     # portal notices (web/pages/portal.py)
     "threshold saved", "preferences saved", "top-up started", "rule saved",
+    # the sales desk
+    "sale",
 )
 _catalogs = {}
+
+
+def N_(message):
+    """Mark a text for translation where it is written (tools.i18n finds it);
+    the page translates it with _() when it shows it."""
+    return message
+
+
+def dynamic():
+    """Every text pages translate at run time: DYNAMIC, payment methods,
+    the tariff preview's consumption profiles."""
+    from ..models.receipt import METHOD_TEXT
+    from ..services.tariff_forms import PROFILES
+    return set(DYNAMIC) | set(METHOD_TEXT.values()) | {p[0] for p in PROFILES.values()}
 
 
 def _load(lang):

@@ -79,16 +79,17 @@ def test_a_form_without_its_csrf_token_is_refused(app, client):
     page = client.get("/staff/desk")
     assert page.status_code == 200
     token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
-    form = {"account_id": str(w["account"]), "amount": "20.00"}
-    assert client.post("/staff/desk/recharge", data=form).status_code == 403
-    assert client.post("/staff/desk/recharge", data=dict(form, csrf_token="forged")).status_code == 403
-    assert client.post("/staff/desk/recharge", data=form, headers={"X-CSRF-Token": "forged"}).status_code == 403
+    form = {"amount": "20.00", "idempotency_key": "form-key-0001"}
+    sell = "/staff/desk/accounts/%d/sell" % w["account"]
+    assert client.post(sell, data=form).status_code == 403
+    assert client.post(sell, data=dict(form, csrf_token="forged")).status_code == 403
+    assert client.post(sell, data=form, headers={"X-CSRF-Token": "forged"}).status_code == 403
     with app.state.session_factory() as s:
         assert s.exec(select(func.count()).select_from(LedgerEntry)).one() == 0, "nothing sold"
-    r = client.post("/staff/desk/recharge", data=dict(form, csrf_token=token))
-    assert r.status_code == 200 and "20.00" in r.text
-    r = client.post("/staff/desk/recharge", data=form, headers={"X-CSRF-Token": token, "HX-Request": "true"})
-    assert r.status_code == 200 and "40.00" in r.text
+    r = client.post(sell, data=dict(form, csrf_token=token))
+    assert r.status_code == 200 and "20.00" in r.text and "R000001" in r.text      # the receipt
+    r = client.post(sell, data=dict(form, idempotency_key="form-key-0002"), headers={"X-CSRF-Token": token})
+    assert r.status_code == 200 and "40.00" in r.text and "R000002" in r.text
     # the logout form needs it too; after logout the cookie is dead
     assert client.post("/logout", follow_redirects=False).status_code == 403
     assert client.post("/logout", data={"csrf_token": token}, follow_redirects=False).status_code == 303

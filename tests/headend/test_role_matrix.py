@@ -15,7 +15,7 @@ from headend.core import permissions as P
 from headend.core import security
 from headend.core.config import Settings
 from headend.main import create_app
-from headend.models import AuthSession
+from headend.models import AuthSession, User
 from concentrator import ota_format
 from headend.models import RolloutCreate
 from headend.models import alert as alert_kinds
@@ -69,7 +69,8 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("matrix")
-    app = create_app(Settings(database_url="sqlite:///" + str(tmp / "m.db")), start_mqtt=False)
+    app = create_app(Settings(database_url="sqlite:///" + str(tmp / "m.db"), payment_providers="fake",
+                              payment_fake_secret="matrix-secret-0123456789"), start_mqtt=False)
     w = World()
     w.app = app
     with app.state.session_factory() as s:
@@ -95,9 +96,9 @@ def world(tmp_path_factory):
                                        {"name": a1.name, "balance": "1.00"}, active=True, account_id=a1.id,
                                        tenant_id=a1.tenant_id)
             hook = webhooks.create_webhook(s, sa, p.id, "http://127.0.0.1:9/%s" % tag, description="%s hook" % tag)
-            ids[tag] = dict(property=p.id, building=b.id, unit=u1.id, tariff=t.id, conc=c.dev, conc_id=c.id,
-                            account=a1.id, neighbour=a2.id, tenant=a1.tenant_id, meter=m1.id, alert=alert.id,
-                            webhook=hook.id)
+            ids[tag] = dict(property=p.id, building=b.id, unit=u1.id, unit2=u2.id, tariff=t.id, conc=c.dev,
+                            conc_id=c.id, account=a1.id, neighbour=a2.id, tenant=a1.tenant_id, meter=m1.id,
+                            meter_name="%s-M1" % tag, alert=alert.id, webhook=hook.id)
         manifest, data = ota_format.build([("concentrator/core.py", b"# v9\n")], "9.9.9")
         w.bundle = (manifest, data)
         bundle = ota.add_bundle(s, sa, manifest, data)
@@ -117,6 +118,10 @@ def world(tmp_path_factory):
                 u = users.create_user(s, sa, name, name + "-pw", role=role,
                                       property_ids=[] if role == "admin" else [pid])
             w.users[who] = (u.id, name, name + "-pw")
+        s.commit()
+        # a sale the cashier made today: the one the reversal routes reverse
+        cashier = users.actor_for(s, s.get(User, w.users["cashier"][0]))
+        w.ids[ALPHA]["receipt"] = sell(s, cashier, A["account"], 20000, push=False).receipt.id
         s.commit()
     w.client = TestClient(app)
     w.client.__enter__()
@@ -152,7 +157,9 @@ def examples(w):
         "path": {"account_id": A["account"], "meter_pk": A["meter"], "dev": A["conc"], "tariff_id": A["tariff"],
                  "property_id": A["property"], "user_id": w.users["cashier"][0], "token_id": 999999,
                  "code": "en", "rollout_id": w.ids["rollout"], "action": "pause",
-                 "alert_id": A["alert"], "webhook_id": A["webhook"], "kind": "low_balance"},
+                 "alert_id": A["alert"], "webhook_id": A["webhook"], "kind": "low_balance",
+                 "tenant_id": A["tenant"], "receipt_id": A["receipt"], "provider": "fake",
+                 "order_no": "P00000000000000"},
         ("POST", "/api/firmware"): dict(files={"manifest": ("manifest.json", w.bundle[0]),
                                                "bundle": ("bundle.bin", w.bundle[1])}),
         ("POST", "/api/rollouts"): dict(json={"bundle_id": w.ids["bundle"], "property_id": A["property"]}, scoped=True),
@@ -214,8 +221,58 @@ def examples(w):
         ("POST", "/api/auth/password"): dict(json={"current_password": "wrong", "new_password": "another-one"}),
         ("POST", "/api/auth/tokens"): dict(json={"name": "matrix"}),
         ("POST", "/login"): dict(data={"username": "nobody", "password": "wrong"}),
-        ("POST", "/staff/desk/recharge"): dict(data={"account_id": A["account"], "amount": "1.00"}, scoped=True),
         ("GET", "/staff/desk"): dict(params={"account_id": A["account"]}),
+        # the sales desk and the account lifecycle (API)
+        ("POST", "/api/accounts/{account_id}/refund"): dict(json={"amount": "0.01", "reason": "matrix"}, scoped=True),
+        ("POST", "/api/accounts/{account_id}/adjust"): dict(json={"amount": "0.01", "reason": "matrix",
+                                                                  "idempotency_key": "matrix-adjust"}, scoped=True),
+        ("POST", "/api/accounts/{account_id}/move-in"): dict(json={"unit_id": A["unit"]}, scoped=True),
+        ("POST", "/api/accounts/{account_id}/move-out"): dict(json={"unit_id": A["unit2"]}, scoped=True),
+        ("PUT", "/api/accounts/{account_id}/tariff"): dict(json={"tariff_id": None}, scoped=True),
+        ("POST", "/api/receipts/{receipt_id}/reverse"): dict(json={"reason": "matrix"}, scoped=True),
+        ("GET", "/api/receipts/{receipt_id}"): dict(scoped=True),
+        ("GET", "/api/receipts/{receipt_id}/pdf"): dict(scoped=True),
+        ("GET", "/api/dayend"): dict(params={"property_id": A["property"]}, scoped=True),
+        ("POST", "/api/dayend/close"): dict(json={"property_id": A["property"], "day": "2020-01-01"}, scoped=True),
+        ("POST", "/api/tenants"): dict(json={"property_id": A["property"], "name": "mx tenant"}, scoped=True),
+        ("GET", "/api/tenants/{tenant_id}"): dict(scoped=True),
+        ("PATCH", "/api/tenants/{tenant_id}"): dict(json={"phone": "13900000000"}, scoped=True),
+        ("GET", "/api/desk/search"): dict(params={"q": ALPHA}),
+        ("POST", "/api/meters/{meter_pk}/swap"): dict(json={"new_meter_id": A["meter_name"]}, scoped=True),
+        ("GET", "/api/meters/{meter_pk}/history"): dict(scoped=True),
+        ("GET", "/api/properties/{property_id}/settings"): dict(scoped=True),
+        ("PUT", "/api/properties/{property_id}/settings"): dict(json={"vacant_relay": "open"}, scoped=True),
+        ("POST", "/api/tariffs/preview"): dict(json={"property_id": A["property"], "spec": {"price": 6000},
+                                                     "month": "2027-01"}, scoped=True),
+        ("POST", "/api/portal/accounts/{account_id}/topup"): dict(json={"amount": "1.00"}, scoped=True),
+        ("POST", "/api/import"): dict(params={"property_id": A["property"]}, content=b"unit\nALPHA-101\n", scoped=True),
+        # the sales desk and the account lifecycle (dashboard)
+        ("POST", "/staff/desk/accounts/{account_id}/sell"): dict(data={"amount": "1.00", "idempotency_key": "matrix-sale"},
+                                                                  scoped=True),
+        ("GET", "/staff/desk/accounts/{account_id}"): dict(scoped=True),
+        ("GET", "/staff/desk/accounts/{account_id}/card"): dict(scoped=True),
+        ("GET", "/staff/receipts/{receipt_id}"): dict(scoped=True),
+        ("GET", "/staff/receipts/{receipt_id}/pdf"): dict(scoped=True),
+        ("POST", "/staff/receipts/{receipt_id}/reverse"): dict(data={"reason": "matrix", "idempotency_key": "matrix-rev"},
+                                                                scoped=True),
+        ("POST", "/staff/dayend/close"): dict(data={"property_id": A["property"], "day": "2020-01-02"}, scoped=True),
+        ("POST", "/staff/accounts/new"): dict(data={"property_id": A["property"], "name": "mx web tenant",
+                                                    "idempotency_key": "matrix-open"}, scoped=True),
+        ("GET", "/staff/accounts/{account_id}"): dict(scoped=True),
+        ("POST", "/staff/accounts/{account_id}/tenant"): dict(data={"name": "%s tenant one" % ALPHA}, scoped=True),
+        ("POST", "/staff/accounts/{account_id}/move-in"): dict(data={"unit_id": A["unit"],
+                                                                     "idempotency_key": "matrix-in"}, scoped=True),
+        ("POST", "/staff/accounts/{account_id}/move-out"): dict(data={"unit_id": A["unit2"],
+                                                                      "idempotency_key": "matrix-out"}, scoped=True),
+        ("POST", "/staff/accounts/{account_id}/adjust"): dict(data={"amount": "0.01", "reason": "matrix",
+                                                                    "idempotency_key": "matrix-web-adjust"}, scoped=True),
+        ("POST", "/staff/accounts/{account_id}/refund"): dict(data={"amount": "0.01", "reason": "matrix",
+                                                                    "idempotency_key": "matrix-web-refund"}, scoped=True),
+        ("POST", "/staff/accounts/{account_id}/tariff"): dict(data={}, scoped=True),
+        ("GET", "/staff/meters/{meter_pk}/swap"): dict(scoped=True),
+        ("POST", "/staff/meters/{meter_pk}/swap"): dict(data={"new_meter_id": A["meter_name"]}, scoped=True),
+        ("POST", "/staff/import"): dict(data={"property_id": A["property"]},
+                                        files={"file": ("units.csv", b"unit\nALPHA-101\n")}, scoped=True),
         ("POST", "/staff/users"): dict(data={"username": "mx-web", "password": "web-password", "role": "viewer",
                                              "property_id": A["property"]}, scoped=True),
     }

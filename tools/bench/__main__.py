@@ -18,6 +18,7 @@ BENCHMARKS = {
     "bus": "tools.bench.bus_bench",
     "ota": "tools.bench.ota_bench",
     "alerts": "tools.bench.alerts_bench",
+    "desk": "tools.bench.desk_bench",
 }
 
 

@@ -3,8 +3,9 @@
     python -m tools.i18n            list the texts of the pages that have no translation
     python -m tools.i18n --update   add them (empty) to headend/web/i18n/<lang>.po
 
-The texts are the msgids of the templates (Babel's Jinja extractor) and the
-ones the code passes to _() at run time (headend.web.i18n.DYNAMIC)."""
+The texts are the msgids of the templates (Babel's Jinja extractor), the
+ones the page code marks with _() or N_() (Babel's Python extractor), and
+the ones the code passes to _() at run time (headend.web.i18n.dynamic())."""
 import os
 import sys
 
@@ -18,9 +19,12 @@ TEMPLATES = os.path.join(i18n.HERE, "templates")
 
 
 def msgids():
-    ids = set(i18n.DYNAMIC)
+    ids = set(i18n.dynamic())
     for _fn, _line, msg, _c, _ctx in extract_from_dir(TEMPLATES, method_map=[("**.html", "jinja2")],
                                                        options_map={"**.html": {"extensions": "jinja2.ext.i18n"}}):
+        ids.add(msg[0] if isinstance(msg, tuple) else msg)
+    # texts the page code marks with _() or N_() (receipts, messages of the pages)
+    for _fn, _line, msg, _c, _ctx in extract_from_dir(i18n.HERE, method_map=[("**.py", "python")]):
         ids.add(msg[0] if isinstance(msg, tuple) else msg)
     return ids
 

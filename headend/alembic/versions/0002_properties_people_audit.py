@@ -25,6 +25,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
+from headend.core import append_only
+
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
@@ -309,30 +311,6 @@ def _ledger(now):
     op.drop_table("ledgerentry")
 
 
-def _immutable(table):
-    if _pg():
-        op.execute("CREATE OR REPLACE FUNCTION wk_refuse_change() RETURNS trigger AS $$ BEGIN "
-                   "RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP; END; $$ LANGUAGE plpgsql")
-        op.execute("CREATE TRIGGER %s_append_only BEFORE UPDATE OR DELETE ON %s "
-                   "FOR EACH ROW EXECUTE FUNCTION wk_refuse_change()" % (table, table))
-        op.execute("CREATE TRIGGER %s_no_truncate BEFORE TRUNCATE ON %s "
-                   "FOR EACH STATEMENT EXECUTE FUNCTION wk_refuse_change()" % (table, table))
-    else:
-        for what in ("UPDATE", "DELETE"):
-            op.execute("CREATE TRIGGER %s_no_%s BEFORE %s ON %s BEGIN "
-                       "SELECT RAISE(ABORT, '%s is append-only: %s refused'); END"
-                       % (table, what.lower(), what, table, table, what))
-
-
-def _drop_immutable(table):
-    if _pg():
-        op.execute("DROP TRIGGER IF EXISTS %s_append_only ON %s" % (table, table))
-        op.execute("DROP TRIGGER IF EXISTS %s_no_truncate ON %s" % (table, table))
-    else:
-        for what in ("update", "delete"):
-            op.execute("DROP TRIGGER IF EXISTS %s_no_%s" % (table, what))
-
-
 def upgrade():
     now = int(time.time())
     _create_people_and_places()
@@ -380,7 +358,7 @@ def upgrade():
     op.drop_index("ix_site_name", table_name="site")
     op.drop_table("site")
     for t in IMMUTABLE:
-        _immutable(t)
+        append_only.create(op, t)
 
 
 def downgrade():
@@ -389,7 +367,7 @@ def downgrade():
     buildings, units, tenants, users, sessions, tokens, the audit log and the
     outbox are dropped."""
     for t in IMMUTABLE:
-        _drop_immutable(t)
+        append_only.drop(op, t)
     op.create_table(
         "site",
         sa.Column("id", sa.Integer(), nullable=False),

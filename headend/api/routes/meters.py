@@ -5,10 +5,13 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from ...core import permissions as P
+from ...core.money import AmountError, parse_kwh
 from ...models import MeterAccountUpdate, MeterCreate, MeterPublic, MeterRow
 from ...models.base import MAX_ID
-from ...services import commands, devices, meters
+from ...models.meter_history import MeterAssignmentPublic, MeterSwapIn, MeterSwapPublic
+from ...services import commands, devices, lifecycle, meters
 from ...services.actor import Actor
+from ...services.errors import Invalid
 from ..deps import Id, SessionDep, require
 from .common import CommandResult, wake_outbox
 
@@ -63,3 +66,36 @@ def override_relay(meter_pk: Id, body: OverrideIn, request: Request, session: Se
     session.commit()
     wake_outbox(request)
     return r
+
+
+class MeterHistory(BaseModel):
+    meter_pk: int
+    assignments: list[MeterAssignmentPublic]
+    swaps: list[MeterSwapPublic]
+
+
+@router.post("/{meter_pk}/swap", response_model=MeterSwapPublic, status_code=201)
+def swap_meter(meter_pk: Id, body: MeterSwapIn, request: Request, session: SessionDep,
+               actor: Annotated[Actor, require(P.DEVICES_WRITE)]):
+    """Replace the meter at this board position (the board's config gets the
+    new meter too): the old meter's final reading (default: its last one),
+    the new meter's opening reading; the account, tier counter and the
+    month's billing continue. Readings as kWh decimal strings."""
+    try:
+        final = parse_kwh(body.final_kwh) if body.final_kwh is not None else None
+        opening = parse_kwh(body.opening_kwh)
+    except AmountError as e:
+        raise Invalid(str(e))
+    swap, residual = lifecycle.swap_meter(session, actor, meter_pk, body.new_meter_id, body.new_model, final, opening)
+    session.commit()
+    wake_outbox(request)
+    return MeterSwapPublic(**swap.model_dump(exclude={"residual_mu"}), residual_mu=residual)
+
+
+@router.get("/{meter_pk}/history", response_model=MeterHistory)
+def meter_history(meter_pk: Id, session: SessionDep, actor: Annotated[Actor, require(P.PROPERTY_READ)]):
+    """Which account the meter was billed to from which reading (move-ins,
+    move-outs, reassignments), and its swaps."""
+    assignments, swaps = lifecycle.history(session, actor, meter_pk)
+    return MeterHistory(meter_pk=meter_pk, assignments=[a.model_dump() for a in assignments],
+                        swaps=[s.model_dump() for s in swaps])

@@ -15,7 +15,8 @@ from ...services import alert_rules, portal
 from ...services.actor import Actor
 from ...services.errors import Invalid
 from ..deps import Id, Limit, SessionDep, require
-from .accounts import LedgerPage, entry_public
+from .accounts import LedgerPage
+from .common import entry_public
 
 router = APIRouter(prefix="/api/portal", tags=["portal"])
 

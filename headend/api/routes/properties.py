@@ -1,15 +1,18 @@
 """The property tree: organisations, properties, buildings, units."""
 from typing import Annotated, Optional
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from ...core import permissions as P
 from ...models import (BuildingCreate, BuildingPublic, OrganisationCreate, OrganisationPublic, PropertyCreate,
                        PropertyPublic, UnitCreate, UnitPublic)
 from ...models.base import MAX_ID
+from ...models.property_settings import PropertySettingsPublic, PropertySettingsUpdate
 from ...services import properties as svc
+from ...services import property_settings
 from ...services.actor import Actor
 from ..deps import Id, SessionDep, require
+from .common import wake_outbox
 
 router = APIRouter(prefix="/api", tags=["properties"])
 OptId = Annotated[Optional[int], Query(ge=1, le=MAX_ID)]
@@ -68,3 +71,24 @@ def create_unit(body: UnitCreate, session: SessionDep, actor: Annotated[Actor, r
     u = svc.create_unit(session, actor, body.building_id, body.name, body.floor, body.floor_area_dm2)
     session.commit()
     return u
+
+
+@router.get("/properties/{property_id}/settings", response_model=PropertySettingsPublic)
+def get_settings(property_id: Id, session: SessionDep, actor: Annotated[Actor, require(P.PROPERTY_READ)]):
+    """The vacant-unit relay rule, the resale limit of grid power (转供电) and the receipt prefix."""
+    svc.get_property(session, actor, property_id)
+    return property_settings.public(property_settings.of(session, property_id))
+
+
+@router.put("/properties/{property_id}/settings", response_model=PropertySettingsPublic)
+def update_settings(property_id: Id, body: PropertySettingsUpdate, request: Request, session: SessionDep,
+                    actor: Annotated[Actor, require(P.POLICY_WRITE)]):
+    """Change them. `vacant_relay`: open (vacant units have no power), closed
+    (power on, charged to the vacancy account) or credit (the vacancy
+    account's credit decides); a change is sent to every vacant meter's relay.
+    `grid_price_mu_per_kwh` + `max_markup_bp`: tariffs above the official
+    price plus the mark-up are flagged before they are saved."""
+    row = property_settings.update(session, actor, property_id, **body.model_dump(exclude_unset=True))
+    session.commit()
+    wake_outbox(request)
+    return property_settings.public(row)

@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field, model_validator
 from ...core import permissions as P
 from ...models import TariffPublic
 from ...models.base import MAX_ID
-from ...services import pushes, tariffs
+from ...services import pushes, tariff_forms, tariffs
 from ...services.actor import Actor
 from ..deps import Id, SessionDep, require
 from .common import wake_outbox
@@ -26,6 +26,8 @@ class TariffIn(BaseModel):
     effective: int = Field(default=0, ge=0, le=2 ** 40, description="Unix seconds from which it applies")
     spec: Optional[dict[str, Any]] = Field(default=None, description="one version spec (docs/tariffs.md)")
     property_default: bool = Field(default=True, description="the property's boards get this tariff")
+    confirm_over_limit: bool = Field(default=False, description="save although it is above the resale limit "
+                                                                "(转供电: official price + allowed mark-up)")
 
     @model_validator(mode="after")
     def _one_price(self):
@@ -41,6 +43,7 @@ class TariffVersionIn(BaseModel):
     spec: Optional[dict[str, Any]] = None
     price_mu_per_kwh: Optional[int] = Field(default=None, ge=0, le=MAX_PRICE)
     effective: Optional[int] = Field(default=None, ge=0, le=2 ** 40, description="Unix seconds (or in spec)")
+    confirm_over_limit: bool = False
 
     @model_validator(mode="after")
     def _one_price(self):
@@ -92,7 +95,8 @@ def create_tariff(body: TariffIn, request: Request, session: SessionDep,
     is checked with concentrator.tariff.validate (422 with its message). With
     property_default (default) the property's boards get this tariff."""
     t = tariffs.create_tariff(session, actor, body.property_id, body.name, body.price_mu_per_kwh,
-                              effective=body.effective, spec=body.spec, property_default=body.property_default)
+                              effective=body.effective, spec=body.spec, property_default=body.property_default,
+                              confirm_over_limit=body.confirm_over_limit)
     return _commit_change(request, session, t)
 
 
@@ -109,7 +113,7 @@ def add_version(tariff_id: Id, body: TariffVersionIn, request: Request, session:
     """Schedule a price change: a new version from `effective` (a future
     time; energy before it keeps the old prices)."""
     t = tariffs.add_version(session, actor, tariff_id, spec=body.spec, price_mu_per_kwh=body.price_mu_per_kwh,
-                            effective=body.effective)
+                            effective=body.effective, confirm_over_limit=body.confirm_over_limit)
     return _commit_change(request, session, t)
 
 
@@ -117,3 +121,46 @@ def add_version(tariff_id: Id, body: TariffVersionIn, request: Request, session:
 def list_versions(tariff_id: Id, session: SessionDep, actor: Annotated[Actor, require(P.PROPERTY_READ)]):
     """Every version of the tariff (past, in force, scheduled), oldest first."""
     return tariffs.versions_view(session, actor, tariff_id)
+
+
+class PreviewIn(BaseModel):
+    """A month's cost under a tariff: an existing one (tariff_id, every
+    version) or a version spec not saved yet."""
+    model_config = {"extra": "forbid", "strict": True}
+    property_id: int = Field(ge=1, le=MAX_ID)
+    tariff_id: Optional[int] = Field(default=None, ge=1, le=MAX_ID)
+    spec: Optional[dict[str, Any]] = None
+    profile: str = Field(default="home", pattern=r"^(home|shop|office|even|night)$",
+                         description="when in the day the energy is used")
+    monthly_kwh: str = Field(default="300", max_length=12, description='kWh in the month, e.g. "300"')
+    month: str = Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")
+
+    @model_validator(mode="after")
+    def _one(self):
+        if (self.spec is None) == (self.tariff_id is None):
+            raise ValueError("give exactly one of tariff_id or spec")
+        return self
+
+
+class BandCost(BaseModel):
+    wh: int
+    mu: int
+
+
+class Preview(BaseModel):
+    total_mu: int
+    total: str
+    wh: int
+    avg_mu_per_kwh: int
+    bands: dict[str, BandCost]
+    over_resale_limit: Optional[dict[str, Any]] = None
+
+
+@router.post("/preview", response_model=Preview)
+def preview(body: PreviewIn, session: SessionDep, actor: Annotated[Actor, require(P.PROPERTY_READ)]):
+    """What `monthly_kwh` in `month` costs, used as `profile` says (home,
+    shop, office, even, night), hour by hour through the tariff module; and
+    whether the tariff is above the resale limit of the property."""
+    r = tariff_forms.preview_for(session, actor, body.property_id, body.tariff_id, body.spec, body.profile,
+                                 body.monthly_kwh, body.month)
+    return Preview(**r)
