@@ -4,11 +4,8 @@ Times are "as of" the account's latest reading (the newest data there is;
 on a live site minutes ago): today, this month and the current price band
 are those of that moment, in the property's local time.
 
-Seams for the parallel issues, each one function:
-    statements()     issue 11: the account's monthly statements (PDF)
-    apportionment()  issue 11: the 公摊 breakdown (pool, rule, share)
-    receipt_of()     issue 10: the receipt of a sale
-    start_topup()    issue 10: online top-up through the payments interface
+Receipts come from services.receipts, online top-ups from services.payments;
+statements() and apportionment() are the reports' (services of issue 11).
 """
 import copy
 
@@ -44,7 +41,7 @@ def meter_view(m, versions, as_of, units):
             "band": band, "price_mu_per_kwh": price, "mu_per_hour": per_hour}
 
 
-def account_view(session, actor, account_id, now=None):
+def account_view(session, actor, account_id, now=None, providers=None):
     """Everything the portal shows of one of the actor's own accounts."""
     a = accounts.get_account(session, actor, account_id)
     prop = session.get(Property, a.property_id)
@@ -68,6 +65,7 @@ def account_view(session, actor, account_id, now=None):
     last_days = usage.buckets(session, ids, usage.day_edges(prev_month, month, tz))
     bands = sorted({v["band"] for v in mv if v["band"]})
     tenant = alert_rules.account_tenant(session, a)
+    history = recharge_history(session, a.id)
     return {
         "account": a, "property": prop.name, "tz": tz, "as_of": as_of, "balance_mu": a.balance_mu,
         "low": a.balance_mu < alert_rules.amount_threshold(a, alert_rules.rules_for(session, a.property_id)
@@ -82,10 +80,11 @@ def account_view(session, actor, account_id, now=None):
         "this_month": {"energy_wh": sum(b.energy_wh for b in this_days), "cost_mu": sum(b.cost_mu for b in this_days)},
         "last_month": {"energy_wh": sum(b.energy_wh for b in last_days), "cost_mu": sum(b.cost_mu for b in last_days)},
         "chart": {"this_month": [b.energy_wh for b in this_days], "last_month": [b.energy_wh for b in last_days]},
-        "history": recharge_history(session, a.id),
+        "history": history,
+        "receipts": {e.id: r for e in history for r in [receipt_of(session, e)] if r is not None},
         "statements": statements(session, actor, a.id),
         "apportionment": apportionment(session, actor, a.id),
-        "topup_available": topup_available(),
+        "topup_available": topup_available(providers),
         "tenant_id": tenant.id if tenant is not None else None,
     }
 
@@ -111,21 +110,31 @@ def apportionment(session, actor, account_id, month=None):
 
 
 def receipt_of(session, entry):
-    """SEAM (issue 10): the receipt (number, document URL) of a sale, or None."""
-    return None
+    """The receipt of a movement of money: {"id", "receipt_no"} or None."""
+    from ..models.receipt import Receipt
+    from .property_settings import of as settings_of
+    from .receipts import receipt_no
+    r = session.exec(select(Receipt).where(Receipt.ledger_entry_id == entry.id)).first()
+    if r is None:
+        return None
+    return {"id": r.id, "receipt_no": receipt_no(settings_of(session, r.property_id).receipt_prefix, r.number)}
 
 
-def topup_available():
-    """SEAM (issue 10): True once a payments interface is wired into start_topup."""
-    return False
+def topup_available(providers):
+    """True when a payment provider is configured (services.payments)."""
+    return bool(providers)
 
 
-def start_topup(session, actor, account_id, amount_mu):
-    """SEAM (issue 10): start an online top-up of one's own account through
-    the payments interface; -> {"account_id", "amount", "reference",
-    "pay_url"} (where the tenant pays). The credit itself is posted later by
-    the payment callback through services/sales.sell."""
+def start_topup(session, actor, account_id, amount_mu, providers, provider_name=None):
+    """Start an online top-up of one's own account through the payments
+    interface (services.payments.open_order) -> the order as the API shows it
+    (its `pay` says where the tenant pays). The credit itself is posted when
+    the provider confirms the payment, through services.sales.sell."""
+    from . import payments
     accounts.get_account(session, actor, account_id)
-    if isinstance(amount_mu, bool) or not isinstance(amount_mu, int) or amount_mu <= 0:
-        raise Invalid("a top-up is a positive amount")
-    raise Conflict("online top-up is not available on this site yet: please top up at the property office")
+    if not providers:
+        raise Conflict("online top-up is not available on this site yet: please top up at the property office")
+    provider = providers.get(provider_name) if provider_name else next(iter(providers.values()))
+    if provider is None:
+        raise Invalid("no payment provider %r" % provider_name)
+    return payments.public(payments.open_order(session, actor, account_id, amount_mu, provider))

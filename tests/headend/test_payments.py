@@ -112,3 +112,45 @@ def test_a_failed_payment_and_a_tenant_cannot_pay_for_another_account(shop):
     assert _order(shop, "1e3").status_code == 422
     assert shop["tenant_client"].post("/api/portal/accounts/%d/topup" % shop["account"],
                                       json={"amount": "5.00", "provider": "nobody"}).status_code == 404
+
+
+def test_the_portal_page_tops_up_and_shows_the_receipt(shop):
+    """The tenant's own portal page: online top-up offered (a provider is
+    configured), the order shown with where to pay; once the provider confirms,
+    the recharge history links the receipt, whose PDF the tenant downloads —
+    and nobody else's."""
+    import subprocess
+    from headend.api.deps import SESSION_COOKIE
+    client = shop["client"]
+    r = client.post("/login", data={"username": "chen", "password": "chen-portal-pw"}, follow_redirects=False)
+    client.cookies.set(SESSION_COOKIE, r.cookies[SESSION_COOKIE])
+    page = client.get("/portal", headers={"Accept-Language": "en"}).text
+    assert "Online top-up is not available" not in page
+    token = page.split('name="csrf_token" value="')[1].split('"')[0]
+    r = client.post("/portal/accounts/%d/topup" % shop["account"], data={"amount": "25.00", "csrf_token": token},
+                    headers={"Accept-Language": "en"})
+    assert r.status_code == 200 and 'class="card topup-order"' in r.text and "25.00" in r.text
+    order_no = r.text.split('data-order="')[1].split('"')[0]
+    with shop["app"].state.session_factory() as s:
+        from headend.models import PaymentOrder
+        order = s.exec(select(PaymentOrder).where(PaymentOrder.order_no == order_no)).one()
+    headers, body = shop["provider"].pay(order.order_no, order.amount_mu, int(time.time()), txn_id="4200000077")
+    assert _notify(shop, headers, body).status_code == 200
+    page = client.get("/portal", headers={"Accept-Language": "en"}).text
+    link = page.split('class="receipt-link"')[0].rsplit('href="', 1)[1].split('"')[0]
+    pdf = client.get(link)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    text = subprocess.run(["pdftotext", "-", "-"], input=pdf.content, capture_output=True, check=True).stdout.decode()
+    assert "25.00" in text
+    rid = int(link.split("/")[-1].split(".")[0])
+    # someone else's receipt: 404, like one that does not exist
+    with shop["app"].state.session_factory() as s:
+        from headend.services.sales import sell
+        other = sell(s, system_actor(s), shop["other"], 10000, push=False)
+        s.commit()
+        other_id = other.receipt.id
+    assert client.get("/portal/receipts/%d.pdf" % other_id).status_code == 404
+    assert client.get("/portal/receipts/%d.pdf" % (other_id + 100)).status_code == 404
+    api = shop["tenant_client"]
+    assert api.get("/api/portal/receipts/%d/pdf" % rid).status_code == 200
+    assert api.get("/api/portal/receipts/%d/pdf" % other_id).status_code == 404

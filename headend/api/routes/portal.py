@@ -3,7 +3,8 @@ per hour, price band, use, recharges), alert preferences and thresholds,
 online top-up. Nobody else's: another account's id answers 404."""
 from typing import Annotated, Any, Optional
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from ...core import permissions as P
@@ -73,13 +74,8 @@ class PortalAccount(BaseModel):
     statements: list[dict[str, Any]]
     apportionment: list[dict[str, Any]]
     topup_available: bool
-
-
-class TopUpStarted(BaseModel):
-    account_id: int
-    amount: str
-    reference: str
-    pay_url: Optional[str] = Field(description="where the tenant pays (the payments interface's page)")
+    receipts: dict[int, dict[str, Any]] = Field(default_factory=dict,
+                                                description="ledger entry id -> its receipt {id, receipt_no}")
 
 
 class Threshold(BaseModel):
@@ -104,7 +100,8 @@ def account_public(v):
         price=format_price(v["price_mu_per_kwh"]) if v["price_mu_per_kwh"] is not None else None,
         meters=[PortalMeter(**m) for m in v["meters"]], today=_use(v["today"]), this_month=_use(v["this_month"]),
         last_month=_use(v["last_month"]), chart=v["chart"], history=[entry_public(e) for e in v["history"]],
-        statements=v["statements"], apportionment=v["apportionment"], topup_available=v["topup_available"])
+        statements=v["statements"], apportionment=v["apportionment"], topup_available=v["topup_available"],
+        receipts=v["receipts"])
 
 
 def parse_money(text):
@@ -120,14 +117,16 @@ def my_accounts(session: SessionDep, actor: Annotated[Actor, require(P.PORTAL)])
 
 
 @router.get("/summary", response_model=list[PortalAccount])
-def summary(session: SessionDep, actor: Annotated[Actor, require(P.PORTAL)]):
+def summary(request: Request, session: SessionDep, actor: Annotated[Actor, require(P.PORTAL)]):
     """Each of one's accounts as the portal shows it."""
-    return [account_public(portal.account_view(session, actor, a.id)) for a in portal.my_accounts(session, actor)]
+    providers = request.app.state.payments
+    return [account_public(portal.account_view(session, actor, a.id, providers=providers))
+            for a in portal.my_accounts(session, actor)]
 
 
 @router.get("/accounts/{account_id}", response_model=PortalAccount)
-def my_account(account_id: Id, session: SessionDep, actor: Annotated[Actor, require(P.PORTAL)]):
-    return account_public(portal.account_view(session, actor, account_id))
+def my_account(account_id: Id, request: Request, session: SessionDep, actor: Annotated[Actor, require(P.PORTAL)]):
+    return account_public(portal.account_view(session, actor, account_id, providers=request.app.state.payments))
 
 
 @router.get("/accounts/{account_id}/ledger", response_model=LedgerPage)
@@ -147,14 +146,15 @@ def set_threshold(account_id: Id, body: AmountIn, session: SessionDep, actor: An
                      threshold=format_money(a.low_balance_threshold_mu))
 
 
-@router.post("/accounts/{account_id}/topup", response_model=TopUpStarted, status_code=201)
-def topup(account_id: Id, body: AmountIn, session: SessionDep, actor: Annotated[Actor, require(P.PORTAL)]):
-    """Online top-up through the payments interface (409 until one is set up)."""
-    try:
-        amount = parse_amount(body.amount)
-    except AmountError as e:
-        raise Invalid(str(e))
-    return portal.start_topup(session, actor, account_id, amount)
+@router.get("/receipts/{receipt_id}/pdf", response_class=Response)
+def my_receipt_pdf(receipt_id: Id, session: SessionDep, actor: Annotated[Actor, require(P.PORTAL)],
+                   lang: Annotated[str, Query(pattern="^(zh-CN|en)$")] = "zh-CN"):
+    """One of one's own receipts as a PDF (404 for anyone else's)."""
+    from ...services import receipts
+    from ...web import receipt_doc
+    doc = receipts.document(session, actor, receipt_id)
+    return Response(receipt_doc.render_pdf(doc, lang), media_type="application/pdf",
+                    headers={"Content-Disposition": 'inline; filename="%s.pdf"' % doc["receipt"]["receipt_no"]})
 
 
 @router.get("/preferences", response_model=AlertPreferencePublic)

@@ -18,17 +18,18 @@ from ..render import page
 router = APIRouter(prefix="/portal", include_in_schema=False)
 
 
-def _render(request, session, actor, notice=None, error=None, status_code=200):
+def _render(request, session, actor, notice=None, error=None, status_code=200, order=None):
     views = []
     for a in portal.my_accounts(session, actor):
-        v = portal.account_view(session, actor, a.id)
+        v = portal.account_view(session, actor, a.id, providers=request.app.state.payments)
         v["units"] = accounts.units_of(session, a.id)
         views.append(v)
     tenant = alert_rules.own_tenant(session, actor)
     pref = alert_rules.preference_public(tenant, alert_rules.preference(session, tenant))
     return page(request, "tenant/portal.html", {"views": views, "pref": pref, "channels": TENANT_CHANNELS,
                                                 "channel_labels": messages.CHANNEL_LABELS,
-                                                "notice": notice, "error": error}, status_code=status_code)
+                                                "notice": notice, "error": error, "order": order},
+                status_code=status_code)
 
 
 @router.get("", response_class=HTMLResponse)
@@ -39,7 +40,8 @@ def portal_page(request: Request, session: SessionDep, actor: Annotated[Actor, r
 @router.get("/accounts/{account_id}/live", response_class=HTMLResponse)
 def live(account_id: Id, request: Request, session: SessionDep, actor: Annotated[Actor, require_web(P.PORTAL)]):
     """The live part of an account's card: what the page's htmx refresh swaps in."""
-    return page(request, "tenant/live.html", {"v": portal.account_view(session, actor, account_id)})
+    return page(request, "tenant/live.html", {"v": portal.account_view(session, actor, account_id,
+                                                                        providers=request.app.state.payments)})
 
 
 def _act(request, session, actor, action, done):
@@ -64,8 +66,27 @@ def set_threshold(account_id: Id, request: Request, session: SessionDep,
 @router.post("/accounts/{account_id}/topup", response_class=HTMLResponse)
 def topup(account_id: Id, request: Request, session: SessionDep, actor: Annotated[Actor, require_web(P.PORTAL)],
           amount: Annotated[str, Form(max_length=24)]):
-    return _act(request, session, actor,
-                lambda: portal.start_topup(session, actor, account_id, parse_amount(amount)), "top-up started")
+    try:
+        order = portal.start_topup(session, actor, account_id, parse_amount(amount), request.app.state.payments)
+        session.commit()
+    except (AmountError, DomainError) as e:
+        session.rollback()
+        return _render(request, session, actor, error=getattr(e, "message", None) or str(e),
+                       status_code=getattr(e, "status", 422))
+    return _render(request, session, actor, notice="top-up started", order=order)
+
+
+@router.get("/receipts/{receipt_id}.pdf")
+def receipt_pdf(receipt_id: Id, request: Request, session: SessionDep, actor: Annotated[Actor, require_web(P.PORTAL)]):
+    """One of one's own receipts as a PDF, in the page's language."""
+    from fastapi.responses import Response
+
+    from ...services import receipts
+    from .. import receipt_doc
+    from ..render import language_of
+    doc = receipts.document(session, actor, receipt_id)
+    return Response(receipt_doc.render_pdf(doc, language_of(request, actor.user)), media_type="application/pdf",
+                    headers={"Content-Disposition": 'inline; filename="%s.pdf"' % doc["receipt"]["receipt_no"]})
 
 
 @router.post("/preferences", response_class=HTMLResponse)
