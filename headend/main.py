@@ -33,6 +33,25 @@ WEB_ROUTERS = (auth_pages.router, staff_pages.router, audit_pages.router, user_p
                docs.router)
 
 
+def _start_embedded_broker(settings, sf):
+    """The amqtt broker on the MQTT URL's port, taking only the credentials
+    of settings.broker_dir (made for the provisioned boards on first start);
+    -> (broker, the URL the head-end connects with)."""
+    from sqlmodel import select
+
+    from .models import Concentrator
+    from .transport.broker import EmbeddedBroker
+    from .transport.broker_config import ensure_site, mqtt_url
+    cfg = parse_mqtt_url(settings.mqtt_url)
+    with sf() as s:
+        devices = list(s.exec(select(Concentrator.dev)).all())
+    files, user, password = ensure_site(settings.broker_dir, devices, cfg["host"])
+    broker = EmbeddedBroker(cfg["host"], cfg["port"], password_files=files, headend_users=[user]).start()
+    url = settings.mqtt_url if cfg["username"] else mqtt_url(user, password, cfg["host"], cfg["port"], tls=False)
+    log.info("embedded broker: board credentials in %s", settings.broker_dir)
+    return broker, url
+
+
 def create_app(settings=None, start_mqtt=True, engine=None, migrate_db=True):
     settings = settings or Settings()
     engine = engine or db.make_engine(settings.database_url)
@@ -44,14 +63,13 @@ def create_app(settings=None, start_mqtt=True, engine=None, migrate_db=True):
     @contextlib.asynccontextmanager
     async def lifespan(app):
         broker = None
+        mqtt_url = settings.mqtt_url
         if start_mqtt:
             if settings.embedded_broker:
-                from .transport.broker import EmbeddedBroker
-                cfg = parse_mqtt_url(settings.mqtt_url)
-                broker = EmbeddedBroker(cfg["host"], cfg["port"]).start()
+                broker, mqtt_url = _start_embedded_broker(settings, sf)
                 app.state.broker = broker
             from .transport.mqtt import MqttService
-            app.state.mqtt = MqttService(ingest, settings.mqtt_url, shared=settings.mqtt_shared,
+            app.state.mqtt = MqttService(ingest, mqtt_url, shared=settings.mqtt_shared,
                                          client_id=settings.mqtt_client_id or None, session_factory=sf,
                                          ca_file=settings.mqtt_ca_file or None).start()
         try:

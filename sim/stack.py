@@ -21,6 +21,7 @@ from headend.models import Account, LedgerEntry, Meter, Reading
 from headend.services import auth, users
 from headend.services.actor import system_actor
 from headend.services.seed import seed_site
+from headend.transport import broker_config
 from headend.transport.broker import free_port
 from sim.brokers import make_broker, stop_process
 from sim.site import Site
@@ -54,15 +55,24 @@ class Stack:
 
     # -- lifecycle -------------------------------------------------------------
     def start(self):
-        self.broker.start()
-        self.engine = db.make_engine(self.database_url)
-        migrate.upgrade(self.engine)
-        self.sessions = db.session_factory(self.engine)
         kw = dict(self.site_kwargs)
         kw.setdefault("broker", (self.broker.host, self.broker.port))
         kw.setdefault("workdir", os.path.join(self.workdir, "site"))
         kw.setdefault("tariff", self.tariff)
         self.site = Site(**kw)
+        # the broker's credentials, as `wattkeeper broker-config` writes them
+        # (the embedded broker enforces them; the plain Mosquitto of the tests
+        # stays open: it plays a broker an attacker is on)
+        self.broker_site = broker_config.write_site(os.path.join(self.workdir, "broker"),
+                                                    [vc.dev for vc in self.site.concentrators], ["127.0.0.1"],
+                                                    passwords=self.site.broker_passwords())
+        if hasattr(self.broker, "password_files"):
+            self.broker.password_files = [self.broker_site.path("passwd_devices"),
+                                          self.broker_site.path("passwd_headend")]
+        self.broker.start()
+        self.engine = db.make_engine(self.database_url)
+        migrate.upgrade(self.engine)
+        self.sessions = db.session_factory(self.engine)
         prov = self.site.provisioning()
         for c in prov:
             for m in c["meters"]:
@@ -101,7 +111,8 @@ class Stack:
     def start_headend(self, port=None):
         """The head-end in its own process (`wattkeeper serve`), as in production."""
         self.http_port = port or self.http_port or free_port()
-        env = dict(os.environ, WK_DATABASE_URL=self.database_url, WK_MQTT_URL=self.broker.url,
+        env = dict(os.environ, WK_DATABASE_URL=self.database_url,
+                   WK_MQTT_URL=self.broker_site.headend_url(self.broker.host, self.broker.port, tls=False),
                    WK_HOST="127.0.0.1", WK_PORT=str(self.http_port), WK_EMBEDDED_BROKER="")
         self.log_path = os.path.join(self.workdir, "headend.log")
         self.proc = subprocess.Popen([sys.executable, "-m", "headend.cli", "serve", "--log-level", "warning"],

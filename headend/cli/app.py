@@ -11,7 +11,7 @@ import typer
 
 from ..core import permissions as P
 from ..services.errors import DomainError
-from . import common, db_cmd, provision_cmd, users_cmd
+from . import broker_cmd, common, db_cmd, provision_cmd, users_cmd
 from .common import console, fail, session_scope
 
 app = typer.Typer(name="wattkeeper", help="Wattkeeper prepaid metering head-end.", no_args_is_help=True,
@@ -20,6 +20,7 @@ app.add_typer(db_cmd.app, name="db", help="The database: upgrade, downgrade, che
 app.add_typer(users_cmd.app, name="user", help="Staff users and tenants' logins.")
 app.add_typer(users_cmd.token_app, name="token", help="Long-lived API tokens.")
 app.add_typer(provision_cmd.app, name="provision", help="Properties, concentrators, meters, tariffs.")
+app.command("broker-config")(broker_cmd.broker_config)
 
 
 @app.callback()

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     mqtt_ca_file: str = Field(default="", description="CA certificate for mqtts:// (default: system CAs)")
     mqtt_shared: bool = Field(default=False, description="subscribe $share/wk-headend/wk/+/up")
     embedded_broker: bool = Field(default=False, description="start an amqtt broker on mqtt_url's host:port")
+    broker_dir: str = Field(default_factory=lambda: os.path.join(os.getcwd(), "var", "broker"),
+                            description="the folder `wattkeeper broker-config` writes; the embedded broker takes "
+                                        "its password files (made there on first start)")
     mqtt_client_id: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
