@@ -11,6 +11,7 @@ EV_JOURNAL_RESET = 104     # board's journal is behind what the head-end committ
 EV_BILLING_MISMATCH = 105  # the board's charged_mu delta differs from the head-end's charge
 EV_COMMAND = 106           # a command sent to a board (user_id = who asked)
 EV_REKEYED = 107           # a board switched to its new key
+EV_OUT_OF_RANGE = 108      # a record or field outside ingest.bounds: refused / ignored
 EV_LOW_BALANCE = protocol.EV_LOW_CREDIT
 
 _EVENT_TEXT = {
@@ -35,6 +36,7 @@ _EVENT_TEXT = {
     EV_BILLING_MISMATCH: "billing mismatch",
     EV_COMMAND: "command",
     EV_REKEYED: "rekey complete",
+    EV_OUT_OF_RANGE: "value out of range",
 }
 REJECT_TEXT = {
     "malformed": "not a well-formed message",
