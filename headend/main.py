@@ -13,6 +13,7 @@ import logging
 from fastapi import FastAPI
 
 from .api import errors
+from .api.limits import BodyLimit
 from .api.routes import (accounts, audit, auth, concentrators, events, health, meters, portal, properties,
                          tariffs, users)
 from .core import db, migrate
@@ -91,6 +92,7 @@ def create_app(settings=None, start_mqtt=True, engine=None, migrate_db=True):
     app.state.mqtt = None
     app.state.broker = None
     errors.install(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     for r in API_ROUTERS + WEB_ROUTERS:
         app.include_router(r)
     assets.mount(app, settings.node_modules)

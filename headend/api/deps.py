@@ -14,7 +14,7 @@ neither. API routes authenticate with a bearer token (OAuth2 access token
 from POST /api/auth/token, or an API token); dashboard routes (web/) with
 the session cookie, and their forms carry a CSRF token.
 """
-from typing import Annotated
+from typing import Annotated, Optional
 
 from fastapi import Depends, Path, Query, Request
 from fastapi.security import OAuth2PasswordBearer
@@ -23,6 +23,7 @@ from sqlmodel import Session
 from ..core import security
 from ..core.config import Settings
 from ..models import MAX_ID, now_s
+from ..models.concentrator import DEV_PATTERN
 from ..services import auth as auth_service
 from ..services.actor import Actor
 from ..services.errors import Forbidden, Unauthorized
@@ -52,6 +53,8 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=10 ** 7)]
+OptId = Annotated[Optional[int], Query(ge=1, le=MAX_ID)]
+Dev = Annotated[str, Path(min_length=1, max_length=64, pattern=DEV_PATTERN, description="device id")]
 
 
 def client_ip(request: Request):

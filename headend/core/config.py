@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     node_modules: str = Field(default_factory=lambda: os.path.join(
         os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "node_modules"))
     default_language: str = Field(default="zh-CN", description="zh-CN or en, when the browser says neither")
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="longest request body (413 beyond)")
 
 
 def parse_mqtt_url(url):

@@ -3,7 +3,7 @@ from typing import Optional
 
 from sqlmodel import Field, SQLModel
 
-from .base import Body, big, now_s
+from .base import Body, big, id_field, now_s
 
 
 class TenantBase(SQLModel):
@@ -25,7 +25,7 @@ class Tenant(TenantBase, table=True):
 
 
 class TenantCreate(TenantBase, Body):
-    property_id: int = Field(ge=1)
+    property_id: int = id_field()
 
 
 class TenantPublic(TenantBase):

@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 from ...core import permissions as P
 from ...core.money import AmountError, format_exact, format_money, parse_amount
 from ...models import AccountCreate, AccountPublic, LedgerEntryPublic
-from ...models.base import MAX_ID
+from ...models.base import MAX_ID, Body
 from ...services import accounts as svc
 from ...services import sales
 from ...services.actor import Actor
@@ -18,8 +18,7 @@ from .common import wake_outbox
 router = APIRouter(prefix="/api/accounts", tags=["accounts"])
 
 
-class RechargeIn(BaseModel):
-    model_config = {"extra": "forbid", "strict": True}
+class RechargeIn(Body):
     amount: str = Field(max_length=24, description='exact decimal string in currency units, at most two '
                                                    'decimals, e.g. "50.00" (no exponents, no floats)')
     note: str = Field(default="", max_length=500)

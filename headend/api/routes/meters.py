@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field
 
 from ...core import permissions as P
 from ...models import MeterAccountUpdate, MeterCreate, MeterPublic, MeterRow
-from ...models.base import MAX_ID
+from ...models.base import MAX_ID, Body
 from ...services import commands, devices, meters
 from ...services.actor import Actor
 from ..deps import Id, SessionDep, require
@@ -15,8 +15,7 @@ from .common import CommandResult, wake_outbox
 router = APIRouter(prefix="/api/meters", tags=["meters"])
 
 
-class OverrideIn(BaseModel):
-    model_config = {"extra": "forbid", "strict": True}
+class OverrideIn(Body):
     state: Literal["open", "closed", "auto"]
     until: Optional[int] = Field(default=None, ge=0, le=2 ** 40, description="Unix seconds; required for open/closed")
 

@@ -5,21 +5,20 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field, model_validator
 
 from ...core import permissions as P
+from ...core.money import MAX_PRICE_MU_PER_KWH as MAX_PRICE
 from ...models import TariffPublic
-from ...models.base import MAX_ID
+from ...models.base import MAX_ID, Body
 from ...services import pushes, tariffs
 from ...services.actor import Actor
 from ..deps import Id, SessionDep, require
 from .common import wake_outbox
 
 router = APIRouter(prefix="/api/tariffs", tags=["tariffs"])
-MAX_PRICE = 10 ** 9
 
 
-class TariffIn(BaseModel):
+class TariffIn(Body):
     """A tariff (or a new version of tariff `name` when it exists): a full
     version spec (docs/tariffs.md) or, for a flat tariff, price_mu_per_kwh."""
-    model_config = {"extra": "forbid", "strict": True}
     property_id: int = Field(ge=1, le=MAX_ID)
     name: str = Field(min_length=1, max_length=100)
     price_mu_per_kwh: Optional[int] = Field(default=None, ge=0, le=MAX_PRICE)
@@ -34,10 +33,9 @@ class TariffIn(BaseModel):
         return self
 
 
-class TariffVersionIn(BaseModel):
+class TariffVersionIn(Body):
     """A new version of an existing tariff, from `effective` on (normally a
     future local midnight)."""
-    model_config = {"extra": "forbid", "strict": True}
     spec: Optional[dict[str, Any]] = None
     price_mu_per_kwh: Optional[int] = Field(default=None, ge=0, le=MAX_PRICE)
     effective: Optional[int] = Field(default=None, ge=0, le=2 ** 40, description="Unix seconds (or in spec)")

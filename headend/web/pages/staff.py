@@ -1,10 +1,10 @@
 """The staff dashboard: meters at a glance (live), the sales desk."""
-from typing import Annotated, Optional
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 
-from ...api.deps import SessionDep, require_web
+from ...api.deps import OptId, SessionDep, require_web
 from ...core import permissions as P
 from ...core.money import AmountError, parse_amount
 from ...services import accounts, meters, properties, sales
@@ -34,7 +34,7 @@ def meters_partial(request: Request, session: SessionDep, actor: Annotated[Actor
 
 @router.get("/desk", response_class=HTMLResponse)
 def desk(request: Request, session: SessionDep, actor: Annotated[Actor, require_web(P.MONEY_SELL)],
-         account_id: Optional[int] = None):
+         account_id: OptId = None):
     return page(request, "staff/desk.html", {"accounts": accounts.list_accounts(session, actor),
                                              "selected": account_id, "result": None, "error": None})
 
