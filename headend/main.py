@@ -18,6 +18,7 @@ from .api.routes import (accounts, audit, auth, concentrators, events, health, m
                          tariffs, users)
 from .core import db, migrate
 from .core.config import Settings, parse_mqtt_url
+from .core.maintenance import Maintenance
 from .ingest import Ingest
 from .web import assets, docs
 from .web.pages import audit as audit_pages
@@ -63,6 +64,7 @@ def create_app(settings=None, start_mqtt=True, engine=None, migrate_db=True):
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        maintenance = Maintenance(engine, settings).start()
         broker = None
         mqtt_url = settings.mqtt_url
         if start_mqtt:
@@ -81,6 +83,7 @@ def create_app(settings=None, start_mqtt=True, engine=None, migrate_db=True):
                 app.state.mqtt = None
             if broker is not None:
                 broker.stop()
+            maintenance.stop()
 
     app = FastAPI(title="Wattkeeper head-end", version="0.2.0", lifespan=lifespan, docs_url=None,
                   redoc_url=None, description="Prepaid electricity metering: properties, meters, accounts, "

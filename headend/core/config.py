@@ -41,6 +41,16 @@ class Settings(BaseSettings):
     node_modules: str = Field(default_factory=lambda: os.path.join(
         os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "node_modules"))
     default_language: str = Field(default="zh-CN", description="zh-CN or en, when the browser says neither")
+    # the readings table (core/partitions.py, core/maintenance.py)
+    readings_partitions_ahead: int = Field(default=3, ge=0, le=120,
+                                           description="PostgreSQL: month partitions created ahead of time")
+    readings_retention_months: int = Field(default=0, ge=0, le=1200,
+                                           description="raw readings older than this many whole months are "
+                                                       "dropped (0: kept for ever)")
+    rollups_retention_months: int = Field(default=0, ge=0, le=1200,
+                                          description="rollups (reports) older than this are dropped (0: kept)")
+    maintenance_interval_s: int = Field(default=6 * 3600, ge=0,
+                                        description="how often partitions and retention are seen to (0: at start)")
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="longest request body (413 beyond)")
 
 
