@@ -116,14 +116,20 @@ def list_accounts():
 
 
 @app.command("meters")
-def list_meters():
+def list_meters(search: str = typer.Option("", help="only meters whose id, board, tenant or unit contains this"),
+                limit: int = typer.Option(100, min=1, max=1000, help="rows to show"),
+                offset: int = typer.Option(0, min=0, help="rows to skip")):
     """List meters with their account, balance, last reading and relay."""
     from rich.table import Table
 
+    from ..core.paging import Paging
     from ..services.meters import meter_rows
     with session_scope() as s:
         t = Table("meter", "concentrator", "unit", "tenant", "balance", "kWh", "relay")
-        for r in meter_rows(s, common.actor_named(s, None), common.settings().offline_after_s):
+        found = meter_rows(s, common.actor_named(s, None), common.settings().offline_after_s,
+                           paging=Paging(limit=limit, offset=offset, q=search))
+        t.caption = "%d-%d of %d" % (found.first, found.last, found.total)
+        for r in found.items:
             t.add_row(r["meter_id"], r["concentrator"], r["unit"] or "-", r["tenant"] or "-", r["balance"] or "-",
                       r["last_kwh"] or "-", {True: "closed", False: "open", None: "?"}[r["relay_closed"]])
         console.print(t)

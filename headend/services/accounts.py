@@ -3,6 +3,7 @@ meters are billed to); the property's vacancy account."""
 from sqlmodel import select
 
 from ..core import permissions as P
+from ..core.paging import Paging, listed
 from ..models import Account, Meter, Occupancy, Property, Tariff, Tenant, Unit, now_s
 from ..models.account import KIND_TENANT, KIND_VACANCY
 from . import audit, ledger
@@ -34,7 +35,9 @@ def get_account(session, actor, account_id):
     return a
 
 
-def list_accounts(session, actor, property_id=None):
+def list_accounts(session, actor, property_id=None, paging=None):
+    """A tenant's own accounts, or the accounts of the staff's properties
+    (with paging: a core.paging.Page, searched by name or account number)."""
     q = select(Account)
     if actor.is_tenant:
         q = q.where(Account.tenant_id == actor.tenant_id)
@@ -42,7 +45,11 @@ def list_accounts(session, actor, property_id=None):
         q = scoped(q, actor, Account.property_id)
     if property_id is not None:
         q = q.where(Account.property_id == property_id)
-    return session.exec(q.order_by(Account.id)).all()
+    q = q.order_by(Account.id)
+    if paging is not None and paging.q.strip().lstrip("#").isdigit() and len(paging.q.strip()) < 10:
+        q = q.where(Account.id == int(paging.q.strip().lstrip("#")))
+        paging = Paging(paging.limit, paging.offset)
+    return listed(session, q, paging, Account.name)
 
 
 def create_tenant(session, actor, property_id, name, phone="", email="", id_number=""):

@@ -10,6 +10,7 @@ from concentrator import tariff as T
 
 from ..core import permissions as P
 from ..core.money import MAX_PRICE_MU_PER_KWH
+from ..core.paging import listed
 from ..models import Property, Tariff
 from . import audit, billing
 from .actor import scoped
@@ -124,11 +125,11 @@ def get_tariff(session, actor, tariff_id):
     return row
 
 
-def list_tariffs(session, actor, property_id=None):
+def list_tariffs(session, actor, property_id=None, paging=None):
     q = scoped(select(Tariff), actor, Tariff.property_id)
     if property_id is not None:
         q = q.where(Tariff.property_id == property_id)
-    return session.exec(q.order_by(Tariff.id)).all()
+    return listed(session, q.order_by(Tariff.id), paging, Tariff.name)
 
 
 def property_tariff_name(session, property_id):

@@ -27,7 +27,7 @@ from headend.transport.broker import free_port
 from sim.brokers import stop_process
 from tests.support import ROOT
 
-EXAMPLES = int(os.environ.get("WK_FUZZ_EXAMPLES", "25"))   # per operation and generation mode
+EXAMPLES = int(os.environ.get("WK_FUZZ_EXAMPLES", "15"))   # per operation and generation mode
 REQUEST_TIMEOUT_S = 10  # an answer slower than this is a stalled process
 
 

@@ -1,18 +1,18 @@
 """Accounts, their ledger, and selling credit."""
-from typing import Annotated, Optional
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from ...core import permissions as P
 from ...core.money import AmountError, format_exact, format_money, parse_amount
 from ...models import AccountCreate, AccountPublic, LedgerEntryPublic
-from ...models.base import MAX_ID, Body
+from ...models.base import Body
 from ...services import accounts as svc
 from ...services import sales
 from ...services.actor import Actor
 from ...services.errors import Invalid
-from ..deps import Id, Limit, SessionDep, require
+from ..deps import Id, Limit, OptId, PagingDep, SessionDep, paged, require
 from .common import wake_outbox
 
 router = APIRouter(prefix="/api/accounts", tags=["accounts"])
@@ -56,9 +56,12 @@ def create_account(body: AccountCreate, session: SessionDep, actor: Annotated[Ac
 
 
 @router.get("", response_model=list[AccountPublic])
-def list_accounts(session: SessionDep, actor: Annotated[Actor, require(P.PROPERTY_READ)],
-                  property_id: Annotated[Optional[int], Query(ge=1, le=MAX_ID)] = None):
-    return [svc.public(a) for a in svc.list_accounts(session, actor, property_id)]
+def list_accounts(request: Request, response: Response, session: SessionDep,
+                  actor: Annotated[Actor, require(P.PROPERTY_READ)], paging: PagingDep, property_id: OptId = None):
+    """One page (`limit`, `offset`; X-Total-Count and Link headers); `q` searches the name, or `#17` the number."""
+    page = svc.list_accounts(session, actor, property_id, paging=paging)
+    page.items = [svc.public(a) for a in page.items]
+    return paged(request, response, page)
 
 
 @router.get("/{account_id}", response_model=AccountPublic)
@@ -85,7 +88,7 @@ def recharge(account_id: Id, body: RechargeIn, request: Request, session: Sessio
 
 @router.get("/{account_id}/ledger", response_model=LedgerPage)
 def account_ledger(account_id: Id, session: SessionDep, actor: Annotated[Actor, require(P.PROPERTY_READ)],
-                   limit: Limit = 200, before_id: Annotated[Optional[int], Query(ge=1, le=MAX_ID)] = None):
+                   limit: Limit = 200, before_id: OptId = None):
     """Newest first. Each entry: kind, signed amount_mu, balance_after_mu, who (user or board), reference."""
     a, rows, names, total = svc.ledger_page(session, actor, account_id, limit, before_id)
     return LedgerPage(account_id=a.id, name=a.name, balance_mu=a.balance_mu, balance=format_money(a.balance_mu),

@@ -1,16 +1,16 @@
 """Concentrators: provisioning, bus-scan imports, key rotation, relay policy."""
 from typing import Annotated, Any, Optional
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, StringConstraints
 
 from ...core import permissions as P
 from ...core.money import MAX_AMOUNT_MU
 from ...models import ConcentratorCreate, ConcentratorCreated, ConcentratorPublic
-from ...models.base import MAX_ID, Body
+from ...models.base import Body
 from ...services import commands, devices
 from ...services.actor import Actor
-from ..deps import Dev, SessionDep, require
+from ..deps import Dev, OptId, PagingDep, SessionDep, paged, require
 from .common import CommandResult, wake_outbox
 
 router = APIRouter(prefix="/api/concentrators", tags=["concentrators"])
@@ -81,9 +81,12 @@ def create_concentrator(body: ConcentratorCreate, session: SessionDep,
 
 
 @router.get("", response_model=list[ConcentratorPublic])
-def list_concentrators(session: SessionDep, actor: Annotated[Actor, require(P.PROPERTY_READ)],
-                       property_id: Annotated[Optional[int], Query(ge=1, le=MAX_ID)] = None):
-    return [devices.concentrator_public(c) for c in devices.list_concentrators(session, actor, property_id)]
+def list_concentrators(request: Request, response: Response, session: SessionDep,
+                       actor: Annotated[Actor, require(P.PROPERTY_READ)], paging: PagingDep, property_id: OptId = None):
+    """One page; `q` searches the device id."""
+    page = devices.list_concentrators(session, actor, property_id, paging=paging)
+    page.items = [devices.concentrator_public(c) for c in page.items]
+    return paged(request, response, page)
 
 
 @router.post("/{dev}/meters/import", response_model=ImportResult)

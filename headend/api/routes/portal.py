@@ -1,21 +1,24 @@
 """A tenant's own accounts (the tenant portal's API): nobody else's."""
 from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 
 from ...core import permissions as P
 from ...models import AccountPublic
 from ...services import accounts as svc
 from ...services.actor import Actor
-from ..deps import Id, Limit, SessionDep, require
+from ..deps import Id, Limit, PagingDep, SessionDep, paged, require
 from .accounts import LedgerPage, entry_public
 
 router = APIRouter(prefix="/api/portal", tags=["portal"])
 
 
 @router.get("/accounts", response_model=list[AccountPublic])
-def my_accounts(session: SessionDep, actor: Annotated[Actor, require(P.PORTAL)]):
-    return [svc.public(a) for a in svc.list_accounts(session, actor)]
+def my_accounts(request: Request, response: Response, session: SessionDep,
+                actor: Annotated[Actor, require(P.PORTAL)], paging: PagingDep):
+    page = svc.list_accounts(session, actor, paging=paging)
+    page.items = [svc.public(a) for a in page.items]
+    return paged(request, response, page)
 
 
 @router.get("/accounts/{account_id}/ledger", response_model=LedgerPage)

@@ -1,7 +1,7 @@
 """Tariffs and their versions (docs/tariffs.md)."""
 from typing import Annotated, Any, Optional
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, model_validator
 
 from ...core import permissions as P
@@ -10,7 +10,7 @@ from ...models import TariffPublic
 from ...models.base import MAX_ID, Body
 from ...services import pushes, tariffs
 from ...services.actor import Actor
-from ..deps import Id, SessionDep, require
+from ..deps import Id, OptId, PagingDep, SessionDep, paged, require
 from .common import wake_outbox
 
 router = APIRouter(prefix="/api/tariffs", tags=["tariffs"])
@@ -95,10 +95,11 @@ def create_tariff(body: TariffIn, request: Request, session: SessionDep,
 
 
 @router.get("", response_model=list[TariffPublic])
-def list_tariffs(session: SessionDep, actor: Annotated[Actor, require(P.PROPERTY_READ)],
-                 property_id: Annotated[Optional[int], Query(ge=1, le=MAX_ID)] = None):
-    """Every tariff version row (a tariff = the rows with the same property and name)."""
-    return tariffs.list_tariffs(session, actor, property_id)
+def list_tariffs(request: Request, response: Response, session: SessionDep,
+                 actor: Annotated[Actor, require(P.PROPERTY_READ)], paging: PagingDep, property_id: OptId = None):
+    """Tariff version rows, one page at a time (a tariff = the rows with the same property
+    and name); `q` searches the name."""
+    return paged(request, response, tariffs.list_tariffs(session, actor, property_id, paging=paging))
 
 
 @router.post("/{tariff_id}/versions", response_model=TariffChanged, status_code=201)
