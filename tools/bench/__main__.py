@@ -16,6 +16,8 @@ BENCHMARKS = {
     "recharge": "tools.bench.recharge_bench",
     "heap": "tools.bench.heap_bench",
     "bus": "tools.bench.bus_bench",
+    "ingest": "tools.bench.ingest_bench",
+    "api": "tools.bench.api_bench",
 }
 
 
