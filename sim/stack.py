@@ -29,6 +29,26 @@ from sim.site import Site
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def serve_http(database_url, log, port=None, timeout=60):
+    """`wattkeeper serve --no-mqtt` on a database, in its own process, as in
+    production (tests and benchmarks of the HTTP side); -> (process, base URL)
+    once /api/health answers."""
+    port = port or free_port()
+    env = dict(os.environ, WK_DATABASE_URL=database_url, WK_HOST="127.0.0.1", WK_PORT=str(port))
+    proc = subprocess.Popen([sys.executable, "-m", "headend.cli", "serve", "--no-mqtt", "--log-level", "warning"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = "http://127.0.0.1:%d" % port
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end and proc.poll() is None:
+        try:
+            if httpx.get(base + "/api/health", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    stop_process(proc)
+    raise RuntimeError("head-end did not start (exit %s)" % proc.returncode)
+
+
 class Stack:
     def __init__(self, broker="amqtt", database_url=None, price_mu_per_kwh=6000,
                  opening_balance_mu=100_0000, balances=None, workdir=None, http_port=None, tariff=None,

@@ -180,23 +180,20 @@ def pg_restore(engine, url, path, progress=None):
 
 
 # ------------------------------------------------------------------ entry points
-def backup(url, path, progress=None):
+def _on(url, sqlite_fn, pg_fn, path, progress):
     from .db import make_engine
     if url.startswith("sqlite"):
-        return sqlite_backup(url, path, progress)
+        return sqlite_fn(url, path, progress)
     engine = make_engine(url)
     try:
-        return pg_backup(engine, url, path, progress)
+        return pg_fn(engine, url, path, progress)
     finally:
         engine.dispose()
+
+
+def backup(url, path, progress=None):
+    return _on(url, sqlite_backup, pg_backup, path, progress)
 
 
 def restore(url, path, progress=None):
-    from .db import make_engine
-    if url.startswith("sqlite"):
-        return sqlite_restore(url, path, progress)
-    engine = make_engine(url)
-    try:
-        return pg_restore(engine, url, path, progress)
-    finally:
-        engine.dispose()
+    return _on(url, sqlite_restore, pg_restore, path, progress)

@@ -4,11 +4,7 @@ valid and invalid inputs, authenticated as an admin with an API token.
 No answer may be a server error, and no request may stall the process.
 Bounded for CI: a fixed number of examples per operation, derandomized."""
 import os
-import subprocess
-import sys
-import time
 
-import httpx
 import pytest
 import requests
 import schemathesis
@@ -23,9 +19,8 @@ from headend.services import auth, users
 from headend.services.actor import system_actor
 from headend.services.sales import sell
 from headend.services.seed import seed_site
-from headend.transport.broker import free_port
 from sim.brokers import stop_process
-from tests.support import ROOT
+from sim.stack import serve_http
 
 EXAMPLES = int(os.environ.get("WK_FUZZ_EXAMPLES", "15"))   # per operation and generation mode
 REQUEST_TIMEOUT_S = 10  # an answer slower than this is a stalled process
@@ -60,21 +55,10 @@ def running_headend(request, tmp_path):
     else:
         url, drop = pg_database()
     eng, admin_id, token = _seed(url)
-    port = free_port()
     log = open(tmp_path / "headend.log", "ab")
-    env = dict(os.environ, WK_DATABASE_URL=url, WK_HOST="127.0.0.1", WK_PORT=str(port))
-    proc = subprocess.Popen([sys.executable, "-m", "headend.cli", "serve", "--no-mqtt", "--log-level", "warning"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = "http://127.0.0.1:%d" % port
-    t_end = time.monotonic() + 30
-    while time.monotonic() < t_end:
-        try:
-            if httpx.get(base + "/api/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    else:
-        stop_process(proc)
+    try:
+        proc, base = serve_http(url, log)
+    except RuntimeError:
         raise RuntimeError("head-end did not start: " + open(tmp_path / "headend.log").read()[-2000:])
     yield base, eng, admin_id, token, tmp_path / "headend.log"
     stop_process(proc)

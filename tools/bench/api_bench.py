@@ -16,7 +16,6 @@ search, repeated.
 """
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,14 +26,13 @@ from sqlalchemy import text
 METERS_PER_BOARD = 32
 T_END = 1796083200                 # 2026-12-01 00:00 UTC
 DAY = 86400
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def build(engine, meters, days):
     """The property, its boards, meters and people (ORM, in chunks), then
     the readings (COPY)."""
     from headend.core import db, partitions
-    from headend.models import Account, Building, Concentrator, Meter, Occupancy, Tenant, Unit
+    from headend.models import Account, Concentrator, Meter, Occupancy, Tenant, Unit
     from headend.services import properties
     from headend.services.actor import system_actor
     from tools.bench.ingest_bench import READING_COLUMNS, _copy
@@ -100,22 +98,6 @@ def select_all(model):
     return select(model).order_by(model.id)
 
 
-def _serve(url, port, log):
-    env = dict(os.environ, WK_DATABASE_URL=url, WK_HOST="127.0.0.1", WK_PORT=str(port))
-    proc = subprocess.Popen([sys.executable, "-m", "headend.cli", "serve", "--no-mqtt", "--log-level", "warning"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = "http://127.0.0.1:%d" % port
-    t_end = time.monotonic() + 60
-    while time.monotonic() < t_end:
-        try:
-            if httpx.get(base + "/api/health", timeout=2).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("head-end did not start")
-
-
 def _pct(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round((len(xs) - 1) * p / 100.0)))]
@@ -145,7 +127,7 @@ def run(quick=False):
     from headend.core import db, migrate
     from headend.services import auth, users
     from headend.services.actor import system_actor
-    from headend.transport.broker import free_port
+    from sim.stack import serve_http
     from tools.pgtemp import temp_database
     meters, days, rounds = (2000, 30, 60) if quick else (10000, 365, 300)
     url, drop = temp_database("wk_bench_")
@@ -159,7 +141,7 @@ def run(quick=False):
             _t, token = auth.create_api_token(s, users.actor_for(s, u), "bench")
             s.commit()
         with tempfile.TemporaryFile() as log:
-            proc, base = _serve(url, free_port(), log)
+            proc, base = serve_http(url, log)
             rng = random.Random(7)
             pages = meters // 100
             with httpx.Client(base_url=base, timeout=30, headers={"Authorization": "Bearer " + token}) as api:
