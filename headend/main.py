@@ -15,10 +15,12 @@ import logging
 from fastapi import FastAPI
 
 from .api import errors
+from .api.limits import BodyLimit
 from .api.routes import (accounts, alerts, audit, auth, concentrators, dayend, events, firmware, health, imports,
                          meters, payments, portal, properties, receipts, tariffs, tenants, users)
 from .core import db, migrate
 from .core.config import Settings, parse_mqtt_url
+from .core.maintenance import Maintenance
 from .ingest import Ingest
 from .payments import registry as payment_providers
 from .web import assets, docs
@@ -46,6 +48,25 @@ WEB_ROUTERS = (auth_pages.router, staff_pages.router, desk_pages.router, dayend_
                portal_pages.router, firmware_pages.router, docs.router)
 
 
+def _start_embedded_broker(settings, sf):
+    """The amqtt broker on the MQTT URL's port, taking only the credentials
+    of settings.broker_dir (made for the provisioned boards on first start);
+    -> (broker, the URL the head-end connects with)."""
+    from sqlmodel import select
+
+    from .models import Concentrator
+    from .transport.broker import EmbeddedBroker
+    from .transport.broker_config import ensure_site, mqtt_url
+    cfg = parse_mqtt_url(settings.mqtt_url)
+    with sf() as s:
+        devices = list(s.exec(select(Concentrator.dev)).all())
+    files, user, password = ensure_site(settings.broker_dir, devices, cfg["host"])
+    broker = EmbeddedBroker(cfg["host"], cfg["port"], password_files=files, headend_users=[user]).start()
+    url = settings.mqtt_url if cfg["username"] else mqtt_url(user, password, cfg["host"], cfg["port"], tls=False)
+    log.info("embedded broker: board credentials in %s", settings.broker_dir)
+    return broker, url
+
+
 def make_notifier(settings, session_factory, clock=None):
     """The notification worker with the channels the settings configure."""
     import time
@@ -67,15 +88,15 @@ def create_app(settings=None, start_mqtt=True, engine=None, migrate_db=True, sta
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        maintenance = Maintenance(engine, settings).start()
         broker = None
+        mqtt_url = settings.mqtt_url
         if start_mqtt:
             if settings.embedded_broker:
-                from .transport.broker import EmbeddedBroker
-                cfg = parse_mqtt_url(settings.mqtt_url)
-                broker = EmbeddedBroker(cfg["host"], cfg["port"]).start()
+                broker, mqtt_url = _start_embedded_broker(settings, sf)
                 app.state.broker = broker
             from .transport.mqtt import MqttService
-            app.state.mqtt = MqttService(ingest, settings.mqtt_url, shared=settings.mqtt_shared,
+            app.state.mqtt = MqttService(ingest, mqtt_url, shared=settings.mqtt_shared,
                                          client_id=settings.mqtt_client_id or None, session_factory=sf,
                                          ca_file=settings.mqtt_ca_file or None).start()
         if start_mqtt if start_notifier is None else start_notifier:
@@ -91,6 +112,7 @@ def create_app(settings=None, start_mqtt=True, engine=None, migrate_db=True, sta
                 app.state.mqtt = None
             if broker is not None:
                 broker.stop()
+            maintenance.stop()
 
     app = FastAPI(title="Wattkeeper head-end", version="0.2.0", lifespan=lifespan, docs_url=None,
                   redoc_url=None, description="Prepaid electricity metering: properties, meters, accounts, "
@@ -104,6 +126,7 @@ def create_app(settings=None, start_mqtt=True, engine=None, migrate_db=True, sta
     app.state.notifier = None
     app.state.broker = None
     errors.install(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     for r in API_ROUTERS + WEB_ROUTERS:
         app.include_router(r)
     assets.mount(app, settings.node_modules)

@@ -48,10 +48,12 @@ class AmqttBroker:
     this process)."""
     kind = "amqtt"
 
-    def __init__(self, port=None, host="127.0.0.1", in_process=False):
+    def __init__(self, port=None, host="127.0.0.1", in_process=False, password_files=()):
         self.host = host
         self.port = port or free_port(host)
         self.in_process = in_process
+        # Mosquitto-format password files (`wattkeeper broker-config`); sim.stack sets them
+        self.password_files = list(password_files)
         self._b = None
         self.proc = None
 
@@ -62,11 +64,12 @@ class AmqttBroker:
     def start(self):
         if self.in_process:
             from headend.transport.broker import EmbeddedBroker
-            self._b = EmbeddedBroker(self.host, self.port).start()
+            self._b = EmbeddedBroker(self.host, self.port, password_files=self.password_files).start()
         else:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "headend.transport.broker", "--host", self.host, "--port", str(self.port)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            args = [sys.executable, "-m", "headend.transport.broker", "--host", self.host, "--port", str(self.port)]
+            for f in self.password_files:
+                args += ["--password-file", f]
+            self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not wait_port(self.host, self.port, timeout=20):
             self.stop()
             raise RuntimeError("amqtt broker did not start on port %d" % self.port)
@@ -91,13 +94,16 @@ def mosquitto_binary():
 
 class MosquittoBroker:
     """A private Mosquitto on a free port. `extra` is appended to its config
-    (TLS listeners, ACLs, password files...)."""
+    (TLS listeners, ACLs, password files...); `conf` runs a complete
+    configuration file instead (e.g. one written by `wattkeeper
+    broker-config`), whose listener is on `port`."""
     kind = "mosquitto"
 
-    def __init__(self, port=None, host="127.0.0.1", extra=""):
+    def __init__(self, port=None, host="127.0.0.1", extra="", conf=None):
         self.host = host
         self.port = port or free_port(host)
         self.extra = extra
+        self.conf = conf
         self.dir = tempfile.mkdtemp(prefix="wk-mosq-")
         self.proc = None
 
@@ -106,10 +112,12 @@ class MosquittoBroker:
         return "mqtt://%s:%d" % (self.host, self.port)
 
     def start(self):
-        conf = os.path.join(self.dir, "mosquitto.conf")
-        with open(conf, "w") as f:
-            f.write("listener %d %s\nallow_anonymous true\npersistence false\n" % (self.port, self.host))
-            f.write(self.extra)
+        conf = self.conf
+        if conf is None:
+            conf = os.path.join(self.dir, "mosquitto.conf")
+            with open(conf, "w") as f:
+                f.write("listener %d %s\nallow_anonymous true\npersistence false\n" % (self.port, self.host))
+                f.write(self.extra)
         self.proc = subprocess.Popen([mosquitto_binary(), "-c", conf],
                                      stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "log"), "ab"))
         if not wait_port(self.host, self.port):

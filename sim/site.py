@@ -7,8 +7,8 @@ virtual time in ticks; `speed` (virtual seconds per wall second) paces it for
 people watching the dashboard, `speed=None` runs as fast as it can.
 """
 import copy
-import hashlib
 import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -29,9 +29,13 @@ from concentrator.core import Concentrator  # noqa: E402  (sim.hal set the path)
 DEFAULT_START = 1793462400
 
 
-def device_key(site, dev, seed):
-    """A per-device key, reproducible for a given site seed (simulation only)."""
-    return hashlib.sha256(("wattkeeper-sim:%s:%s:%s" % (site, dev, seed)).encode()).hexdigest()
+def new_device_key():
+    """A board's HMAC key: 32 random bytes, as `wattkeeper provision` makes them."""
+    return secrets.token_hex(32)
+
+
+def new_broker_password():
+    return secrets.token_urlsafe(24)
 
 
 class VirtualConcentrator:
@@ -182,7 +186,10 @@ class Site:
                  keepalive_s=30, workdir=None, base_w=None, opening_energy_wh=None,
                  tz_offset_s=28800, price_mu_per_kwh=None, tariff=None, flash="host",
                  flash_bytes=1536 * 1024, wdt_wall_s=5.0, wdt_virtual_s=30.0,
-                 mix="modbus"):
+                 mix="modbus", keys=None, broker_passwords=None):
+        # keys, broker_passwords: {device id: key hex / MQTT password}; a board
+        # not named gets a random key and password (its MQTT user name is its
+        # device id). Pass them to keep a test reproducible.
         # mix: "modbus" (SDM120s behind GPIO contactors + prepaid Modbus
         # meters, the default) or "mixed" (the same plus DL/T 645-2007
         # meters on the same bus: see mixed_dlt645 and docs/meters.md)
@@ -236,10 +243,11 @@ class Site:
                 sim_meters.append(sm)
                 mcfg.append(entry)
             cfg = {
-                "dev": dev, "key": device_key(name, dev, seed), "site": name,
+                "dev": dev, "key": (keys or {}).get(dev) or new_device_key(), "site": name,
                 "tz_offset_s": tz_offset_s, "poll_s": poll_s, "record_s": record_s,
                 "status_s": status_s,
-                "broker": {"host": broker[0], "port": broker[1], "keepalive_s": keepalive_s},
+                "broker": {"host": broker[0], "port": broker[1], "keepalive_s": keepalive_s,
+                           "user": dev, "password": (broker_passwords or {}).get(dev) or new_broker_password()},
                 "meters": mcfg,
             }
             if price_mu_per_kwh is not None:
@@ -267,6 +275,10 @@ class Site:
                            "opening_energy_wh": sm.energy_wh})
             out.append({"dev": vc.dev, "key_hex": vc.cfg["key"], "meters": ms})
         return out
+
+    def broker_passwords(self):
+        """{device id: MQTT password} of the boards (for the broker's password file)."""
+        return {vc.dev: vc.cfg["broker"]["password"] for vc in self.concentrators}
 
     def concentrator(self, dev):
         for vc in self.concentrators:

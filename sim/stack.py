@@ -21,11 +21,32 @@ from headend.models import Account, LedgerEntry, Meter, Reading
 from headend.services import auth, users
 from headend.services.actor import system_actor
 from headend.services.seed import seed_site
+from headend.transport import broker_config
 from headend.transport.broker import free_port
 from sim.brokers import make_broker, stop_process
 from sim.site import Site
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def serve_http(database_url, log, port=None, timeout=60):
+    """`wattkeeper serve --no-mqtt` on a database, in its own process, as in
+    production (tests and benchmarks of the HTTP side); -> (process, base URL)
+    once /api/health answers."""
+    port = port or free_port()
+    env = dict(os.environ, WK_DATABASE_URL=database_url, WK_HOST="127.0.0.1", WK_PORT=str(port))
+    proc = subprocess.Popen([sys.executable, "-m", "headend.cli", "serve", "--no-mqtt", "--log-level", "warning"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = "http://127.0.0.1:%d" % port
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end and proc.poll() is None:
+        try:
+            if httpx.get(base + "/api/health", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    stop_process(proc)
+    raise RuntimeError("head-end did not start (exit %s)" % proc.returncode)
 
 
 class Stack:
@@ -55,15 +76,24 @@ class Stack:
 
     # -- lifecycle -------------------------------------------------------------
     def start(self):
-        self.broker.start()
-        self.engine = db.make_engine(self.database_url)
-        migrate.upgrade(self.engine)
-        self.sessions = db.session_factory(self.engine)
         kw = dict(self.site_kwargs)
         kw.setdefault("broker", (self.broker.host, self.broker.port))
         kw.setdefault("workdir", os.path.join(self.workdir, "site"))
         kw.setdefault("tariff", self.tariff)
         self.site = Site(**kw)
+        # the broker's credentials, as `wattkeeper broker-config` writes them
+        # (the embedded broker enforces them; the plain Mosquitto of the tests
+        # stays open: it plays a broker an attacker is on)
+        self.broker_site = broker_config.write_site(os.path.join(self.workdir, "broker"),
+                                                    [vc.dev for vc in self.site.concentrators], ["127.0.0.1"],
+                                                    passwords=self.site.broker_passwords())
+        if hasattr(self.broker, "password_files"):
+            self.broker.password_files = [self.broker_site.path("passwd_devices"),
+                                          self.broker_site.path("passwd_headend")]
+        self.broker.start()
+        self.engine = db.make_engine(self.database_url)
+        migrate.upgrade(self.engine)
+        self.sessions = db.session_factory(self.engine)
         prov = self.site.provisioning()
         for c in prov:
             for m in c["meters"]:
@@ -102,7 +132,8 @@ class Stack:
     def start_headend(self, port=None):
         """The head-end in its own process (`wattkeeper serve`), as in production."""
         self.http_port = port or self.http_port or free_port()
-        env = dict(os.environ, WK_DATABASE_URL=self.database_url, WK_MQTT_URL=self.broker.url,
+        env = dict(os.environ, WK_DATABASE_URL=self.database_url,
+                   WK_MQTT_URL=self.broker_site.headend_url(self.broker.host, self.broker.port, tls=False),
                    WK_HOST="127.0.0.1", WK_PORT=str(self.http_port), WK_EMBEDDED_BROKER="")
         env.update(self.headend_env)
         self.log_path = os.path.join(self.workdir, "headend.log")

@@ -1,27 +1,11 @@
-import uuid
-
 import pytest
 
-PG_ADMIN = dict(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
+from tools.pgtemp import PG_ADMIN, temp_database  # noqa: F401  (PG_ADMIN: for tests that connect as admin)
 
 
 def pg_database():
     """A fresh PostgreSQL database on the local server: (URL, drop function)."""
-    import psycopg2
-    name = "wk_test_" + uuid.uuid4().hex[:12]
-    conn = psycopg2.connect(**PG_ADMIN)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("CREATE DATABASE " + name)
-    conn.close()
-
-    def drop():
-        c = psycopg2.connect(**PG_ADMIN)
-        c.autocommit = True
-        with c.cursor() as cur:
-            cur.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
-        c.close()
-    return "postgresql+psycopg2://postgres@127.0.0.1:5432/" + name, drop
+    return temp_database("wk_test_")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything Wattkeeper needs, and is quick when it is all there:
 #   - Debian packages, when missing: the CJK font of PDF receipts and statements
-#     (fonts-wqy-zenhei); for the tests socat, mosquitto, chromium, pdftotext
+#     (fonts-wqy-zenhei), postgresql-client (database backups); for the tests
+#     socat, mosquitto, chromium, pdftotext
 #   - .venv with the project and its dev dependencies
 #   - npm packages (the MicroPython VM) in node_modules
 #   - micropython-lib's umqtt.simple in build/mplib (for the simulator)
@@ -20,6 +21,8 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 [ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || need_apt+=(fonts-wqy-zenhei)
 # the tests read PDFs back as text
 command -v pdftotext >/dev/null 2>&1 || need_apt+=(poppler-utils)
+# `wattkeeper db backup/restore` on PostgreSQL: pg_dump, pg_restore, psql (Debian's, the server's version)
+command -v pg_dump >/dev/null 2>&1 || need_apt+=(postgresql-client)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing Debian packages: ${need_apt[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi

@@ -14,15 +14,17 @@ neither. API routes authenticate with a bearer token (OAuth2 access token
 from POST /api/auth/token, or an API token); dashboard routes (web/) with
 the session cookie, and their forms carry a CSRF token.
 """
-from typing import Annotated
+from typing import Annotated, Optional
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Path, Query, Request, Response
 from fastapi.security import OAuth2PasswordBearer
 from sqlmodel import Session
 
 from ..core import security
 from ..core.config import Settings
+from ..core.paging import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, MAX_Q, Paging
 from ..models import MAX_ID, now_s
+from ..models.concentrator import DEV_PATTERN
 from ..services import auth as auth_service
 from ..services.actor import Actor
 from ..services.errors import Forbidden, Unauthorized
@@ -50,8 +52,33 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 # bounded ids and paging for every route
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
-Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0, le=10 ** 7)]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+Search = Annotated[str, Query(max_length=MAX_Q, description="only rows containing this text (any case)")]
+OptId = Annotated[Optional[int], Query(ge=1, le=MAX_ID)]
+Dev = Annotated[str, Path(min_length=1, max_length=64, pattern=DEV_PATTERN, description="device id")]
+
+
+def paging_params(limit: Limit = DEFAULT_LIMIT, offset: Offset = 0, q: Search = "") -> Paging:
+    return Paging(limit=limit, offset=offset, q=q)
+
+
+# ?limit (1..1000, default 100) &offset &q of every list (core/paging.py)
+PagingDep = Annotated[Paging, Depends(paging_params)]
+
+
+def paged(request: Request, response: Response, page):
+    """A list route's answer: the page's rows as the JSON array, and in the
+    headers X-Total-Count (when counted) and Link rel="next"/"prev"."""
+    links = []
+    for rel, off in (("next", page.next_offset), ("prev", page.prev_offset)):
+        if off is not None:
+            links.append('<%s>; rel="%s"' % (request.url.include_query_params(offset=off, limit=page.limit), rel))
+    if links:
+        response.headers["Link"] = ", ".join(links)
+    if page.total is not None:
+        response.headers["X-Total-Count"] = str(page.total)
+    return page.items
 
 
 def client_ip(request: Request):

@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from ..services.errors import DomainError
-from . import common, db_cmd, desk_cmd, provision_cmd, users_cmd
+from . import broker_cmd, common, db_cmd, desk_cmd, provision_cmd, users_cmd
 from .common import console, session_scope
 
 app = typer.Typer(name="wattkeeper", help="Wattkeeper prepaid metering head-end.", no_args_is_help=True,
@@ -20,6 +20,7 @@ app.add_typer(users_cmd.app, name="user", help="Staff users and tenants' logins.
 app.add_typer(users_cmd.token_app, name="token", help="Long-lived API tokens.")
 app.add_typer(provision_cmd.app, name="provision", help="Properties, concentrators, meters, tariffs.")
 desk_cmd.register(app)
+app.command("broker-config")(broker_cmd.broker_config)
 
 
 @app.callback()
@@ -92,14 +93,20 @@ def list_accounts():
 
 
 @app.command("meters")
-def list_meters():
+def list_meters(search: str = typer.Option("", help="only meters whose id, board, tenant or unit contains this"),
+                limit: int = typer.Option(100, min=1, max=1000, help="rows to show"),
+                offset: int = typer.Option(0, min=0, help="rows to skip")):
     """List meters with their account, balance, last reading and relay."""
     from rich.table import Table
 
+    from ..core.paging import Paging
     from ..services.meters import meter_rows
     with session_scope(must_exist=True) as s:
         t = Table("meter", "concentrator", "unit", "tenant", "balance", "kWh", "relay")
-        for r in meter_rows(s, common.actor_named(s, None), common.settings().offline_after_s):
+        found = meter_rows(s, common.actor_named(s, None), common.settings().offline_after_s,
+                           paging=Paging(limit=limit, offset=offset, q=search))
+        t.caption = "%d-%d of %d" % (found.first, found.last, found.total)
+        for r in found.items:
             t.add_row(r["meter_id"], r["concentrator"], r["unit"] or "-", r["tenant"] or "-", r["balance"] or "-",
                       r["last_kwh"] or "-", {True: "closed", False: "open", None: "?"}[r["relay_closed"]])
         console.print(t)

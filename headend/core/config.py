@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     mqtt_ca_file: str = Field(default="", description="CA certificate for mqtts:// (default: system CAs)")
     mqtt_shared: bool = Field(default=False, description="subscribe $share/wk-headend/wk/+/up")
     embedded_broker: bool = Field(default=False, description="start an amqtt broker on mqtt_url's host:port")
+    broker_dir: str = Field(default_factory=lambda: os.path.join(os.getcwd(), "var", "broker"),
+                            description="the folder `wattkeeper broker-config` writes; the embedded broker takes "
+                                        "its password files (made there on first start)")
     mqtt_client_id: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
@@ -53,6 +56,17 @@ class Settings(BaseSettings):
     # online top-ups (headend/payments, docs/payments.md)
     payment_providers: str = Field(default="", description='"fake", or "name=module:Class,..." for real ones')
     payment_fake_secret: str = Field(default="", description="the fake provider's signing secret (tests, demo)")
+    # the readings table (core/partitions.py, core/maintenance.py)
+    readings_partitions_ahead: int = Field(default=3, ge=0, le=120,
+                                           description="PostgreSQL: month partitions created ahead of time")
+    readings_retention_months: int = Field(default=0, ge=0, le=1200,
+                                           description="raw readings older than this many whole months are "
+                                                       "dropped (0: kept for ever)")
+    rollups_retention_months: int = Field(default=0, ge=0, le=1200,
+                                          description="rollups (reports) older than this are dropped (0: kept)")
+    maintenance_interval_s: int = Field(default=6 * 3600, ge=0,
+                                        description="how often partitions and retention are seen to (0: at start)")
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="longest request body (413 beyond)")
 
 
 def parse_mqtt_url(url):

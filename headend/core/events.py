@@ -12,6 +12,7 @@ EV_BILLING_MISMATCH = 105  # the board's charged_mu delta differs from the head-
 EV_COMMAND = 106           # a command sent to a board (user_id = who asked)
 EV_REKEYED = 107           # a board switched to its new key
 EV_ROLLOUT_STOPPED = 115   # a firmware rollout stopped (detail = rollout id)
+EV_OUT_OF_RANGE = 108      # a record or field outside ingest.bounds: refused / ignored
 EV_LOW_BALANCE = protocol.EV_LOW_CREDIT
 
 _EVENT_TEXT = {
@@ -39,6 +40,7 @@ _EVENT_TEXT = {
     EV_COMMAND: "command",
     EV_REKEYED: "rekey complete",
     EV_ROLLOUT_STOPPED: "firmware rollout stopped",
+    EV_OUT_OF_RANGE: "value out of range",
 }
 REJECT_TEXT = {
     "malformed": "not a well-formed message",

@@ -10,6 +10,9 @@ import time
 MU_PER_UNIT = 10000
 MU_PER_CENT = 100
 MAX_AMOUNT_MU = 10 ** 9 * MU_PER_UNIT     # 1e9 currency units: anything above is a typo
+# a price (mu per kWh; 1e5 currency units): with registers of at most 1e12 Wh
+# (ingest.bounds) no charge can pass 1e18 mu, well inside a BIGINT
+MAX_PRICE_MU_PER_KWH = 10 ** 9
 
 _AMOUNT_RE = re.compile(r"^(-)?([0-9]{1,10})(?:\.([0-9]{1,4}))?$")
 

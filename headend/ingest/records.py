@@ -8,10 +8,11 @@ from sqlmodel import select
 
 from concentrator import protocol
 
-from ..core.events import EV_BAD_RECORD, describe_event
+from ..core.events import EV_BAD_RECORD, EV_OUT_OF_RANGE, describe_event
 from ..models import Event, Meter, Reading
 from ..services import pushes
 from ..transport import downlink
+from . import bounds
 from .envelope import Rejected, is_int
 
 log = logging.getLogger("headend.ingest")
@@ -29,13 +30,13 @@ def records(s, conc, body, now, stats, bill):
     seen = set()
     for r in recs:
         try:
-            rec = protocol.check_record(r)
-        except protocol.ProtocolError:
+            rec = bounds.check_record(r, now)
+        except protocol.ProtocolError as e:
             stats.inc("bad_records")
-            if isinstance(r, list) and r and is_int(r[0]) and r[0] > 0 and r[0] not in seen:
+            if isinstance(r, list) and r and bounds.storable_seq(r[0]) and r[0] not in seen:
                 seen.add(r[0])
-                bad.append(r)
-            log.warning("%s: bad record %r", conc.dev, r)
+                bad.append((r, e))
+            log.warning("%s: bad record %s: %s", conc.dev, json.dumps(r)[:200], e)
             continue
         if rec[0] in seen:
             continue
@@ -52,11 +53,15 @@ def records(s, conc, body, now, stats, bill):
     resync = False    # the board dropped a downlink of ours as a replay: send its state again
     new_readings = []
     stored = 0
-    for r in bad:
+    for r, e in bad:
         if r[0] <= conc.acked_seq or r[0] in existing:
             continue
-        s.add(Event(concentrator_id=conc.id, seq=r[0], code=EV_BAD_RECORD, ts=now,
-                    message=("malformed record " + json.dumps(r))[:500]))
+        if isinstance(e, bounds.OutOfRange):
+            s.add(Event(concentrator_id=conc.id, seq=r[0], code=EV_OUT_OF_RANGE, ts=now,
+                        message=("record out of range (%s), not stored: %s" % (e, json.dumps(r)))[:500]))
+        else:
+            s.add(Event(concentrator_id=conc.id, seq=r[0], code=EV_BAD_RECORD, ts=now,
+                        message=("malformed record " + json.dumps(r))[:500]))
         stored += 1
     for seq, kind, idx, ts, values in sorted(good):
         if seq <= conc.acked_seq or seq in existing:

@@ -8,11 +8,11 @@ from sqlmodel import select
 
 from concentrator import protocol
 
-from ..core.events import EV_UPLINK_REJECTED
+from ..core.events import EV_OUT_OF_RANGE, EV_UPLINK_REJECTED
 from ..models import Concentrator, Event
 from ..services import alerts, ota
 from ..transport import downlink
-from . import envelope, records, status
+from . import bounds, envelope, records, status
 from .billing_run import Biller
 from .envelope import Rejected
 from .stats import IngestStats
@@ -93,6 +93,15 @@ class Ingest:
                 body, under_confirmed = envelope.verify(s, conc, payload, dev, now)
             except protocol.ProtocolError as e:
                 raise Rejected(e.args[0] if e.args else "malformed", "n=%s" % conc.last_up_n, conc.id)
+            try:
+                problems = bounds.clean_body(body, now)
+            except bounds.OutOfRange as e:
+                raise Rejected("bad_fields", str(e), conc.id)
+            if problems:
+                self.stats.inc("fields_out_of_range", len(problems))
+                s.add(Event(concentrator_id=conc.id, code=EV_OUT_OF_RANGE, ts=now,
+                            message=("%s message: fields out of range, ignored: %s"
+                                     % (str(body.get("t"))[:8], bounds.describe(problems)))[:500]))
             envelope.claim_counter(s, conc, body["n"])
             if body.get("v") != protocol.VERSION:
                 raise Rejected("bad_fields", "version %r" % body.get("v"), conc.id)

@@ -7,7 +7,7 @@ from typing import Optional
 
 from sqlmodel import Field, SQLModel
 
-from .base import Body, big, now_s
+from .base import Body, big, id_field, now_s
 from .receipt import IDEMPOTENCY_PATTERN, METHOD_PATTERN
 
 KIND_TENANT = "tenant"
@@ -34,11 +34,11 @@ class Account(AccountBase, table=True):
 
 
 class AccountCreate(AccountBase, Body):
-    property_id: int = Field(ge=1)
-    tenant_id: Optional[int] = Field(default=None, ge=1)
+    property_id: int = id_field()
+    tenant_id: Optional[int] = id_field(default=None)
     tenant: Optional[str] = Field(default=None, min_length=1, max_length=200,
                                   description="create a tenant of this name for the account")
-    tariff_id: Optional[int] = Field(default=None, ge=1)
+    tariff_id: Optional[int] = id_field(default=None)
 
 
 class AccountPublic(AccountBase):

@@ -5,7 +5,7 @@ from typing import Any, Optional
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-from .base import Body, big, now_s
+from .base import Body, big, id_field, now_s
 
 DEV_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
@@ -35,7 +35,7 @@ class Concentrator(SQLModel, table=True):
 
 
 class ConcentratorCreate(Body):
-    property_id: int = Field(ge=1)
+    property_id: int = id_field()
     dev: str = Field(min_length=1, max_length=64, schema_extra={"pattern": DEV_PATTERN})
     key_hex: Optional[str] = Field(default=None, schema_extra={"pattern": r"^[0-9a-fA-F]{64}$"},
                                    description="32-byte key as hex; generated when omitted")

@@ -6,7 +6,7 @@ from typing import Any, Optional
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from .base import Body, big
+from .base import Body, big, id_field
 
 
 class Meter(SQLModel, table=True):
@@ -43,18 +43,18 @@ class Meter(SQLModel, table=True):
 
 
 class MeterCreate(Body):
-    concentrator_id: int = Field(ge=1)
+    concentrator_id: int = id_field()
     meter_id: str = Field(min_length=1, max_length=64)
     model: str = Field(default="", max_length=40)
     index: Optional[int] = Field(default=None, ge=0, le=255)
-    unit_id: Optional[int] = Field(default=None, ge=1)
-    account_id: Optional[int] = Field(default=None, ge=1)
+    unit_id: Optional[int] = id_field(default=None)
+    account_id: Optional[int] = id_field(default=None)
     opening_energy_wh: Optional[int] = Field(default=None, ge=0, le=10 ** 12,
                                              description="register at commissioning (Wh): billing baseline")
 
 
 class MeterAccountUpdate(Body):
-    account_id: Optional[int] = Field(ge=1)
+    account_id: Optional[int] = id_field()
 
 
 class MeterPublic(SQLModel):

@@ -9,7 +9,7 @@ from typing import Optional
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from .base import Body, big, now_s
+from .base import Body, big, id_field, now_s
 
 TZ_MIN, TZ_MAX = -14 * 3600, 14 * 3600
 
@@ -48,7 +48,7 @@ class Property(PropertyBase, table=True):
 
 
 class PropertyCreate(PropertyBase, Body):
-    organisation_id: Optional[int] = Field(default=None, ge=1, description="default: the first organisation")
+    organisation_id: Optional[int] = id_field(default=None, description="default: the first organisation")
 
 
 class PropertyPublic(PropertyBase):
@@ -71,7 +71,7 @@ class Building(BuildingBase, table=True):
 
 
 class BuildingCreate(BuildingBase, Body):
-    property_id: int = Field(ge=1)
+    property_id: int = id_field()
 
 
 class BuildingPublic(BuildingBase):
@@ -97,7 +97,7 @@ class Unit(UnitBase, table=True):
 
 
 class UnitCreate(UnitBase, Body):
-    building_id: int = Field(ge=1)
+    building_id: int = id_field()
 
 
 class UnitPublic(UnitBase):

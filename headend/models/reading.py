@@ -1,18 +1,31 @@
-"""Readings as the boards recorded them: idempotent on (concentrator, seq)."""
+"""Readings as the boards recorded them: idempotent on (concentrator, seq).
+
+On PostgreSQL the table is partitioned by month of `ts` (core/partitions.py,
+migration 0013): its primary key is (id, ts) there and the idempotency key
+UNIQUE (concentrator_id, seq, ts); core/partitions.py says why that still
+means one row per (concentrator, seq). SQLite keeps one table with
+UNIQUE (concentrator_id, seq). `info["dialects"]` names the database a
+constraint exists on (alembic/env.py compares only those)."""
 from typing import Optional
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from .base import big, now_s
 
 
 class Reading(SQLModel, table=True):
-    __table_args__ = (UniqueConstraint("concentrator_id", "seq", name="uq_reading_conc_seq"),
-                      # a meter's readings in a time window (services/usage.py)
-                      Index("ix_reading_meter_ts", "meter_id", "ts"))
-    id: Optional[int] = Field(default=None, primary_key=True)
-    concentrator_id: int = Field(foreign_key="concentrator.id", index=True)
+    __table_args__ = (
+        UniqueConstraint("concentrator_id", "seq", name="uq_reading_conc_seq", info={"dialects": ("sqlite",)}),
+        UniqueConstraint("concentrator_id", "seq", "ts", name="uq_reading_conc_seq_ts",
+                         info={"dialects": ("postgresql",)}),
+        Index("ix_reading_ts", "ts", postgresql_using="brin"),      # retention, time ranges
+        Index("ix_reading_meter_ts", "meter_id", "ts"),             # a meter's readings in a window (services/usage)
+    )
+    # BIGINT: billions of readings (SQLite's INTEGER PRIMARY KEY is 64-bit already)
+    id: Optional[int] = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"),
+                                                             primary_key=True))
+    concentrator_id: int = Field(foreign_key="concentrator.id")
     seq: int = big()
     meter_index: int
     meter_id: Optional[int] = Field(default=None, foreign_key="meter.id", index=True)

@@ -5,7 +5,7 @@ from typing import Optional
 
 from sqlmodel import Field, SQLModel
 
-from .base import Body, big, now_s
+from .base import Body, big, id_field, now_s
 from .dayend import DAY_PATTERN
 
 
@@ -38,7 +38,7 @@ class TenantFields(Body):
 
 
 class TenantCreate(TenantFields):
-    property_id: int = Field(ge=1)
+    property_id: int = id_field()
     name: str = Field(min_length=1, max_length=200)
 
 

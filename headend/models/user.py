@@ -7,7 +7,7 @@ from typing import Any, Optional
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from .base import Body, big, now_s
+from .base import Body, BodyId, big, id_field, now_s
 
 KIND_STAFF = "staff"
 KIND_TENANT = "tenant"
@@ -85,10 +85,10 @@ class UserCreate(Body):
     password: str = Field(min_length=8, max_length=200)
     role: Optional[str] = Field(default=None, schema_extra={"pattern": r"^(admin|manager|cashier|technician|viewer)$"},
                                 description="staff role; absent for a tenant login")
-    tenant_id: Optional[int] = Field(default=None, ge=1, description="a tenant's portal login")
-    property_ids: list[int] = Field(default_factory=list, max_length=1000,
+    tenant_id: Optional[int] = id_field(default=None, description="a tenant's portal login")
+    property_ids: list[BodyId] = Field(default_factory=list, max_length=1000,
                                     description="properties the staff user is granted")
-    organisation_ids: list[int] = Field(default_factory=list, max_length=100,
+    organisation_ids: list[BodyId] = Field(default_factory=list, max_length=100,
                                         description="organisations whose every property is granted")
 
 
@@ -96,8 +96,8 @@ class UserUpdate(Body):
     display_name: Optional[str] = Field(default=None, max_length=200)
     role: Optional[str] = Field(default=None, schema_extra={"pattern": r"^(admin|manager|cashier|technician|viewer)$"})
     active: Optional[bool] = None
-    property_ids: Optional[list[int]] = Field(default=None, max_length=1000)
-    organisation_ids: Optional[list[int]] = Field(default=None, max_length=100)
+    property_ids: Optional[list[BodyId]] = Field(default=None, max_length=1000)
+    organisation_ids: Optional[list[BodyId]] = Field(default=None, max_length=100)
     password: Optional[str] = Field(default=None, min_length=8, max_length=200)
 
 

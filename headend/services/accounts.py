@@ -4,6 +4,7 @@ tenants in and out; services.tenants keeps the tenant record)."""
 from sqlmodel import select
 
 from ..core import permissions as P
+from ..core.paging import Paging, listed
 from ..models import Account, Occupancy, Property, Tariff, Tenant, Unit, now_s
 from ..models.account import KIND_TENANT, KIND_VACANCY
 from . import audit, ledger
@@ -26,7 +27,9 @@ def get_account(session, actor, account_id):
     return a
 
 
-def list_accounts(session, actor, property_id=None):
+def list_accounts(session, actor, property_id=None, paging=None):
+    """A tenant's own accounts, or the accounts of the staff's properties
+    (with paging: a core.paging.Page, searched by name or account number)."""
     q = select(Account)
     if actor.is_tenant:
         q = q.where(Account.tenant_id == actor.tenant_id)
@@ -34,7 +37,11 @@ def list_accounts(session, actor, property_id=None):
         q = scoped(q, actor, Account.property_id)
     if property_id is not None:
         q = q.where(Account.property_id == property_id)
-    return session.exec(q.order_by(Account.id)).all()
+    q = q.order_by(Account.id)
+    if paging is not None and paging.q.strip().lstrip("#").isdigit() and len(paging.q.strip()) < 10:
+        q = q.where(Account.id == int(paging.q.strip().lstrip("#")))
+        paging = Paging(paging.limit, paging.offset)
+    return listed(session, q, paging, Account.name)
 
 
 def create_account(session, actor, property_id, tenant_name=None, tenant_id=None, low_balance_threshold_mu=0,

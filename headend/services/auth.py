@@ -4,6 +4,7 @@ with the address it came from."""
 from sqlmodel import select
 
 from ..core import security
+from ..core.paging import listed
 from ..models import ApiToken, AuthSession, User, now_s
 from ..models.user import KIND_SYSTEM
 from . import audit
@@ -119,8 +120,9 @@ def create_api_token(session, actor, name, scopes=(), expires_in_days=None):
     return t, raw
 
 
-def list_api_tokens(session, actor):
-    return session.exec(select(ApiToken).where(ApiToken.user_id == actor.user_id).order_by(ApiToken.id)).all()
+def list_api_tokens(session, actor, paging=None):
+    return listed(session, select(ApiToken).where(ApiToken.user_id == actor.user_id).order_by(ApiToken.id), paging,
+                  ApiToken.name)
 
 
 def revoke_api_token(session, actor, token_id):

@@ -8,6 +8,7 @@ from sqlmodel import select
 
 from ..core import permissions as P
 from ..core.events import EV_METER_LIST
+from ..core.paging import listed
 from ..models import Account, Concentrator, Event, Meter, Property, Unit, now_s
 from . import audit
 from .actor import scoped
@@ -56,11 +57,12 @@ def concentrator_public(c, with_key=False):
     return d
 
 
-def list_concentrators(session, actor, property_id=None):
+def list_concentrators(session, actor, property_id=None, paging=None):
+    """The boards the actor sees (with paging: a core.paging.Page, searched by device id)."""
     q = scoped(select(Concentrator), actor, Concentrator.property_id)
     if property_id is not None:
         q = q.where(Concentrator.property_id == property_id)
-    return session.exec(q.order_by(Concentrator.id)).all()
+    return listed(session, q.order_by(Concentrator.id), paging, Concentrator.dev)
 
 
 def get_concentrator(session, actor, dev, lock=False):

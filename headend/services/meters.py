@@ -1,37 +1,58 @@
-"""Meters as staff see them: account, balance, last reading, relay, board."""
+"""Meters as staff see them: account, balance, last reading, relay, board;
+one page at a time, filtered and searched in the database."""
 import time
 
+from sqlalchemy import and_, false, or_
 from sqlmodel import select
 
 from ..core.money import format_kwh, format_money
+from ..core.paging import Paging, paginate, search
 from ..models import Account, Concentrator, Meter, Unit
 from .actor import scoped
 
+# ?state= of the staff list
+STATES = ("low_balance", "relay_open", "offline")
 
-def meter_rows(session, actor, offline_after_s, bus_errors=None, now=None, property_id=None):
-    now = int(now or time.time())
-    cq = scoped(select(Concentrator), actor, Concentrator.property_id)
+
+def meter_query(actor, offline_after_s, now, property_id=None, concentrator=None, state=None, q=""):
+    """(Meter, Concentrator, Account, unit name) rows the actor sees, in board order."""
+    query = (select(Meter, Concentrator, Account, Unit.name)
+             .join(Concentrator, Meter.concentrator_id == Concentrator.id)
+             .outerjoin(Account, Meter.account_id == Account.id)
+             .outerjoin(Unit, Meter.unit_id == Unit.id))
+    query = scoped(query, actor, Concentrator.property_id)
     if property_id is not None:
-        cq = cq.where(Concentrator.property_id == property_id)
-    concs = {c.id: c for c in session.exec(cq).all()}
-    if not concs:
-        return []
-    meters = session.exec(select(Meter).where(Meter.concentrator_id.in_(sorted(concs)))
-                          .order_by(Meter.concentrator_id, Meter.index)).all()
-    acc_ids = sorted({m.account_id for m in meters if m.account_id is not None})
-    accounts = {a.id: a for a in session.exec(select(Account).where(Account.id.in_(acc_ids)))} if acc_ids else {}
-    unit_ids = sorted({m.unit_id for m in meters if m.unit_id is not None})
-    units = dict(session.exec(select(Unit.id, Unit.name).where(Unit.id.in_(unit_ids))).all()) if unit_ids else {}
+        query = query.where(Concentrator.property_id == property_id)
+    if concentrator:
+        query = query.where(Concentrator.dev == concentrator)
+    if state == "low_balance":
+        query = query.where(Account.balance_mu < Account.low_balance_threshold_mu)
+    elif state == "relay_open":
+        query = query.where(Meter.relay_closed == false())
+    elif state == "offline":
+        query = query.where(or_(Concentrator.online == false(), Concentrator.last_seen.is_(None),
+                                Concentrator.last_seen < now - offline_after_s,
+                                and_(Meter.online.is_not(None), Meter.online == false())))
+    query = search(query, q, Meter.meter_id, Concentrator.dev, Account.name, Unit.name)
+    return query.order_by(Concentrator.id, Meter.index)
+
+
+def meter_rows(session, actor, offline_after_s, bus_errors=None, now=None, property_id=None, paging=None,
+               concentrator=None, state=None):
+    """A core.paging.Page of meter rows (dicts, MeterRow's fields); paging
+    None: the first DEFAULT_LIMIT."""
+    now = int(now or time.time())
+    paging = paging or Paging()
+    page = paginate(session, meter_query(actor, offline_after_s, now, property_id, concentrator, state, paging.q),
+                    paging, scalars=False)
     errs = bus_errors or {}
     rows = []
-    for m in meters:
-        c = concs[m.concentrator_id]
-        a = accounts.get(m.account_id)
+    for m, c, a, unit in page.items:
         c_online = bool(c.online and c.last_seen is not None and now - c.last_seen <= offline_after_s)
         rows.append({
             "id": m.id, "meter_id": m.meter_id, "model": m.model, "index": m.index,
             "concentrator": c.dev, "concentrator_online": c_online, "property_id": c.property_id,
-            "unit_id": m.unit_id, "unit": units.get(m.unit_id),
+            "unit_id": m.unit_id, "unit": unit,
             "account_id": m.account_id, "tenant": a.name if a else None,
             "balance_mu": a.balance_mu if a else None,
             "balance": format_money(a.balance_mu) if a else None,
@@ -44,4 +65,5 @@ def meter_rows(session, actor, offline_after_s, bus_errors=None, now=None, prope
             "last_seen": c.last_seen,
             "bus_errors": errs.get(m.id),
         })
-    return rows
+    page.items = rows
+    return page

@@ -2,6 +2,7 @@
 from sqlmodel import select
 
 from ..core import permissions as P
+from ..core.paging import listed
 from ..models import Building, Organisation, Property, Unit
 from . import audit
 from .actor import scoped
@@ -32,12 +33,13 @@ def create_organisation(session, actor, name):
     return o
 
 
-def list_organisations(session, actor):
+def list_organisations(session, actor, paging=None):
+    """The organisations the actor sees (with paging: a core.paging.Page)."""
     q = select(Organisation).order_by(Organisation.id)
     if actor.property_ids is not None:
         q = q.where(Organisation.id.in_(select(Property.organisation_id).where(
             Property.id.in_(sorted(actor.property_ids)))))
-    return session.exec(q).all()
+    return listed(session, q, paging, Organisation.name)
 
 
 def create_property(session, actor, name, tz_offset_s=28800, organisation_id=None):
@@ -66,8 +68,8 @@ def get_or_create_property(session, actor, name, tz_offset_s=28800):
     return p if p is not None else create_property(session, actor, name, tz_offset_s)
 
 
-def list_properties(session, actor):
-    return session.exec(scoped(select(Property), actor, Property.id).order_by(Property.id)).all()
+def list_properties(session, actor, paging=None):
+    return listed(session, scoped(select(Property), actor, Property.id).order_by(Property.id), paging, Property.name)
 
 
 def get_property(session, actor, property_id):
@@ -95,11 +97,11 @@ def get_or_create_building(session, actor, property_id, name, floors=None):
     return b if b is not None else create_building(session, actor, property_id, name, floors)
 
 
-def list_buildings(session, actor, property_id=None):
+def list_buildings(session, actor, property_id=None, paging=None):
     q = scoped(select(Building), actor, Building.property_id)
     if property_id is not None:
         q = q.where(Building.property_id == property_id)
-    return session.exec(q.order_by(Building.id)).all()
+    return listed(session, q.order_by(Building.id), paging, Building.name)
 
 
 def get_building(session, actor, building_id):
@@ -122,13 +124,13 @@ def create_unit(session, actor, building_id, name, floor=None, floor_area_dm2=0)
     return u
 
 
-def list_units(session, actor, property_id=None, building_id=None):
+def list_units(session, actor, property_id=None, building_id=None, paging=None):
     q = scoped(select(Unit), actor, Unit.property_id)
     if property_id is not None:
         q = q.where(Unit.property_id == property_id)
     if building_id is not None:
         q = q.where(Unit.building_id == building_id)
-    return session.exec(q.order_by(Unit.building_id, Unit.name)).all()
+    return listed(session, q.order_by(Unit.building_id, Unit.name, Unit.id), paging, Unit.name)
 
 
 def get_unit(session, actor, unit_id):

@@ -9,6 +9,8 @@ from sqlmodel import select
 from concentrator import tariff as T
 
 from ..core import permissions as P
+from ..core.money import MAX_PRICE_MU_PER_KWH
+from ..core.paging import listed
 from ..models import Property, Tariff
 from ..core.money import format_percent, format_price
 from . import audit, billing
@@ -25,6 +27,39 @@ def _tz(session, property_id):
 def tariff_rows(session, property_id, name):
     return session.exec(select(Tariff).where(Tariff.property_id == property_id, Tariff.name == name)
                         .order_by(Tariff.effective, Tariff.version, Tariff.id)).all()
+
+
+MAX_VERSION = 2 ** 31 - 1
+MAX_EFFECTIVE = 2 ** 40
+MAX_SPEC_INT = 10 ** 12        # Wh thresholds and anything else a version counts
+
+
+def check_bounds(spec):
+    """The numbers of a valid version spec stay where billing is exact and
+    the database holds them: version and effective time, prices (and tier
+    adders) up to MAX_PRICE_MU_PER_KWH, any other number up to 1e12.
+    Raises ValueError naming the first one outside."""
+    def walk(x, where):
+        if isinstance(x, bool):
+            return
+        if isinstance(x, int) and abs(x) > MAX_SPEC_INT:
+            raise ValueError("%s = %d is too large (at most %d)" % (where, x, MAX_SPEC_INT))
+        if isinstance(x, dict):
+            for k, v in x.items():
+                walk(v, "%s.%s" % (where, k))
+        elif isinstance(x, list):
+            for i, v in enumerate(x):
+                walk(v, "%s[%d]" % (where, i))
+    walk(spec, "spec")
+    if not 0 <= spec["version"] <= MAX_VERSION:
+        raise ValueError("version %d is out of range" % spec["version"])
+    if not 0 <= spec["effective"] <= MAX_EFFECTIVE:
+        raise ValueError("effective %d is out of range (Unix seconds)" % spec["effective"])
+    prices = [("price", spec.get("price", 0))] + [("prices.%s" % b, p) for b, p in (spec.get("prices") or {}).items()]
+    prices += [("tiers[%d].add" % i, t.get("add", 0)) for i, t in enumerate(spec.get("tiers") or [])]
+    for where, p in prices:
+        if isinstance(p, int) and p > MAX_PRICE_MU_PER_KWH:
+            raise ValueError("%s = %d mu/kWh is too high (at most %d)" % (where, p, MAX_PRICE_MU_PER_KWH))
 
 
 def create_tariff(session, actor, property_id, name, price_mu_per_kwh=None, version=None, effective=0, spec=None,
@@ -51,6 +86,7 @@ def create_tariff(session, actor, property_id, name, price_mu_per_kwh=None, vers
     try:
         full = billing.normalize_spec(spec, version, effective, tz, price_mu_per_kwh)
         T.validate_versions(billing.versions_of(rows, tz) + [full])
+        check_bounds(full)
     except ValueError as e:
         raise Invalid(str(e))
     over = over_limit(session, property_id, full)
@@ -100,11 +136,11 @@ def get_tariff(session, actor, tariff_id):
     return row
 
 
-def list_tariffs(session, actor, property_id=None):
+def list_tariffs(session, actor, property_id=None, paging=None):
     q = scoped(select(Tariff), actor, Tariff.property_id)
     if property_id is not None:
         q = q.where(Tariff.property_id == property_id)
-    return session.exec(q.order_by(Tariff.id)).all()
+    return listed(session, q.order_by(Tariff.id), paging, Tariff.name)
 
 
 def property_tariff_name(session, property_id):

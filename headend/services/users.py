@@ -7,6 +7,7 @@ from sqlmodel import select
 
 from ..core import permissions as P
 from ..core import security
+from ..core.paging import paginate_list, search
 from ..models import Organisation, Property, Tenant, User, UserGrant, now_s
 from ..models.user import KIND_STAFF, KIND_SYSTEM, KIND_TENANT, USERNAME_PATTERN
 from . import audit
@@ -93,9 +94,14 @@ def _may_see(session, actor, user):
     return theirs is not None and bool(theirs) and set(theirs) <= set(actor.property_ids)
 
 
-def list_users(session, actor):
-    rows = session.exec(select(User).where(User.kind != KIND_SYSTEM).order_by(User.id)).all()
-    return [u for u in rows if _may_see(session, actor, u)]
+def list_users(session, actor, paging=None):
+    """The logins the actor may manage (with paging: a core.paging.Page,
+    searched by user name and display name; staff are few, so the page is
+    cut from the visible ones in memory)."""
+    q = search(select(User).where(User.kind != KIND_SYSTEM).order_by(User.id), paging.q if paging else "",
+               User.username, User.display_name)
+    rows = [u for u in session.exec(q).all() if _may_see(session, actor, u)]
+    return rows if paging is None else paginate_list(rows, paging)
 
 
 def _check_grants(session, actor, role, property_ids, organisation_ids):

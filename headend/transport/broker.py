@@ -1,9 +1,13 @@
 """Embedded MQTT broker (amqtt) for the zero-setup demo and tests.
 
-In-process:   b = EmbeddedBroker(port=0).start(); ...; b.stop()
-Subprocess:   python -m headend.broker --host 127.0.0.1 --port 1883
-Production uses Mosquitto (docs/protocol.md); amqtt has no shared
-subscriptions, so run a single head-end worker against it.
+In-process:   b = EmbeddedBroker(port=0, password_files=[...]).start(); ...; b.stop()
+Subprocess:   python -m headend.transport.broker --host 127.0.0.1 --port 1883 --password-file F
+It takes only clients in its Mosquitto-format password files and lets a
+board reach only its own topics (transport/broker_auth.py: the rules of the
+Mosquitto configuration `wattkeeper broker-config` writes);
+`allow_anonymous=True` is for tests of MQTT itself. Production uses Mosquitto
+(docs/deploying.md); amqtt has no shared subscriptions, so run a single
+head-end worker against it.
 """
 import argparse
 import asyncio
@@ -20,10 +24,18 @@ def free_port(host="127.0.0.1"):
         return s.getsockname()[1]
 
 
-def broker_config(host, port):
+def amqtt_config(host, port, password_files=(), headend_users=None, allow_anonymous=False):
+    from .broker_auth import plugins_config
+    from .broker_config import HEADEND_USER
+    if allow_anonymous:
+        plugins = {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}
+    elif password_files:
+        plugins = plugins_config(password_files, headend_users or (HEADEND_USER,))
+    else:
+        raise ValueError("the embedded broker needs password files (or allow_anonymous=True in tests)")
     return {
         "listeners": {"default": {"type": "tcp", "bind": "%s:%d" % (host, port), "max_connections": 0}},
-        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        "plugins": plugins,
     }
 
 
@@ -54,9 +66,10 @@ def _TrackingBroker(*a, **kw):
 class EmbeddedBroker:
     """amqtt broker on its own event loop in a daemon thread."""
 
-    def __init__(self, host="127.0.0.1", port=1883):
+    def __init__(self, host="127.0.0.1", port=1883, password_files=(), headend_users=None, allow_anonymous=False):
         self.host = host
         self.port = port or free_port(host)
+        self.config = amqtt_config(host, self.port, password_files, headend_users, allow_anonymous)
         self._loop = None
         self._broker = None
         self._thread = None
@@ -81,7 +94,7 @@ class EmbeddedBroker:
         asyncio.set_event_loop(loop)
 
         async def boot():
-            self._broker = _TrackingBroker(broker_config(self.host, self.port), loop=loop)
+            self._broker = _TrackingBroker(self.config, loop=loop)
             await self._broker.start()
         try:
             loop.run_until_complete(boot())
@@ -142,12 +155,16 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description="Wattkeeper embedded MQTT broker (amqtt)")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=1883)
+    ap.add_argument("--password-file", action="append", default=[],
+                    help="Mosquitto-format password file (repeat; `wattkeeper broker-config` writes them)")
+    ap.add_argument("--headend-user", action="append", default=[], help="the head-end's user name (wk-headend)")
     a = ap.parse_args(argv)
+    config = amqtt_config(a.host, a.port, a.password_file, a.headend_user or None)
     logging.basicConfig(level=logging.INFO)
     from amqtt.broker import Broker
 
     async def run():
-        b = Broker(broker_config(a.host, a.port))
+        b = Broker(config)
         await b.start()
         print("broker listening on %s:%d" % (a.host, a.port), flush=True)
         try:

@@ -33,7 +33,7 @@ MOSQUITTO = ("127.0.0.1", 1883)
 
 @pytest.fixture(scope="module")
 def amqtt_broker():
-    b = EmbeddedBroker("127.0.0.1", free_port()).start()
+    b = EmbeddedBroker("127.0.0.1", free_port(), allow_anonymous=True).start()
     yield b
     b.stop()
 
@@ -186,7 +186,7 @@ def test_shared_subscription_workers_on_mosquitto(tmp_path):
 
 def test_reconnects_when_the_broker_comes_back(tmp_path):
     port = free_port()
-    broker = EmbeddedBroker("127.0.0.1", port).start()
+    broker = EmbeddedBroker("127.0.0.1", port, allow_anonymous=True).start()
     eng = db.make_engine("sqlite:///" + str(tmp_path / "rc.db"))
     migrate.upgrade(eng)
     sf = db.session_factory(eng)
@@ -205,7 +205,7 @@ def test_reconnects_when_the_broker_comes_back(tmp_path):
             time.sleep(0.1)
         assert not svc.connected.is_set(), "head-end did not notice the broker went away"
         time.sleep(1)
-        broker = EmbeddedBroker("127.0.0.1", port).start()
+        broker = EmbeddedBroker("127.0.0.1", port, allow_anonymous=True).start()
         assert svc.wait_ready(20), "head-end did not reconnect"
         assert board.ready.wait(20), "board did not reconnect"
         board.send_until_acked([[2, 0, 0, int(time.time()), [1200, 5, 0]]], seq=2)

@@ -19,6 +19,8 @@ BENCHMARKS = {
     "ota": "tools.bench.ota_bench",
     "alerts": "tools.bench.alerts_bench",
     "desk": "tools.bench.desk_bench",
+    "ingest": "tools.bench.ingest_bench",
+    "api": "tools.bench.api_bench",
 }
 
 

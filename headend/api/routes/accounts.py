@@ -2,20 +2,20 @@
 adjustments, moving tenants in and out, the account's own tariff."""
 from typing import Annotated, Optional
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
 from ...core import permissions as P
 from ...core.money import format_money
 from ...models import AccountCreate, AccountPublic, LedgerEntryPublic
 from ...models.account import AccountTariff, MoveIn, MoveOut
-from ...models.base import MAX_ID
 from ...models.receipt import AdjustmentIn, RefundIn, SaleIn
 from ...services import accounts as svc
 from ...services import corrections, lifecycle, sales
 from ...services.actor import Actor
 from ..deps import Id, Limit, SessionDep, require
 from .common import MovementResult, SaleResult, amount_of, commit_movement, entry_public, movement_result, wake_outbox
+from ..deps import OptId, PagingDep, paged
 
 router = APIRouter(prefix="/api/accounts", tags=["accounts"])
 
@@ -62,9 +62,12 @@ def create_account(body: AccountCreate, session: SessionDep, actor: Annotated[Ac
 
 
 @router.get("", response_model=list[AccountPublic])
-def list_accounts(session: SessionDep, actor: Annotated[Actor, require(P.PROPERTY_READ)],
-                  property_id: Annotated[Optional[int], Query(ge=1, le=MAX_ID)] = None):
-    return [svc.public(a) for a in svc.list_accounts(session, actor, property_id)]
+def list_accounts(request: Request, response: Response, session: SessionDep,
+                  actor: Annotated[Actor, require(P.PROPERTY_READ)], paging: PagingDep, property_id: OptId = None):
+    """One page (`limit`, `offset`; X-Total-Count and Link headers); `q` searches the name, or `#17` the number."""
+    page = svc.list_accounts(session, actor, property_id, paging=paging)
+    page.items = [svc.public(a) for a in page.items]
+    return paged(request, response, page)
 
 
 @router.get("/{account_id}", response_model=AccountPublic)
@@ -154,7 +157,7 @@ def set_tariff(account_id: Id, body: AccountTariff, session: SessionDep,
 
 @router.get("/{account_id}/ledger", response_model=LedgerPage)
 def account_ledger(account_id: Id, session: SessionDep, actor: Annotated[Actor, require(P.PROPERTY_READ)],
-                   limit: Limit = 200, before_id: Annotated[Optional[int], Query(ge=1, le=MAX_ID)] = None):
+                   limit: Limit = 200, before_id: OptId = None):
     """Newest first. Each entry: kind, signed amount_mu, balance_after_mu, who (user or board), reference."""
     a, rows, names, total = svc.ledger_page(session, actor, account_id, limit, before_id)
     return LedgerPage(account_id=a.id, name=a.name, balance_mu=a.balance_mu, balance=format_money(a.balance_mu),

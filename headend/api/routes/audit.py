@@ -3,19 +3,18 @@ import csv
 import io
 from typing import Annotated, Optional
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from ...core import permissions as P
-from ...models import AuditLogPublic
-from ...models.base import MAX_ID
+from ...models import AuditLog, AuditLogPublic
 from ...services import audit
 from ...services.actor import Actor
-from ..deps import Limit, Offset, SessionDep, require
+from ...core.paging import paginate, search
+from ..deps import OptId, PagingDep, SessionDep, paged, require
 
 router = APIRouter(prefix="/api/audit", tags=["audit"])
 T = Annotated[Optional[int], Query(ge=0, le=2 ** 40)]
-OptId = Annotated[Optional[int], Query(ge=1, le=MAX_ID)]
 Action = Annotated[Optional[str], Query(max_length=64)]
 
 CSV_COLUMNS = ("id", "ts", "username", "user_id", "actor_kind", "ip", "action", "object_type", "object_id",
@@ -23,13 +22,15 @@ CSV_COLUMNS = ("id", "ts", "username", "user_id", "actor_kind", "ip", "action", 
 
 
 @router.get("", response_model=list[AuditLogPublic])
-def list_audit(session: SessionDep, actor: Annotated[Actor, require(P.AUDIT_READ)], action: Action = None,
-               user_id: OptId = None, property_id: OptId = None, since: T = None, until: T = None,
-               limit: Limit = 200, offset: Offset = 0):
-    """Newest first. `action` matches a prefix (`login`, `money.`, `relay.`, `tariff.`,
-    `key.`, `user.`, `policy.`)."""
-    q = audit.query(actor, action, user_id, property_id, since, until)
-    return session.exec(q.offset(offset).limit(limit)).all()
+def list_audit(request: Request, response: Response, session: SessionDep,
+               actor: Annotated[Actor, require(P.AUDIT_READ)], paging: PagingDep, action: Action = None,
+               user_id: OptId = None, property_id: OptId = None, since: T = None, until: T = None):
+    """Newest first, one page at a time (not counted: the Link header has the next page).
+    `action` matches a prefix (`login`, `money.`, `relay.`, `tariff.`, `key.`, `user.`,
+    `policy.`); `q` searches user name and detail."""
+    q = search(audit.query(actor, action, user_id, property_id, since, until), paging.q,
+               AuditLog.username, AuditLog.detail)
+    return paged(request, response, paginate(session, q, paging, count=False))
 
 
 @router.get(".csv", response_class=StreamingResponse)

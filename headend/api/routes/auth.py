@@ -2,7 +2,7 @@
 and password, long-lived API tokens."""
 from typing import Annotated, Optional
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
@@ -11,7 +11,7 @@ from ...models import ApiTokenCreate, ApiTokenCreated, ApiTokenPublic, PasswordC
 from ...services import auth as auth_service
 from ...services import users as user_service
 from ...services.actor import Actor
-from ..deps import Id, SessionDep, SettingsDep, client_ip, public, require
+from ..deps import Id, PagingDep, SessionDep, SettingsDep, client_ip, paged, public, require
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
@@ -65,8 +65,9 @@ def change_password(body: PasswordChange, session: SessionDep, actor: Annotated[
 
 
 @router.get("/tokens", response_model=list[ApiTokenPublic])
-def list_tokens(session: SessionDep, actor: Annotated[Actor, require(P.AUTHENTICATED)]):
-    return auth_service.list_api_tokens(session, actor)
+def list_tokens(request: Request, response: Response, session: SessionDep,
+                actor: Annotated[Actor, require(P.AUTHENTICATED)], paging: PagingDep):
+    return paged(request, response, auth_service.list_api_tokens(session, actor, paging=paging))
 
 
 @router.post("/tokens", response_model=ApiTokenCreated, status_code=201)

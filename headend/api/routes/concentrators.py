@@ -1,29 +1,46 @@
 """Concentrators: provisioning, bus-scan imports, key rotation, relay policy."""
 from typing import Annotated, Any, Optional
 
-from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field, StringConstraints
 
 from ...core import permissions as P
+from ...core.money import MAX_AMOUNT_MU
 from ...models import ConcentratorCreate, ConcentratorCreated, ConcentratorPublic
-from ...models.base import MAX_ID
+from ...models.base import Body
 from ...services import commands, devices
 from ...services.actor import Actor
-from ..deps import SessionDep, require
+from ..deps import Dev, OptId, PagingDep, SessionDep, paged, require
 from .common import CommandResult, wake_outbox
 
 router = APIRouter(prefix="/api/concentrators", tags=["concentrators"])
 
 
-class RekeyIn(BaseModel):
-    model_config = {"extra": "forbid"}
+class RekeyIn(Body):
     force: bool = Field(default=False, description="replace a rekey that is still pending")
 
 
-class PolicyIn(BaseModel):
-    model_config = {"extra": "forbid", "strict": True}
+HHMM = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+DATE = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
+DAY_S = 86400
+
+
+class RelayPolicyIn(Body):
+    """The settings of docs/relay-policy.md; the ones left out keep their value."""
+    friendly: Optional[list[Annotated[list[HHMM], Field(min_length=2, max_length=2)]]] = Field(
+        default=None, max_length=8, description='local times from-to, e.g. [["22:00", "07:00"]]')
+    friendly_weekend: Optional[bool] = None
+    holidays: Optional[list[DATE]] = Field(default=None, max_length=400, description='["2026-10-01", ...]')
+    emergency_mu: Optional[int] = Field(default=None, ge=0, le=MAX_AMOUNT_MU)
+    reconnect_mu: Optional[int] = Field(default=None, ge=0, le=MAX_AMOUNT_MU)
+    min_switch_s: Optional[int] = Field(default=None, ge=0, le=DAY_S)
+    load_limit_w: Optional[int] = Field(default=None, ge=0, le=10 ** 7)
+    load_reset_s: Optional[int] = Field(default=None, ge=0, le=7 * DAY_S)
+
+
+class PolicyIn(Body):
     m: Optional[int] = Field(default=None, ge=0, le=255, description="meter index; absent: every meter")
-    policy: dict[str, Any]
+    policy: RelayPolicyIn
 
 
 class RekeyResult(CommandResult):
@@ -64,13 +81,16 @@ def create_concentrator(body: ConcentratorCreate, session: SessionDep,
 
 
 @router.get("", response_model=list[ConcentratorPublic])
-def list_concentrators(session: SessionDep, actor: Annotated[Actor, require(P.PROPERTY_READ)],
-                       property_id: Annotated[Optional[int], Query(ge=1, le=MAX_ID)] = None):
-    return [devices.concentrator_public(c) for c in devices.list_concentrators(session, actor, property_id)]
+def list_concentrators(request: Request, response: Response, session: SessionDep,
+                       actor: Annotated[Actor, require(P.PROPERTY_READ)], paging: PagingDep, property_id: OptId = None):
+    """One page; `q` searches the device id."""
+    page = devices.list_concentrators(session, actor, property_id, paging=paging)
+    page.items = [devices.concentrator_public(c) for c in page.items]
+    return paged(request, response, page)
 
 
 @router.post("/{dev}/meters/import", response_model=ImportResult)
-async def import_meters(dev: str, request: Request, session: SessionDep,
+async def import_meters(dev: Dev, request: Request, session: SessionDep,
                         actor: Annotated[Actor, require(P.DEVICES_WRITE)], accounts: bool = False):
     """Create the meters a bus scan found (the console's `scan()` output: one JSON object per
     line, `{"addr": 1, "proto": "modbus", "model": "prepaid-int"}` or
@@ -91,7 +111,7 @@ async def import_meters(dev: str, request: Request, session: SessionDep,
 
 
 @router.post("/{dev}/rekey", response_model=RekeyResult, status_code=202)
-def rekey(dev: str, body: RekeyIn, request: Request, session: SessionDep,
+def rekey(dev: Dev, body: RekeyIn, request: Request, session: SessionDep,
           actor: Annotated[Actor, require(P.KEYS_ROTATE)]):
     """Rotate the device key without sending it: a `cmd` {op: "rekey", nonce}
     (signed with the current key); both sides derive
@@ -105,11 +125,11 @@ def rekey(dev: str, body: RekeyIn, request: Request, session: SessionDep,
 
 
 @router.post("/{dev}/policy", response_model=CommandResult, status_code=202)
-def set_policy(dev: str, body: PolicyIn, request: Request, session: SessionDep,
+def set_policy(dev: Dev, body: PolicyIn, request: Request, session: SessionDep,
                actor: Annotated[Actor, require(P.POLICY_WRITE)]):
     """Change the relay policy (docs/relay-policy.md) of meter index `m`, or
     of every meter of the board when `m` is absent: a `cmd` {op: "policy"}."""
-    r = commands.set_policy(session, actor, dev, body.policy, m=body.m)
+    r = commands.set_policy(session, actor, dev, body.policy.model_dump(exclude_none=True), m=body.m)
     session.commit()
     wake_outbox(request)
     return r

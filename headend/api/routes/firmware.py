@@ -1,7 +1,7 @@
 """Firmware updates over the air: bundles and rollouts (admins and technicians)."""
 from typing import Annotated, Literal, Optional
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Query, Request, UploadFile
 
 from ...core import permissions as P
 from ...models import FirmwareBundlePublic, RolloutCreate, RolloutPublic

@@ -1,25 +1,25 @@
 """Meters: provisioning, the staff list, billing account, relay overrides."""
 from typing import Annotated, Literal, Optional
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from ...core import permissions as P
 from ...core.money import AmountError, parse_kwh
 from ...models import MeterAccountUpdate, MeterCreate, MeterPublic, MeterRow
-from ...models.base import MAX_ID
 from ...models.meter_history import MeterAssignmentPublic, MeterSwapIn, MeterSwapPublic
 from ...services import commands, devices, lifecycle, meters
 from ...services.actor import Actor
 from ...services.errors import Invalid
 from ..deps import Id, SessionDep, require
+from ...models.base import Body
+from ..deps import Dev, OptId, PagingDep, paged
 from .common import CommandResult, wake_outbox
 
 router = APIRouter(prefix="/api/meters", tags=["meters"])
 
 
-class OverrideIn(BaseModel):
-    model_config = {"extra": "forbid", "strict": True}
+class OverrideIn(Body):
     state: Literal["open", "closed", "auto"]
     until: Optional[int] = Field(default=None, ge=0, le=2 ** 40, description="Unix seconds; required for open/closed")
 
@@ -33,15 +33,20 @@ def create_meter(body: MeterCreate, session: SessionDep, actor: Annotated[Actor,
 
 
 @router.get("", response_model=list[MeterRow])
-def list_meters(request: Request, session: SessionDep, actor: Annotated[Actor, require(P.PROPERTY_READ)],
-                property_id: Annotated[Optional[int], Query(ge=1, le=MAX_ID)] = None):
-    """Every meter of the caller's properties with its account, balance, last reading,
-    relay state and last-seen time, and `bus_errors`: the board's per-meter RS485 error
-    counters since its boot (timeouts, crc, wrong_address, exceptions, offline = times it
-    went offline), null until a status message carried them."""
+def list_meters(request: Request, response: Response, session: SessionDep,
+                actor: Annotated[Actor, require(P.PROPERTY_READ)], paging: PagingDep, property_id: OptId = None,
+                concentrator: Annotated[Optional[Dev], Query()] = None,
+                state: Annotated[Optional[Literal[meters.STATES]], Query()] = None):
+    """The meters of the caller's properties, one page at a time (`limit`, `offset`;
+    X-Total-Count and Link headers), with account, balance, last reading, relay state and
+    last-seen time, and `bus_errors`: the board's per-meter RS485 error counters since its
+    boot (timeouts, crc, wrong_address, exceptions, offline = times it went offline), null
+    until a status message carried them. `q` searches meter, board, tenant and unit;
+    `concentrator` (a device id) and `state` (low_balance, relay_open, offline) filter."""
     st = request.app.state
-    return meters.meter_rows(session, actor, st.settings.offline_after_s, st.ingest.bus_errors,
-                             property_id=property_id)
+    page = meters.meter_rows(session, actor, st.settings.offline_after_s, st.ingest.bus_errors,
+                             property_id=property_id, paging=paging, concentrator=concentrator, state=state)
+    return paged(request, response, page)
 
 
 @router.put("/{meter_pk}/account", response_model=MeterPublic)

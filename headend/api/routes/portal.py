@@ -3,8 +3,7 @@ per hour, price band, use, recharges), alert preferences and thresholds,
 online top-up. Nobody else's: another account's id answers 404."""
 from typing import Annotated, Any, Optional
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from ...core import permissions as P
@@ -15,7 +14,7 @@ from ...services import accounts as svc
 from ...services import alert_rules, portal
 from ...services.actor import Actor
 from ...services.errors import Invalid
-from ..deps import Id, Limit, SessionDep, require
+from ..deps import Id, Limit, PagingDep, SessionDep, paged, require
 from .accounts import LedgerPage
 from .common import entry_public
 
@@ -112,8 +111,11 @@ def parse_money(text):
 
 
 @router.get("/accounts", response_model=list[AccountPublic])
-def my_accounts(session: SessionDep, actor: Annotated[Actor, require(P.PORTAL)]):
-    return [svc.public(a) for a in portal.my_accounts(session, actor)]
+def my_accounts(request: Request, response: Response, session: SessionDep,
+                actor: Annotated[Actor, require(P.PORTAL)], paging: PagingDep):
+    page = svc.list_accounts(session, actor, paging=paging)
+    page.items = [svc.public(a) for a in page.items]
+    return paged(request, response, page)
 
 
 @router.get("/summary", response_model=list[PortalAccount])

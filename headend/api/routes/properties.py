@@ -1,26 +1,27 @@
 """The property tree: organisations, properties, buildings, units."""
-from typing import Annotated, Optional
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
+from fastapi import Response
 
 from ...core import permissions as P
 from ...models import (BuildingCreate, BuildingPublic, OrganisationCreate, OrganisationPublic, PropertyCreate,
                        PropertyPublic, UnitCreate, UnitPublic)
-from ...models.base import MAX_ID
 from ...models.property_settings import PropertySettingsPublic, PropertySettingsUpdate
 from ...services import properties as svc
 from ...services import property_settings
 from ...services.actor import Actor
 from ..deps import Id, SessionDep, require
 from .common import wake_outbox
+from ..deps import OptId, PagingDep, paged
 
 router = APIRouter(prefix="/api", tags=["properties"])
-OptId = Annotated[Optional[int], Query(ge=1, le=MAX_ID)]
 
 
 @router.get("/organisations", response_model=list[OrganisationPublic])
-def list_organisations(session: SessionDep, actor: Annotated[Actor, require(P.PROPERTY_READ)]):
-    return svc.list_organisations(session, actor)
+def list_organisations(request: Request, response: Response, session: SessionDep,
+                       actor: Annotated[Actor, require(P.PROPERTY_READ)], paging: PagingDep):
+    return paged(request, response, svc.list_organisations(session, actor, paging=paging))
 
 
 @router.post("/organisations", response_model=OrganisationPublic, status_code=201)
@@ -32,8 +33,9 @@ def create_organisation(body: OrganisationCreate, session: SessionDep,
 
 
 @router.get("/properties", response_model=list[PropertyPublic])
-def list_properties(session: SessionDep, actor: Annotated[Actor, require(P.PROPERTY_READ)]):
-    return svc.list_properties(session, actor)
+def list_properties(request: Request, response: Response, session: SessionDep,
+                    actor: Annotated[Actor, require(P.PROPERTY_READ)], paging: PagingDep):
+    return paged(request, response, svc.list_properties(session, actor, paging=paging))
 
 
 @router.post("/properties", response_model=PropertyPublic, status_code=201)
@@ -49,8 +51,9 @@ def get_property(property_id: Id, session: SessionDep, actor: Annotated[Actor, r
 
 
 @router.get("/buildings", response_model=list[BuildingPublic])
-def list_buildings(session: SessionDep, actor: Annotated[Actor, require(P.PROPERTY_READ)], property_id: OptId = None):
-    return svc.list_buildings(session, actor, property_id)
+def list_buildings(request: Request, response: Response, session: SessionDep,
+                   actor: Annotated[Actor, require(P.PROPERTY_READ)], paging: PagingDep, property_id: OptId = None):
+    return paged(request, response, svc.list_buildings(session, actor, property_id, paging=paging))
 
 
 @router.post("/buildings", response_model=BuildingPublic, status_code=201)
@@ -61,9 +64,10 @@ def create_building(body: BuildingCreate, session: SessionDep, actor: Annotated[
 
 
 @router.get("/units", response_model=list[UnitPublic])
-def list_units(session: SessionDep, actor: Annotated[Actor, require(P.PROPERTY_READ)], property_id: OptId = None,
+def list_units(request: Request, response: Response, session: SessionDep,
+               actor: Annotated[Actor, require(P.PROPERTY_READ)], paging: PagingDep, property_id: OptId = None,
                building_id: OptId = None):
-    return svc.list_units(session, actor, property_id, building_id)
+    return paged(request, response, svc.list_units(session, actor, property_id, building_id, paging=paging))
 
 
 @router.post("/units", response_model=UnitPublic, status_code=201)

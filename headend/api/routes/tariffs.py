@@ -1,25 +1,25 @@
 """Tariffs and their versions (docs/tariffs.md)."""
 from typing import Annotated, Any, Optional
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, model_validator
 
 from ...core import permissions as P
+from ...core.money import MAX_PRICE_MU_PER_KWH as MAX_PRICE
 from ...models import TariffPublic
 from ...models.base import MAX_ID
 from ...services import pushes, tariff_forms, tariffs
+from ...models.base import Body
 from ...services.actor import Actor
-from ..deps import Id, SessionDep, require
+from ..deps import Id, OptId, PagingDep, SessionDep, paged, require
 from .common import wake_outbox
 
 router = APIRouter(prefix="/api/tariffs", tags=["tariffs"])
-MAX_PRICE = 10 ** 9
 
 
-class TariffIn(BaseModel):
+class TariffIn(Body):
     """A tariff (or a new version of tariff `name` when it exists): a full
     version spec (docs/tariffs.md) or, for a flat tariff, price_mu_per_kwh."""
-    model_config = {"extra": "forbid", "strict": True}
     property_id: int = Field(ge=1, le=MAX_ID)
     name: str = Field(min_length=1, max_length=100)
     price_mu_per_kwh: Optional[int] = Field(default=None, ge=0, le=MAX_PRICE)
@@ -36,10 +36,9 @@ class TariffIn(BaseModel):
         return self
 
 
-class TariffVersionIn(BaseModel):
+class TariffVersionIn(Body):
     """A new version of an existing tariff, from `effective` on (normally a
     future local midnight)."""
-    model_config = {"extra": "forbid", "strict": True}
     spec: Optional[dict[str, Any]] = None
     price_mu_per_kwh: Optional[int] = Field(default=None, ge=0, le=MAX_PRICE)
     effective: Optional[int] = Field(default=None, ge=0, le=2 ** 40, description="Unix seconds (or in spec)")
@@ -101,10 +100,11 @@ def create_tariff(body: TariffIn, request: Request, session: SessionDep,
 
 
 @router.get("", response_model=list[TariffPublic])
-def list_tariffs(session: SessionDep, actor: Annotated[Actor, require(P.PROPERTY_READ)],
-                 property_id: Annotated[Optional[int], Query(ge=1, le=MAX_ID)] = None):
-    """Every tariff version row (a tariff = the rows with the same property and name)."""
-    return tariffs.list_tariffs(session, actor, property_id)
+def list_tariffs(request: Request, response: Response, session: SessionDep,
+                 actor: Annotated[Actor, require(P.PROPERTY_READ)], paging: PagingDep, property_id: OptId = None):
+    """Tariff version rows, one page at a time (a tariff = the rows with the same property
+    and name); `q` searches the name."""
+    return paged(request, response, tariffs.list_tariffs(session, actor, property_id, paging=paging))
 
 
 @router.post("/{tariff_id}/versions", response_model=TariffChanged, status_code=201)

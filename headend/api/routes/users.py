@@ -2,20 +2,24 @@
 cashiers, technicians and viewers of their properties)."""
 from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 
 from ...core import permissions as P
 from ...models import UserCreate, UserPublic, UserUpdate
 from ...services import users as user_service
 from ...services.actor import Actor
-from ..deps import Id, SessionDep, require
+from ..deps import Id, PagingDep, SessionDep, paged, require
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 
 
 @router.get("", response_model=list[UserPublic])
-def list_users(session: SessionDep, actor: Annotated[Actor, require(P.USERS_MANAGE)]):
-    return [user_service.public(session, u) for u in user_service.list_users(session, actor)]
+def list_users(request: Request, response: Response, session: SessionDep,
+               actor: Annotated[Actor, require(P.USERS_MANAGE)], paging: PagingDep):
+    """One page; `q` searches user name and display name."""
+    page = user_service.list_users(session, actor, paging=paging)
+    page.items = [user_service.public(session, u) for u in page.items]
+    return paged(request, response, page)
 
 
 @router.post("", response_model=UserPublic, status_code=201)

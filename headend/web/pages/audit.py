@@ -1,20 +1,20 @@
 """The audit log as staff read it: filters, and a CSV export."""
-from typing import Annotated, Optional
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from ...api.deps import SessionDep, require_web
+from ...api.deps import PagingDep, SessionDep, require_web
 from ...api.routes.audit import audit_csv_response
 from ...core import permissions as P
 from ...core.money import day_bounds
+from ...core.paging import paginate
 from ...services import audit
 from ...services.actor import Actor
 from ...services.errors import Invalid
 from ..render import page
 
 router = APIRouter(prefix="/staff/audit", include_in_schema=False)
-PAGE = 100
 
 
 def _query(actor, action, username, day_from, day_to):
@@ -35,14 +35,12 @@ def _query(actor, action, username, day_from, day_to):
 
 @router.get("", response_class=HTMLResponse)
 def audit_page(request: Request, session: SessionDep, actor: Annotated[Actor, require_web(P.AUDIT_READ)],
-               action: Annotated[str, Query(max_length=64)] = "", username: Annotated[str, Query(max_length=64)] = "",
-               day_from: Annotated[str, Query(max_length=10)] = "", day_to: Annotated[str, Query(max_length=10)] = "",
-               page_no: Annotated[int, Query(ge=1, le=100000)] = 1):
-    q = _query(actor, action, username, day_from, day_to)
-    rows = session.exec(q.offset((page_no - 1) * PAGE).limit(PAGE + 1)).all()
-    return page(request, "staff/audit.html", {
-        "rows": rows[:PAGE], "more": len(rows) > PAGE, "page_no": page_no,
-        "filters": {"action": action, "username": username, "day_from": day_from, "day_to": day_to}})
+               paging: PagingDep, action: Annotated[str, Query(max_length=64)] = "", username: Annotated[str, Query(max_length=64)] = "",
+               day_from: Annotated[str, Query(max_length=10)] = "", day_to: Annotated[str, Query(max_length=10)] = ""):
+    """Newest first, one page at a time (not counted: the log grows for ever)."""
+    found = paginate(session, _query(actor, action, username, day_from, day_to), paging, count=False)
+    filters = {"action": action, "username": username, "day_from": day_from, "day_to": day_to}
+    return page(request, "staff/audit.html", {"page": found, "filters": filters, "params": filters})
 
 
 @router.get(".csv")

@@ -2,7 +2,7 @@
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from ...api.deps import SESSION_COOKIE, SessionDep, SettingsDep, client_ip, public, require_web
@@ -29,7 +29,7 @@ def home_of(actor):
 
 
 @router.get("/login", response_class=HTMLResponse, dependencies=[public()])
-def login_page(request: Request, next: str = ""):
+def login_page(request: Request, next: Annotated[str, Query(max_length=500)] = ""):
     return page(request, "login.html", {"next": _safe_next(next) or "", "error": None})
 
 
@@ -74,7 +74,8 @@ def root(request: Request, session: SessionDep):
 
 
 @router.get("/lang/{code}", dependencies=[public()])
-def set_language(code: str, request: Request, next: str = "/"):
+def set_language(code: Annotated[str, Path(max_length=16)], request: Request,
+                 next: Annotated[str, Query(max_length=500)] = "/"):
     resp = RedirectResponse(_safe_next(next) or "/", status_code=303)
     if code in i18n.LANGUAGES:
         resp.set_cookie(i18n.COOKIE, code, max_age=365 * 86400, samesite="lax", path="/")

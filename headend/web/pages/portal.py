@@ -16,6 +16,7 @@ from ...services.errors import DomainError
 from ..render import page
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
+PORTAL_ACCOUNTS = 20         # a tenant's accounts on one page (a tenant has one or a few)
 
 
 def _render(request, session, actor, notice=None, error=None, status_code=200, order=None):

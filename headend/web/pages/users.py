@@ -4,8 +4,9 @@ from typing import Annotated, Optional
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 
-from ...api.deps import SessionDep, require_web
+from ...api.deps import PagingDep, SessionDep, require_web
 from ...core import permissions as P
+from ...core.paging import MAX_LIMIT, Paging
 from ...services import properties
 from ...services import users as user_service
 from ...services.actor import Actor
@@ -15,17 +16,21 @@ from ..render import page
 router = APIRouter(prefix="/staff/users", include_in_schema=False)
 
 
-def _render(request, session, actor, error=None, created=None, status_code=200):
-    rows = [user_service.public(session, u) for u in user_service.list_users(session, actor)]
+def _render(request, session, actor, paging=None, error=None, created=None, status_code=200):
+    paging = paging or Paging()
+    found = user_service.list_users(session, actor, paging=paging)
+    found.items = [user_service.public(session, u) for u in found.items]
     roles = P.ROLES if actor.property_ids is None else P.MANAGER_ASSIGNABLE
-    return page(request, "staff/users.html", {"users": rows, "roles": roles, "role_text": P.ROLE_TEXT,
-                                              "properties": properties.list_properties(session, actor),
+    props = properties.list_properties(session, actor, paging=Paging(limit=MAX_LIMIT)).items
+    return page(request, "staff/users.html", {"page": found, "params": {"q": paging.q}, "roles": roles,
+                                              "role_text": P.ROLE_TEXT, "properties": props,
                                               "error": error, "created": created}, status_code=status_code)
 
 
 @router.get("", response_class=HTMLResponse)
-def users_page(request: Request, session: SessionDep, actor: Annotated[Actor, require_web(P.USERS_MANAGE)]):
-    return _render(request, session, actor)
+def users_page(request: Request, session: SessionDep, actor: Annotated[Actor, require_web(P.USERS_MANAGE)],
+               paging: PagingDep):
+    return _render(request, session, actor, paging)
 
 
 @router.post("", response_class=HTMLResponse)

@@ -1,0 +1,24 @@
+"""Issue 13: the ingest and API benchmarks run at their --quick sizes and
+print every figure; their correctness figures hold (every reading stored
+once and billed, balances equal to the ledger, board and head-end agree).
+Their speed goals are the benchmarks' business, not this test's."""
+from tools.bench.__main__ import main
+
+INGEST = ("ingest_readings_per_s_sqlite", "ingest_readings_per_s_postgres", "ingest_vs_naive_ratio_postgres",
+          "ingest_vs_bulk_ratio_postgres", "ingest_age_ratio_postgres")
+API = ("api_staff_page_p95_ms", "api_meter_list_p95_ms")
+
+
+def figures(out):
+    return {k: float(v) for k, v in (line.split(": ", 1) for line in out.splitlines() if ": " in line)}
+
+
+def test_ingest_and_api_benchmarks_print_their_figures(capsys):
+    assert main(["ingest", "api", "--quick"]) == 0
+    f = figures(capsys.readouterr().out)
+    for k in INGEST + API:
+        assert k in f and f[k] > 0, (k, f)
+    assert f["ingest_errors"] == 0, f
+    # the baseline and the bound are measured on the same rows: COPY must beat one INSERT per commit
+    assert f["ingest_bulk_per_s_postgres"] > f["ingest_naive_per_s_postgres"], f
+    assert f["api_meter_list_bytes"] < 200_000, f       # one page, not the whole property

@@ -1,0 +1,306 @@
+"""ingest: how fast the head-end stores and bills readings, on SQLite and
+PostgreSQL, against what the database itself can do, with and without
+history.
+
+A simulated board with 32 meters sends `rd` messages of 32 readings (one
+record interval of every meter, 15 minutes apart) with the five TOU band
+registers and its own charged_mu, computed with concentrator.tariff as the
+firmware does (a TOU + tiered tariff), signed with its key; each message
+goes through Ingest.handle (one transaction, billing, ledger, ack, credit
+pushes). Everything is checked: every reading stored once, every account's
+balance equal to its ledger, no billing mismatch between board and head-end.
+
+    ingest_readings_per_s_sqlite      readings/s through Ingest.handle, SQLite (WAL), empty database
+    ingest_readings_per_s_postgres    the same on PostgreSQL
+    ingest_naive_per_s_postgres       the same rows, one INSERT + COMMIT per reading
+    ingest_bulk_per_s_postgres        the same rows, one COPY + COMMIT per 32-reading message
+    ingest_vs_naive_ratio_postgres    ingest / naive
+    ingest_vs_bulk_ratio_postgres     ingest / bulk (goal >= 0.30 after the set-based rewrite)
+    ingest_aged_readings_per_s_postgres   Ingest.handle with a year of history (full run; --quick: 30 days)
+    ingest_age_ratio_postgres         aged / empty (goal >= 0.9)
+    ingest_history_days               days of history behind the aged figure
+    ingest_statements_per_message_postgres   SQL statements one message costs
+    ingest_errors                     readings lost or doubled, balances off, mismatches (must be 0)
+"""
+import io
+import random
+import secrets
+import time
+
+from sqlalchemy import event, text
+
+DEV = "bench-c1"
+METERS = 32
+RECORD_S = 900
+START = 1764518400            # 2025-12-01 00:00 UTC: history runs up to START + days
+TOU_TIERS = {"version": 1, "effective": 0, "tz_offset_s": 28800,
+             "prices": {"sharp": 12000, "peak": 9000, "flat": 6000, "valley": 3000},
+             "tou": {"days": {"workday": [["00:00", "valley"], ["08:00", "flat"], ["10:00", "peak"],
+                                          ["19:00", "sharp"], ["21:00", "flat"], ["23:00", "valley"]]},
+                     "seasons": [{"from": "01-01", "to": "12-31", "weekday": "workday"}]},
+             "tiers": [{"from_wh": 0, "add": 0}, {"from_wh": 230000, "add": 500}, {"from_wh": 400000, "add": 3000}]}
+OPENING_WH = 1_000_000
+READING_COLUMNS = ("concentrator_id", "seq", "meter_index", "meter_id", "ts", "energy_wh", "power_w", "flags",
+                   "bands", "charged_mu", "billed_mu", "billed", "received")
+
+
+class SimBoard:
+    """The firmware's side of a records message, without the firmware:
+    cumulative registers per band (the band in force at t - 1) and the
+    board's own charge, concentrator.tariff.charge_registers, as
+    docs/protocol.md says."""
+
+    def __init__(self, key_hex, versions, t0, seed=1):
+        from concentrator import tariff
+        self.T = tariff
+        self.key = bytes.fromhex(key_hex)
+        self.versions = versions
+        self.t = t0
+        self.n = 0
+        self.seq = 0
+        self.r = random.Random(seed)
+        self.energy = [OPENING_WH] * METERS
+        self.regs = [dict.fromkeys(tariff.BANDS, 0) for _ in range(METERS)]
+        for m in range(METERS):
+            self.regs[m]["flat"] = OPENING_WH
+        self.fresh_tariff_state()
+
+    def fresh_tariff_state(self):
+        self.state = [self.T.new_state() for _ in range(METERS)]
+        self.charged = [0] * METERS
+        self.first = [True] * METERS
+
+    def records(self, charge=True):
+        """One interval of every meter: 32 records (charge=False: no
+        charged_mu arithmetic, for history that is reset afterwards)."""
+        self.t += RECORD_S
+        band = self.T.band_at(self.versions, self.t - 1)
+        recs = []
+        for m in range(METERS):
+            wh = self.r.randint(10, 400)
+            self.energy[m] += wh
+            self.regs[m][band] += wh
+            if not charge:
+                pass
+            elif self.first[m]:
+                self.T.charge_registers(self.versions, self.state[m], dict(self.regs[m]), self.t - 1)
+                self.first[m] = False
+            else:
+                self.charged[m] += self.T.charge_registers(self.versions, self.state[m], dict(self.regs[m]),
+                                                           self.t - 1)
+            self.seq += 1
+            recs.append([self.seq, 0, m, self.t, [self.energy[m], wh * 4, 0, self.charged[m]]
+                         + [self.regs[m][b] for b in self.T.BANDS]])
+        return recs
+
+    def message(self):
+        from concentrator import protocol
+        self.n += 1
+        recs = self.records()
+        body = protocol.message(DEV, self.n, protocol.RECORDS, self.t, after=recs[0][0] - 1, recs=recs)
+        return protocol.topic_up(DEV), protocol.seal(body, self.key), recs
+
+
+def _database(kind, tmpdir):
+    if kind == "sqlite":
+        import os
+        return "sqlite:///" + os.path.join(tmpdir, "ingest.db"), None
+    from tools.pgtemp import temp_database
+    return temp_database("wk_bench_")
+
+
+def _seed(engine):
+    from headend.core import db
+    from headend.services import tariffs
+    from headend.services.seed import seed_site
+    key = secrets.token_hex(32)
+    sf = db.session_factory(engine)
+    with sf() as s:
+        res = seed_site(s, "Bench Court", [{"dev": DEV, "key_hex": key, "meters": [
+            {"id": "bm-%02d" % i, "model": "sdm120", "opening_energy_wh": OPENING_WH} for i in range(METERS)]},
+            {"dev": "bench-naive", "meters": []}, {"dev": "bench-copy", "meters": []}],
+            tariff_spec=TOU_TIERS, opening_balance_mu=10 ** 10)
+        s.commit()
+        versions = tariffs.property_versions(s, res["property_id"])
+    return sf, key, versions, res
+
+
+class StatementCounter:
+    def __init__(self, engine):
+        self.n = 0
+        event.listen(engine, "before_cursor_execute", self._count)
+
+    def _count(self, *a):
+        self.n += 1
+
+
+def _ingest(sf, board, messages, clock):
+    """-> readings/s over `messages` messages (after one warm-up), and the records sent."""
+    from headend.ingest import Ingest
+    ingest = Ingest(sf, clock=clock)
+    sent = []
+    topic, payload, recs = board.message()          # warm-up: first readings are baselines
+    assert ingest.handle(topic, payload), "warm-up message not acknowledged"
+    sent += recs
+    msgs = [board.message() for _ in range(messages)]
+    t0 = time.perf_counter()
+    for topic, payload, recs in msgs:
+        if not ingest.handle(topic, payload):
+            raise RuntimeError("a message was not acknowledged: %s" % ingest.stats.snapshot())
+        sent += recs
+    wall = time.perf_counter() - t0
+    if ingest.stats.get("errors") or ingest.stats.get("rejected"):
+        raise RuntimeError("ingest errors: %s" % ingest.stats.snapshot())
+    return messages * METERS / wall, sent
+
+
+def _check(engine, res, sent):
+    """Readings lost or doubled + accounts whose balance is not their ledger + mismatch events."""
+    from headend.core.events import EV_BILLING_MISMATCH
+    conc_id = res["concentrators"][DEV]["id"]
+    with engine.connect() as c:
+        stored = c.execute(text("SELECT count(*), count(DISTINCT seq), count(*) FILTER (WHERE billed) FROM reading "
+                                "WHERE concentrator_id = :c AND seq >= :lo"), {"c": conc_id, "lo": sent[0][0]}).one()
+        off = c.execute(text("SELECT count(*) FROM account a LEFT JOIN (SELECT account_id, sum(amount_mu) s FROM "
+                             "ledger_entry GROUP BY account_id) l ON l.account_id = a.id "
+                             "WHERE a.balance_mu <> COALESCE(l.s, 0)")).scalar()
+        mism = c.execute(text("SELECT count(*) FROM event WHERE code = :c"), {"c": EV_BILLING_MISMATCH}).scalar()
+    # every reading stored once and billed, balances = ledger, board and head-end agree
+    return abs(stored[0] - len(sent)) + (stored[0] - stored[1]) + (stored[0] - stored[2]) + off + mism
+
+
+def _rows(conc_id, recs):
+    import json
+    return [(conc_id, r[0], r[2], None, r[3], r[4][0], r[4][1], r[4][2], json.dumps(r[4][4:]), r[4][3], None,
+             False, r[3]) for r in recs]
+
+
+def _naive(engine, conc_id, recs):
+    """One INSERT + COMMIT per reading -> rows/s."""
+    sql = text("INSERT INTO reading (%s) VALUES (%s)" % (", ".join(READING_COLUMNS),
+                                                          ", ".join(":" + c for c in READING_COLUMNS)))
+    rows = [dict(zip(READING_COLUMNS, r)) for r in _rows(conc_id, recs)]
+    t0 = time.perf_counter()
+    with engine.connect() as c:
+        for row in rows:
+            c.execute(sql, row)
+            c.commit()
+    return len(rows) / (time.perf_counter() - t0)
+
+
+def _copy(raw, table, columns, rows):
+    buf = io.StringIO()
+    for r in rows:
+        buf.write("\t".join("\\N" if v is None else ("t" if v is True else "f" if v is False else str(v))
+                            for v in r) + "\n")
+    buf.seek(0)
+    with raw.cursor() as cur:
+        cur.copy_expert("COPY %s (%s) FROM STDIN" % (table, ", ".join(columns)), buf)
+
+
+def _bulk(engine, conc_id, recs):
+    """One COPY + COMMIT per 32-reading message -> rows/s."""
+    rows = _rows(conc_id, recs)
+    raw = engine.raw_connection()
+    try:
+        t0 = time.perf_counter()
+        for i in range(0, len(rows), METERS):
+            _copy(raw, "reading", READING_COLUMNS, rows[i:i + METERS])
+            raw.commit()
+        return len(rows) / (time.perf_counter() - t0)
+    finally:
+        raw.close()
+
+
+def add_history(engine, res, board, days):
+    """`days` of the board's past, as the ingest would have left it: billed
+    readings and their consumption entries (COPY), then the meters' billing
+    pointers, the board's counters and the balances. The board and the
+    head-end both start a fresh tariff cycle state after it."""
+    from headend.core import partitions
+    conc_id = res["concentrators"][DEV]["id"]
+    meters = res["concentrators"][DEV]["meters"]
+    by_index = {m["index"]: m for m in meters.values()}
+    with engine.begin() as c:
+        partitions.ensure(c, board.t + (days + 62) * 86400, 3, since=board.t)
+    raw = engine.raw_connection()
+    try:
+        for _day in range(days):
+            recs = []
+            for _i in range(86400 // RECORD_S):
+                recs += board.records(charge=False)
+            rows = _rows(conc_id, recs)
+            rows = [r[:3] + (by_index[r[2]]["id"],) + r[4:10] + (r[5] // 1000 * 6,) + (True, r[4]) for r in rows]
+            _copy(raw, "reading", READING_COLUMNS, rows)
+            ledger = [(by_index[r[2]]["account_id"], "consumption", -(r[5] // 1000 * 6), 0, conc_id, "ingest",
+                       "reading:history/seq:%d" % r[1], "", r[4]) for r in rows]
+            _copy(raw, "ledger_entry", ("account_id", "kind", "amount_mu", "balance_after_mu", "concentrator_id",
+                                        "source", "reference", "note", "created"), ledger)
+        raw.commit()
+    finally:
+        raw.close()
+    with engine.begin() as c:
+        for idx, m in by_index.items():
+            c.execute(text("UPDATE meter SET billed_seq = :s, billed_energy_wh = :e, billed_ts = :t, "
+                           "tariff_state = NULL, board_charged_mu = NULL WHERE id = :id"),
+                      {"s": board.seq - METERS + 1 + idx, "e": board.energy[idx], "t": board.t, "id": m["id"]})
+        c.execute(text("UPDATE concentrator SET acked_seq = :s WHERE id = :id"), {"s": board.seq, "id": conc_id})
+        c.execute(text("UPDATE account SET balance_mu = COALESCE((SELECT sum(amount_mu) FROM ledger_entry l "
+                       "WHERE l.account_id = account.id), 0)"))
+    board.fresh_tariff_state()
+
+
+def _measure(kind, messages, history_days, tmpdir, out):
+    from headend.core import db, migrate
+    url, drop = _database(kind, tmpdir)
+    engine = db.make_engine(url)
+    try:
+        migrate.upgrade(engine)
+        sf, key, versions, res = _seed(engine)
+        from headend.core import partitions
+        with engine.begin() as c:
+            partitions.ensure(c, START, 3, since=START)
+        board = SimBoard(key, versions, START)
+        clock = lambda: board.t + 5       # noqa: E731  (the head-end's clock follows the board's)
+        counter = StatementCounter(engine) if kind == "postgresql" else None
+        rate, sent = _ingest(sf, board, messages, clock)
+        out["ingest_readings_per_s_%s" % ("sqlite" if kind == "sqlite" else "postgres")] = round(rate)
+        errors = _check(engine, res, sent)
+        if kind == "postgresql":
+            out["ingest_statements_per_message_postgres"] = round(counter.n / (messages + 1))
+            naive = _naive(engine, res["concentrators"]["bench-naive"]["id"], sent)
+            bulk = _bulk(engine, res["concentrators"]["bench-copy"]["id"], sent)
+            out["ingest_naive_per_s_postgres"] = round(naive)
+            out["ingest_bulk_per_s_postgres"] = round(bulk)
+            out["ingest_vs_naive_ratio_postgres"] = round(rate / naive, 3)
+            out["ingest_vs_bulk_ratio_postgres"] = round(rate / bulk, 3)
+            add_history(engine, res, board, history_days)
+            aged, sent2 = _ingest(sf, board, messages, clock)
+            errors += _check(engine, res, sent2)
+            out["ingest_aged_readings_per_s_postgres"] = round(aged)
+            out["ingest_age_ratio_postgres"] = round(aged / rate, 3)
+            out["ingest_history_days"] = history_days
+        out["ingest_errors"] = out.get("ingest_errors", 0) + errors
+    finally:
+        engine.dispose()
+        if drop:
+            drop()
+
+
+def run(quick=False):
+    import tempfile
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="wk-bench-") as tmp:
+        for kind in ("sqlite", "postgresql"):
+            _measure(kind, messages=15 if quick else 150, history_days=30 if quick else 365, tmpdir=tmp, out=out)
+    order = ("ingest_readings_per_s_sqlite", "ingest_readings_per_s_postgres", "ingest_naive_per_s_postgres",
+             "ingest_bulk_per_s_postgres", "ingest_vs_naive_ratio_postgres", "ingest_vs_bulk_ratio_postgres",
+             "ingest_aged_readings_per_s_postgres", "ingest_age_ratio_postgres", "ingest_history_days",
+             "ingest_statements_per_message_postgres", "ingest_errors")
+    return {k: out[k] for k in order}
+
+
+if __name__ == "__main__":
+    import sys
+    for k, v in run(quick="--quick" in sys.argv).items():
+        print("%s: %s" % (k, v))
