@@ -38,6 +38,7 @@ ENVELOPE = ("v", "dev", "n", "t", "ts")   # fields every body has
 
 # Bounds of the numbers a body may carry (a signed body is still checked)
 MAX_N = (1 << 53) - 1      # message counters
+MAX_JSEQ = 0xFFFFFFFF      # journal sequence numbers (records, acks)
 MAX_MU = 10 ** 13          # money (1e9 currency units)
 MAX_WH = 10 ** 13          # cumulative energy (1e10 kWh)
 
@@ -214,7 +215,7 @@ def _num(body, k, lo, hi, need=True):
 
 
 def check_ack(body):
-    _num(body, "seq", 0, 0xFFFFFFFF)
+    _num(body, "seq", 0, MAX_JSEQ)
     _num(body, "ts", 0, 0xFFFFFFFF)
     return body
 

@@ -11,7 +11,8 @@ and no integer outside them reaches the database (so none above 2^63).
 from concentrator import protocol
 
 INT32_MAX = 2 ** 31 - 1
-MAX_SEQ = 2 ** 53 - 1            # journal sequence numbers, message counters: exact in JSON and in BIGINT
+MAX_SEQ = protocol.MAX_JSEQ      # journal sequence numbers: what an ack can carry back to the board
+MAX_N = protocol.MAX_N          # message counters: exact in JSON and in BIGINT
 TS_MIN = 1577836800              # 2020-01-01 UTC: a clock before it was never set (boards send 0 then)
 TS_MAX = 4102444800              # 2100-01-01 UTC
 MAX_AHEAD_S = 400 * 86400        # a board's clock may run ahead of the head-end's by at most this
@@ -32,7 +33,7 @@ READING_FIELDS = (("energy_wh", 0, MAX_ENERGY_WH), ("power_w", -MAX_POWER_W, MAX
                   ("valley_wh", 0, MAX_ENERGY_WH), ("deep_valley_wh", 0, MAX_ENERGY_WH))
 
 # hello / status fields: name -> (low, high)
-BODY_FIELDS = {"n": (0, MAX_SEQ), "boot": (0, INT32_MAX), "last": (0, MAX_SEQ), "acked": (0, MAX_SEQ),
+BODY_FIELDS = {"n": (0, MAX_N), "boot": (0, INT32_MAX), "last": (0, MAX_SEQ), "acked": (0, MAX_SEQ),
                "after": (0, MAX_SEQ), "pending": (0, INT32_MAX), "up": (0, MAX_SEQ)}
 STATUS_ROW = (("index", 0, MAX_METER_INDEX), ("online", 0, 1), ("relay", 0, 1),
               ("local_credit_mu", -MAX_CREDIT_MU, MAX_CREDIT_MU))

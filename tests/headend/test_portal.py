@@ -335,9 +335,9 @@ def test_webhooks_api_shows_the_secret_once(w):
 def test_journal_thinned_and_the_theft_seam(w, monkeypatch):
     event(w, protocol.EV_JOURNAL_THINNED, 0, 12)
     event(w, protocol.EV_JOURNAL_THINNED, 0, 30)           # the same day: once
-    # issue 11 names its theft event codes in alerts.THEFT_EVENT_CODES
-    monkeypatch.setattr(alerts, "THEFT_EVENT_CODES", (140,))
-    event(w, 140, 1, 0)
+    # issue 11 names its theft event codes (board codes, 1..99) in alerts.THEFT_EVENT_CODES
+    monkeypatch.setattr(alerts, "THEFT_EVENT_CODES", (90,))
+    event(w, 90, 1, 0)
     with w.sf() as s:
         kinds = [a.kind for a in s.exec(select(Alert).where(Alert.kind.in_(["journal_thinned", "theft"])))]
         theft = s.exec(select(Alert).where(Alert.kind == "theft")).one()
