@@ -55,22 +55,31 @@ def _text(kind, v):
 
 
 def _lines(report, gettext):
+    # texts translated now, while the request's language is set
+    return _gen(report, [gettext(c.title) for c in report.columns], gettext("Total"))
+
+
+def _gen(report, titles, total_word):
     tz = report.filters.tz
     cols = report.columns
-    yield [gettext(c.title) for c in cols]
+    yield titles
     for r in report.rows:
         yield [_text(c.kind, value(c.kind, r.get(c.key), tz)) for c in cols]
     if report.totals is not None:
-        yield [gettext("Total") if i == 0 else _text(c.kind, value(c.kind, report.totals.get(c.key), tz))
+        yield [total_word if i == 0 else _text(c.kind, value(c.kind, report.totals.get(c.key), tz))
                if c.total else "" for i, c in enumerate(cols)]
 
 
 def csv_chunks(report, gettext=lambda s: s):
     """The CSV (UTF-8 with BOM, so spreadsheet programs read Chinese), in chunks."""
+    return _csv(_lines(report, gettext))
+
+
+def _csv(lines):
     buf = io.StringIO()
     w = csv.writer(buf)
     buf.write("\ufeff")
-    for i, line in enumerate(_lines(report, gettext)):
+    for i, line in enumerate(lines):
         w.writerow(line)
         if i % CSV_BATCH == CSV_BATCH - 1:
             yield buf.getvalue().encode("utf-8")
