@@ -181,3 +181,24 @@ def test_rollup_rows_are_few(site):
         assert {(r.period, r.start) for r in rows} == {("h", DAY0), ("h", DAY0 + 3600), ("d", DAY0),
                                                        ("m", rollups.month_start(DAY0, TZ))}
         assert sum(r.readings for r in rows if r.period == "d") == 8
+
+
+def test_load_curve_from_readings(site):
+    """The meter's reported power and the average power from its register."""
+    from headend.services import load_curves
+    from headend.services.actor import system_actor
+    from headend.services.errors import Invalid as Inv
+    sf, ing, board, mids, accs, now = site
+    m = Meter(0, 1000, 25)
+    recs = [m.read(i + 1, DAY0 + i * STEP) for i in range(8)]
+    now[0] = DAY0 + 86400
+    ing.handle(*board.rd(recs))
+    with sf() as s:
+        c = load_curves.curve(s, system_actor(s), mids[0], DAY0, DAY0 + 86400)
+        assert [p[0] for p in c["points"]] == [r[3] for r in recs]
+        assert [p[1] for p in c["points"]] == [r[4][1] for r in recs]
+        assert c["points"][0][2] is None
+        # average W over 15 minutes = Wh rise x 4
+        assert c["points"][1][2] == (recs[1][4][0] - recs[0][4][0]) * 4
+        with pytest.raises(Inv):
+            load_curves.curve(s, system_actor(s), mids[0], DAY0, DAY0 + 100 * 86400)
