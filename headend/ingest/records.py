@@ -10,7 +10,7 @@ from concentrator import protocol
 
 from ..core.events import EV_BAD_RECORD, EV_OUT_OF_RANGE, describe_event
 from ..models import Event, Meter, Reading
-from ..services import pushes
+from ..services import pushes, rollups
 from ..transport import downlink
 from . import bounds
 from .envelope import Rejected, is_int
@@ -108,6 +108,9 @@ def records(s, conc, body, now, stats, bill):
             if acc is not None:
                 changed_accounts.add(acc)
     s.flush()
+    # interval rollups of what was just stored and billed (issue 11)
+    rollups.after_billing(s, [(rd.meter_id, rd.ts, rd.seq, rd.energy_wh, rd.flags, rd.bands, rd.billed_mu)
+                              for rd, _m in new_readings])
     after = body.get("after")
     if is_int(after) and seen and after <= conc.acked_seq:
         # The board says this batch holds every record it still has above
