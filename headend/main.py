@@ -71,11 +71,12 @@ def make_notifier(settings, session_factory, clock=None):
     """The notification worker with the channels the settings configure."""
     import time
 
-    from .services import alerts
+    from .services import alerts, theft
     from .transport import channels
     from .transport.notifier import Notifier
     return Notifier(session_factory, channels.build(settings), clock=clock or time.time,
-                    poll_s=settings.notify_poll_s, check_s=settings.alert_check_s, checks=[alerts.check_silence])
+                    poll_s=settings.notify_poll_s, check_s=settings.alert_check_s,
+                    checks=[alerts.check_silence, theft.check])
 
 
 def create_app(settings=None, start_mqtt=True, engine=None, migrate_db=True, start_notifier=None):

@@ -35,7 +35,7 @@ from concentrator import protocol
 from concentrator import tariff as T
 
 from ..core import permissions as P
-from ..core.money import AmountError, format_money, parse_amount
+from ..core.money import AmountError, format_kwh, format_money, parse_amount
 from ..core.paging import listed
 from ..models import Account, Building, Meter, Occupancy, Property, Reading, Unit, now_s
 from ..models.account import KIND_TENANT
@@ -423,7 +423,7 @@ def post(session, actor, property_id, month, idempotency_key=None, now=None):
             e = ledger.post(session, account_id, APPORTIONMENT, -acc["amount_mu"], user_id=actor.user_id,
                             source=actor.source if actor.source in ("desk", "api", "cli") else "system",
                             reference="apportionment:%s/pool:%d/share:%d" % (month, pool.id, share.id),
-                            note="%s %s: %s kWh (%s)" % (month, pool.name, T.fmt_kwh(acc["energy_wh"]), pool.rule),
+                            note="%s %s: %s kWh (%s)" % (month, pool.name, format_kwh(acc["energy_wh"]), pool.rule),
                             created=now)
             session.flush()
             share.ledger_entry_id = e.id
