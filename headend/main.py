@@ -24,7 +24,9 @@ from .core.maintenance import Maintenance
 from .ingest import Ingest
 from .payments import registry as payment_providers
 from .web import assets, docs
+from .api.routes import apportionment as apportionment_routes
 from .web.pages import accounts as account_pages
+from .web.pages import apportionment as apportionment_pages
 from .web.pages import alerts as alert_pages
 from .web.pages import audit as audit_pages
 from .web.pages import auth as auth_pages
@@ -46,6 +48,9 @@ API_ROUTERS = (auth.router, users.router, properties.router, concentrators.route
 WEB_ROUTERS = (auth_pages.router, staff_pages.router, desk_pages.router, dayend_pages.router, account_pages.router,
                tariff_pages.router, import_pages.router, alert_pages.router, audit_pages.router, user_pages.router,
                portal_pages.router, firmware_pages.router, docs.router)
+# apportionment (公摊, issue 11b)
+API_ROUTERS += (apportionment_routes.router,)
+WEB_ROUTERS += (apportionment_pages.router,)
 
 
 def _start_embedded_broker(settings, sf):
