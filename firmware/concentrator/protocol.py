@@ -69,6 +69,10 @@ EV_REKEY = 13           # device key rotated (detail: 0 from the current key,
 EV_STATE_REJECTED = 14  # part of the state file / tariff file refused at boot
                         # (detail: index in STATE_PARTS); defaults used instead
 EV_OTA = 15             # firmware update (detail: OTA_* code below)
+# from meters that report them (constants for drivers; the head-end raises
+# a theft alert for each: headend/services/alerts.THEFT_EVENT_CODES)
+EV_TAMPER = 16          # the meter's tamper / magnetic-field detection
+EV_COVER_OPEN = 17      # the meter's terminal cover was opened
 
 # EV_OTA details
 OTA_STAGED = 1       # bundle complete and verified, switch at the next boot

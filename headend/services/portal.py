@@ -104,9 +104,13 @@ def statements(session, actor, account_id):
 
 
 def apportionment(session, actor, account_id, month=None):
-    """SEAM (issue 11): the account's share of common-area consumption (公摊)
-    as [{"pool", "rule", "energy_wh", "share_mu"}]. Nothing until it is computed."""
-    return []
+    """The account's shares of common-area and loss consumption (公摊), newest
+    month first, each with its published breakdown:
+    [{"month", "pool", "rule", "energy_wh", "share_mu", "pool_energy_wh", "pool_mu",
+      "price_mu_per_kwh", "units": [...], "ledger_entry_id"}] (services/apportionment)."""
+    from . import apportionment as ap
+    a = accounts.get_account(session, actor, account_id)
+    return [ap.breakdown(sh) for sh in ap.shares_of(session, a.id, month)]
 
 
 def receipt_of(session, entry):
