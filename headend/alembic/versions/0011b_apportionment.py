@@ -4,7 +4,7 @@ account's share (the published breakdown, unique per account, pool and
 month), and when each property's meters were last checked for theft.
 
 Revision ID: 0011b
-Revises: 0013
+Revises: 0011
 Create Date: 2026-12-10
 """
 import sqlalchemy as sa
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0011b"
-down_revision = "0013"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
