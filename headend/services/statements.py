@@ -305,10 +305,17 @@ def list_statements(session, actor, property_id, month, paging=None):
 
 # ------------------------------------------------------------ runs
 def run_accounts(session, property_id, start, end):
-    """Ids of the property's accounts open at some time in [start, end)."""
+    """Ids of the property's accounts not closed before [start, end) (an
+    account opened after the month with nothing in it is skipped: empty())."""
     return list(session.exec(select(Account.id).where(
-        Account.property_id == property_id, Account.opened < end,
+        Account.property_id == property_id,
         (Account.closed.is_(None)) | (Account.closed >= start)).order_by(Account.id)).all())
+
+
+def empty(account, doc):
+    """Nothing to say: opened after the month, no balance, no movement."""
+    return (account.opened >= doc["end"] and not doc["opening_mu"] and not any(doc["movements"].values())
+            and not doc["consumption"]["energy_wh"])
 
 
 def start_run(session, actor, property_id, month, now=None):
@@ -367,9 +374,10 @@ def execute(session_factory, run_id, progress=None, render=None, now=None):
             for i, aid in enumerate(ids):
                 a = s.get(Account, aid)
                 doc = document(s, a, run.month, now=now)
-                issue(s, run, a, doc)
-                if render is not None:
-                    render(a, doc)
+                if not empty(a, doc):
+                    issue(s, run, a, doc)
+                    if render is not None:
+                        render(a, doc)
                 run.done = i + 1
                 if run.done % COMMIT_EVERY == 0 or run.done == len(ids):
                     s.add(run)

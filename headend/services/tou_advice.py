@@ -53,7 +53,8 @@ def from_lines(consumption, share_pct=DEFAULT_SHARE_PCT):
 
 def advice(session, actor, account_id, share_pct=DEFAULT_SHARE_PCT, now=None, month=None):
     """The advice for one of the tenant's own accounts (or, for staff, an
-    account of their properties), from the last full local month (or `month`)."""
+    account of their properties), from the last full local month before
+    `now` (default: the account's newest reading) or from `month`."""
     import time
 
     from . import statements
@@ -62,7 +63,12 @@ def advice(session, actor, account_id, share_pct=DEFAULT_SHARE_PCT, now=None, mo
     if not actor.is_tenant:
         actor.check(P.PROPERTY_READ, a.property_id)
     prop = session.get(Property, a.property_id)
-    now = int(now if now is not None else time.time())
+    if now is None:       # as of the account's newest reading, like the portal (services.portal)
+        from sqlmodel import func, select
+
+        from ..models import Meter
+        now = session.exec(select(func.max(Meter.last_ts)).where(Meter.account_id == a.id)).one() or time.time()
+    now = int(now)
     month = month or statements.previous_month(now, prop.tz_offset_s)
     start, end = statements.month_bounds(month, prop.tz_offset_s)
     out = from_lines(statements.band_lines(session, a, start, end), share_pct)

@@ -56,9 +56,12 @@ def start_run(request: Request, background: BackgroundTasks, session: SessionDep
                                                                                           prop.tz_offset_s)
         return page(request, "staff/statements.html", _context(session, actor, prop, props, shown, error=e.message),
                     status_code=e.status)
-    background.add_task(run_in_background, request.app.state.session_factory, run.id)
-    return page(request, "staff/statements.html", _context(session, actor, prop, props, month, run=run),
-                status_code=202)
+    run_id = run.id
+    response = page(request, "staff/statements.html", _context(session, actor, prop, props, month, run=run),
+                    status_code=202)
+    session.rollback()          # hold no transaction (on SQLite: no write lock) while the run works
+    background.add_task(run_in_background, request.app.state.session_factory, run_id)
+    return response
 
 
 @router.get("/staff/statements/runs/{run_id}", response_class=HTMLResponse)
