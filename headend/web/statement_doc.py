@@ -1,8 +1,7 @@
 """What a monthly statement shows, worded: the PDF (reportlab, Chinese or
 English) of services.statements.document, with a bar chart of the use per
 day drawn with reportlab graphics."""
-from reportlab.graphics.charts.barcharts import VerticalBarChart
-from reportlab.graphics.shapes import Drawing, String
+from reportlab.graphics.shapes import Drawing, Line, Rect, String
 from reportlab.lib import colors
 from reportlab.lib.units import mm
 
@@ -93,24 +92,46 @@ def advice_text(doc):
 
 
 def usage_chart(doc, width=180 * mm, height=55 * mm):
-    """A bar per local day of the month: kWh (Wh / 1000 for the drawing only)."""
+    """A bar per local day of the month (kWh), drawn with reportlab
+    graphics shapes: an axis with a few gridlines, a bar a day, day labels."""
     days = doc["consumption"]["days"]
+    f = pdf.font_name()
     d = Drawing(width, height)
-    ch = VerticalBarChart()
-    ch.x, ch.y, ch.width, ch.height = 12 * mm, 8 * mm, width - 16 * mm, height - 14 * mm
-    ch.data = [[w / 1000 for w in days]]        # drawing coordinates only: the numbers are in the tables
-    ch.bars[0].fillColor = colors.HexColor("#2563eb")
-    ch.bars[0].strokeColor = None
-    ch.valueAxis.valueMin = 0
-    ch.valueAxis.labels.fontName = pdf.font_name()
-    ch.valueAxis.labels.fontSize = 7
-    ch.categoryAxis.categoryNames = [str(i + 1) if (i % 5 == 0 or i == len(days) - 1) else ""
-                                     for i in range(len(days))]
-    ch.categoryAxis.labels.fontName = pdf.font_name()
-    ch.categoryAxis.labels.fontSize = 7
-    d.add(ch)
-    d.add(String(0, height - 4 * mm, i18n.gettext("kWh per day"), fontName=pdf.font_name(), fontSize=8))
+    left, bottom, top = 14 * mm, 6 * mm, height - 6 * mm
+    plot_w, plot_h = width - left - 2 * mm, top - bottom
+    peak = max(days or [0])
+    step = _nice_step(peak)                   # Wh per gridline
+    scale_top = max(step * 4, step * -(-peak // step)) if step else 1
+    for i in range(0, scale_top + 1, step or 1):
+        y = bottom + plot_h * i / scale_top
+        d.add(Line(left, y, left + plot_w, y, strokeColor=colors.HexColor("#e2e8f0"), strokeWidth=0.4))
+        d.add(String(left - 1.5 * mm, y - 2.5, format_kwh(i).rstrip("0").rstrip("."), fontName=f, fontSize=6.5,
+                     textAnchor="end"))
+    n = max(len(days), 1)
+    slot = plot_w / n
+    for i, wh in enumerate(days):
+        h = plot_h * wh / scale_top
+        if h > 0:
+            d.add(Rect(left + i * slot + slot * 0.15, bottom, slot * 0.7, h, fillColor=colors.HexColor("#2563eb"),
+                       strokeColor=None))
+        if i % 5 == 0 or i == n - 1:
+            d.add(String(left + (i + 0.5) * slot, bottom - 3.2 * mm, str(i + 1), fontName=f, fontSize=6.5,
+                         textAnchor="middle"))
+    d.add(Line(left, bottom, left + plot_w, bottom, strokeColor=colors.HexColor("#64748b"), strokeWidth=0.6))
+    d.add(String(0, height - 3 * mm, i18n.gettext("kWh per day"), fontName=f, fontSize=8))
     return d
+
+
+def _nice_step(peak_wh):
+    """A gridline step (Wh) of 1, 2 or 5 x 10^n giving about four lines up to `peak_wh`."""
+    if peak_wh <= 0:
+        return 1000
+    step = 1
+    while True:
+        for m in (1, 2, 5):
+            if m * step * 4 >= peak_wh:
+                return m * step
+        step *= 10
 
 
 def story(doc):
