@@ -280,3 +280,21 @@ def test_staff_page_runs_with_progress_and_the_portal_downloads(w, tmp_path):
     r = t.get("/portal/accounts/%d/advice" % w.a, params={"share": 10})
     assert r.status_code == 200 and 'data-saving-mu="' in r.text
     assert t.get("/portal/accounts/%d/advice" % w.b).status_code == 404
+
+
+def test_the_cli_issues_a_property_month_and_writes_the_pdfs(w, tmp_path):
+    from typer.testing import CliRunner
+
+    from headend.cli.app import app as cli
+    url = "sqlite:///" + str(w.tmp / "s.db")
+    r = CliRunner().invoke(cli, ["--db", url, "statements", "run", "--property", "Statement Court", "--month",
+                                 "2026-09", "--out", str(tmp_path / "out"), "--lang", "en"])
+    assert r.exit_code == 0, r.output
+    assert "statements of 2026-09 issued" in r.output
+    files = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert files == ["statement-2026-09-%d.pdf" % w.a, "statement-2026-09-%d.pdf" % w.b]
+    text = pdf_text((tmp_path / "out" / files[0]).read_bytes(), tmp_path, "cli.pdf")
+    assert "Lin Xiaoyu" in text and "426.46" in text and "Closing balance" in text
+    r = CliRunner().invoke(cli, ["--db", url, "statements", "run", "--property", "Statement Court", "--month",
+                                 "2099-12"])
+    assert r.exit_code != 0 and "not ended" in r.output
