@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from .api import errors
 from .api.limits import BodyLimit
 from .api.routes import (accounts, alerts, audit, auth, concentrators, dayend, events, firmware, health, imports,
-                         meters, payments, portal, properties, receipts, reports, tariffs, tenants, users)
+                         meters, payments, portal, properties, receipts, reports, statements, tariffs, tenants, users)
 from .core import db, migrate
 from .core.config import Settings, parse_mqtt_url
 from .core.maintenance import Maintenance
@@ -37,6 +37,7 @@ from .web.pages import imports as import_pages
 from .web.pages import portal as portal_pages
 from .web.pages import reports as report_pages
 from .web.pages import staff as staff_pages
+from .web.pages import statements as statement_pages
 from .web.pages import tariffs as tariff_pages
 from .web.pages import users as user_pages
 
@@ -45,10 +46,12 @@ log = logging.getLogger("headend.app")
 API_ROUTERS = (auth.router, users.router, properties.router, concentrators.router, meters.router,
                accounts.router, tenants.router, receipts.router, dayend.router, imports.router, tariffs.router,
                events.router, alerts.router, audit.router, portal.router, payments.router, firmware.router,
-               health.router, reports.router, apportionment_routes.router)
+               health.router, reports.router, apportionment_routes.router,
+               statements.router)
 WEB_ROUTERS = (auth_pages.router, staff_pages.router, desk_pages.router, dayend_pages.router, account_pages.router,
                tariff_pages.router, import_pages.router, alert_pages.router, audit_pages.router, user_pages.router,
-               portal_pages.router, firmware_pages.router, report_pages.router, apportionment_pages.router, docs.router)
+               portal_pages.router, firmware_pages.router, report_pages.router, apportionment_pages.router,
+               statement_pages.router, docs.router)
 
 
 def _start_embedded_broker(settings, sf):

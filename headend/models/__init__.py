@@ -24,6 +24,7 @@ from .property_settings import PropertySettings  # noqa: F401
 from .reading import Reading, ReadingPublic  # noqa: F401
 from .rollup import Rollup, RollupMark  # noqa: F401
 from .receipt import Receipt, ReceiptCounter, ReceiptPublic  # noqa: F401
+from .statement import Statement, StatementRun  # noqa: F401
 from .tariff import Tariff, TariffPublic  # noqa: F401
 from .theft import TheftScan  # noqa: F401
 from .tenant import Tenant, TenantCreate, TenantPublic  # noqa: F401

@@ -98,9 +98,12 @@ def recharge_history(session, account_id, limit=HISTORY_LIMIT):
 
 # ------------------------------------------------------------ seams
 def statements(session, actor, account_id):
-    """SEAM (issue 11): the account's monthly statements, newest first, as
-    [{"month": "2026-11", "url": ...}]. Nothing until statements exist."""
-    return []
+    """The account's issued monthly statements, newest first, as
+    [{"month": "2026-11", "url": ..., "closing_mu"}] (services.statements)."""
+    from . import statements as st
+    accounts.get_account(session, actor, account_id)
+    return [{"month": s.month, "url": "/portal/statements/%s.pdf?account_id=%d" % (s.month, account_id),
+             "closing_mu": s.closing_mu} for s in st.issued(session, account_id)]
 
 
 def apportionment(session, actor, account_id, month=None):

@@ -22,6 +22,7 @@ BENCHMARKS = {
     "ingest": "tools.bench.ingest_bench",
     "api": "tools.bench.api_bench",
     "reports": "tools.bench.reports",
+    "statements": "tools.bench.statements",
 }
 
 
