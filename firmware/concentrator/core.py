@@ -56,6 +56,8 @@ class Concentrator:
         self.t_rec_next = _column(n)   # next record time (0: record at the next poll)
         self.t_rec = _column(n)     # nominal time of the last record
         self.t_read = _column(n)    # time of the last reading used
+        self.due_min = 0            # min(t_due): before it no meter is due (reading a
+                                    # column allocates: not done every step)
         self.policy = None          # the site's relay policy, checked at boot
         self.tariff = cfg.get("tariff")   # list of tariff versions (docs/tariffs.md)
         if isinstance(self.tariff, dict):
@@ -232,6 +234,8 @@ class Concentrator:
         self.cycle_open = False
         appended = False
         now_ts = hal.time() if hal.time_known() else 0
+        if now_ts and now_ts < self.due_min:
+            return False
         polled = False
         for i in range(len(self.meters)):
             if budget <= 0:
@@ -259,6 +263,8 @@ class Concentrator:
                 appended = True
         if polled:
             self.cycles += 1
+        if now_ts:
+            self.due_min = min(self.t_due)
         return appended
 
     def _poll_one(self, i, m, ts):
