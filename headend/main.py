@@ -38,6 +38,7 @@ from .web.pages import portal as portal_pages
 from .web.pages import reports as report_pages
 from .web.pages import staff as staff_pages
 from .web.pages import statements as statement_pages
+from .web.pages import meter_page
 from .web.pages import tariffs as tariff_pages
 from .web.pages import users as user_pages
 
@@ -51,7 +52,7 @@ API_ROUTERS = (auth.router, users.router, properties.router, concentrators.route
 WEB_ROUTERS = (auth_pages.router, staff_pages.router, desk_pages.router, dayend_pages.router, account_pages.router,
                tariff_pages.router, import_pages.router, alert_pages.router, audit_pages.router, user_pages.router,
                portal_pages.router, firmware_pages.router, report_pages.router, apportionment_pages.router,
-               statement_pages.router, docs.router)
+               statement_pages.router, meter_page.router, docs.router)
 
 
 def _start_embedded_broker(settings, sf):

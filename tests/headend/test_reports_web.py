@@ -80,3 +80,30 @@ def test_report_page_in_chinese(app, client):
     x = client.get("/staff/reports/consumption.xlsx?property_id=%d&%s" % (pid, Q), headers={"Accept-Language": "zh-CN"})
     assert x.status_code == 200
     assert client.get("/staff/reports").status_code == 200
+
+
+def test_a_meters_load_curve_page_and_api(app, client, login):
+    """The page theft and bypass alerts link to: the meter's load curve, the
+    average power from its register agreeing with the readings."""
+    from tests.headend.conftest import make_user
+    from tests.headend.test_rollups import DAY0 as D0
+    pid, other = _site(app)
+    mgr = login("mgr-c", "manager", [pid])
+    mid = mgr.get("/api/meters", params={"q": "rv-A101"}).json()[0]["id"]
+    c = mgr.get("/api/meters/%d/curve" % mid, params={"start": D0, "end": D0 + 86400})
+    assert c.status_code == 200, c.text
+    pts = c.json()["points"]
+    assert c.json()["meter_id"] == "rv-A101" and len(pts) == 96 and not c.json()["truncated"]
+    assert all(p["avg_w"] is not None and p["avg_w"] > 0 for p in pts[1:])
+    # 15-minute readings: four times the Wh of an interval is its average W (as the register says)
+    assert {p["avg_w"] for p in pts[1:]} != {pts[1]["avg_w"]}          # evenings differ from the day
+    assert login("mgr-o", "manager", [other]).get("/api/meters/%d/curve" % mid,
+                                                 params={"start": D0, "end": D0 + 86400}).status_code == 404
+    assert mgr.get("/api/meters/%d/curve" % mid, params={"start": D0, "end": D0 + 40 * 86400}).status_code == 422
+    _uid, pw = make_user(app, "mgr-cw", "manager", [pid])
+    client.post("/login", data={"username": "mgr-cw", "password": pw}, follow_redirects=False)
+    page = client.get("/staff/meters/%d?days=1&end=%d" % (mid, D0 + 86400))
+    assert page.status_code == 200 and 'id="meter-chart"' in page.text and "rv-A101" in page.text
+    assert page.text.count('<tr><td data-label=') == 12          # the latest readings
+    zh = client.get("/staff/meters/%d?days=1&end=%d" % (mid, D0 + 86400), headers={"Accept-Language": "zh-CN"})
+    assert "负荷曲线" in zh.text

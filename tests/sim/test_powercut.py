@@ -11,7 +11,7 @@ from sim.flash import FlashFS, NorFlash, PowerCut
 
 
 def test_fuzz_power_cuts_and_outages_lose_nothing():
-    res = powercut.run(days=2, cuts=320, seed=5)
+    res = powercut.run(days=2, cuts=380, seed=5)
     summary = {k: res[k] for k in ("cuts", "lost", "duplicates", "money_error", "lost_seqs",
                                    "interval_gaps", "content_mismatch", "sent_conflicts",
                                    "register_mismatch", "drained", "watchdog_resets")}

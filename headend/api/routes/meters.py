@@ -8,7 +8,7 @@ from ...core import permissions as P
 from ...core.money import AmountError, parse_kwh
 from ...models import MeterAccountUpdate, MeterCreate, MeterPublic, MeterRow
 from ...models.meter_history import MeterAssignmentPublic, MeterSwapIn, MeterSwapPublic
-from ...services import commands, devices, lifecycle, meters
+from ...services import commands, devices, lifecycle, load_curves, meters
 from ...services.actor import Actor
 from ...services.errors import Invalid
 from ..deps import Id, SessionDep, require
@@ -104,3 +104,25 @@ def meter_history(meter_pk: Id, session: SessionDep, actor: Annotated[Actor, req
     assignments, swaps = lifecycle.history(session, actor, meter_pk)
     return MeterHistory(meter_pk=meter_pk, assignments=[a.model_dump() for a in assignments],
                         swaps=[s.model_dump() for s in swaps])
+
+
+class CurvePoint(BaseModel):
+    ts: int
+    power_w: int = Field(description="the power the meter reported at the reading (W)")
+    avg_w: Optional[int] = Field(description="the average power since the previous reading, from the register (W)")
+
+
+class Curve(BaseModel):
+    meter_id: str
+    points: list[CurvePoint]
+    truncated: bool = Field(description="the window held more readings than one answer carries: ask for less")
+
+
+@router.get("/{meter_pk}/curve", response_model=Curve)
+def load_curve(meter_pk: Id, session: SessionDep, actor: Annotated[Actor, require(P.PROPERTY_READ)],
+               start: Annotated[int, Query(ge=0, le=2 ** 32)], end: Annotated[int, Query(ge=0, le=2 ** 32)]):
+    """The meter's load curve over [start, end) (Unix seconds, at most 35 days):
+    per reading the reported power and the average power from the register."""
+    c = load_curves.curve(session, actor, meter_pk, start, end)
+    return Curve(meter_id=c["meter_id"], truncated=c["truncated"],
+                 points=[CurvePoint(ts=t, power_w=w, avg_w=a) for t, w, a in c["points"]])
