@@ -12,9 +12,9 @@ def run(app, body, key):
         i = body["m"]
         state = body["state"]
         if state == "auto":
-            app.override(i, None, 0)
+            override(app, i, None, 0)
         else:
-            app.override(i, state == "closed", body["until"])
+            override(app, i, state == "closed", body["until"])
         return None
     if op == "time":
         app.hal.set_time(body["time"])
@@ -49,6 +49,23 @@ def run(app, body, key):
         app._ota().on_offer(body, key)
         return None
     raise ValueError(op)
+
+
+def override(app, i, closed, until, reason=P.R_OVERRIDE):
+    # Staff or technician override: keep the relay closed/open until
+    # `until` (Unix s); closed=None ends an override.
+    m = app.meters[i]
+    if closed is None:
+        m.rs.override = None
+        m.rs.reason = 0
+        app._enforce(i, m)
+    else:
+        m.rs.override = [bool(closed), until]
+        app._event(P.EV_OVERRIDE, i, reason * 10 + (1 if closed else 0))
+        if m.relay_closed != bool(closed):
+            app.set_relay(i, bool(closed), reason)
+    app._save_state()
+    app.journal.flush()
 
 
 def _unload(name):

@@ -8,9 +8,6 @@
 from concentrator import protocol as P
 from concentrator.credit import Credit
 from concentrator import relay as R
-from concentrator.journal import Journal
-from concentrator.meters import MeterBus
-from concentrator.mqtt import Jitter, Link
 from concentrator import __version__
 from array import array
 
@@ -22,7 +19,7 @@ RELAY_SETTLE_MS = 60   # a contactor's auxiliary contact follows within this
 
 class MeterState:
     # What the core keeps of one meter. Its times (next poll, records) are
-    # kept apart, in the Concentrator's columns (t_* arrays below): Unix
+    # kept apart, in the Concentrator's columns (t_* arrays, core_init.py): Unix
     # seconds are not small ints in MicroPython, and 4 of them per meter as
     # attributes cost ~5 KB of heap for 32 meters.
     def __init__(self, cfg):
@@ -43,89 +40,13 @@ def _column(n):
 
 class Concentrator:
     def __init__(self, hal, cfg, journal=None):
-        self.hal = hal
-        from concentrator.config import check   # boot only (board.build drops it)
-        self.cfg = cfg = check(cfg)
-        self.dev = cfg["dev"]
-        self.key = P.key_from_hex(cfg["key"])
-        self.meters = [MeterState(m) for m in cfg["meters"]]
-        n = len(self.meters)
-        # per-meter times, by meter index (see MeterState)
-        self.t_poll_ms = [0] * n    # ticks_ms of the next poll
-        self.t_due = _column(n)     # wall time of the next poll (multiple of poll_s)
-        self.t_rec_next = _column(n)   # next record time (0: record at the next poll)
-        self.t_rec = _column(n)     # nominal time of the last record
-        self.t_read = _column(n)    # time of the last reading used
-        self.due_min = 0            # min(t_due): before it no meter is due (reading a
-                                    # column allocates: not done every step)
-        self.policy = None          # the site's relay policy, checked at boot
-        self.tariff = cfg.get("tariff")   # list of tariff versions (docs/tariffs.md)
-        if isinstance(self.tariff, dict):
-            self.tariff = [self.tariff]
-        self.key_hex = cfg["key"]
-        self.key_prev = None        # key before the last rekey, until the head-end uses the new one
-        self.bad_models = []        # site models refused (name, reason): reported at boot
-        self.bus = MeterBus(hal, cfg["meters"], self._models(cfg.get("models")))
-        _unload("profiles")          # the bus keeps the models it uses
-        self.journal = journal if journal is not None else Journal(hal, meters=len(self.meters))
-        b = cfg["broker"]
-        self.link = Link(hal, self.dev, b["host"], b["port"],
-                         b.get("user"), b.get("password"),
-                         b.get("keepalive_s", 60), self._on_message,
-                         P.topic_down(self.dev), b.get("ca"), b.get("tls_host"))
-        self.topic_up = P.topic_up(self.dev)
-        # uploads: each board sends a record interval's readings at its own
-        # offset into the interval (from its device id: deterministic), and
-        # resends an unacknowledged batch with exponential back-off + jitter,
-        # so a fleet recording on the same boundary does not arrive at once
-        spread = cfg.get("upload_spread_s")
-        if spread is None:
-            spread = cfg["record_s"] // 2
-        self.jitter = Jitter("up:" + self.dev)
-        self.up_offset_s = self.jitter.next() % spread if spread > 0 else 0
-        self.upload_at = 0          # wall time from which pending readings go up
-        self.urgent = False         # an event that should not wait for the slot
-        self.resend_ms = cfg["ack_timeout_s"] * 1000
-        self.n_up = 0
-        self.n_res = 0
-        self.n_down = -1
-        self.boots = 0
-        self.hello_sent = False
-        self.inflight = 0          # highest seq sent and not yet acknowledged
-        self.inflight_ms = 0
-        self.next_status_ms = 0
-        self.steps = 0
-        self.rejected = 0          # downlinks refused since boot
-        self.rej = [0] * len(P.REJECT_REASONS)   # ... not yet reported, per reason
-        self.rej_pending = False
-        self.rej_ms = None          # when they were last reported (ticks)
-        self.last_reject = ""       # why the last one was refused (console)
-        self.started_ms = hal.ticks_ms()
-        self.booted = False
-        self.state_dirty = False
-        self.unflushed = False      # records appended but not yet flushed
-        self.cycle_open = False     # meters still due in this poll cycle
-        self.updater = None         # OTA (ota.py), loaded when an update is offered
-        self.fw_pointer = None      # /boot.json: the version running (fwboot.py)
-        self.fw_version = __version__
-        p = hal.read_json("/boot.json", None)
-        if isinstance(p, dict):
-            self.fw_pointer = p
-            if isinstance(p.get("fw"), str) and p["fw"]:
-                self.fw_version = p["fw"][:24]
-        self.cycles = 0             # complete poll cycles since boot (OTA health check)
-        self.answered = 0           # good readings since boot
-
-    def _models(self, models):
-        # profiles.PROFILES plus the site file's "models" (model_check.py)
-        if not models:
-            return None
-        from concentrator import model_check
-        table, self.bad_models = model_check.table(models)
-        _unload("model_check")
-        for name, why in self.bad_models:
-            self.hal.log("model %s refused: %s" % (name, why))
-        return table
+        # the settings checked and every part built (core_init.py, loaded
+        # for the start only: see there what each attribute holds)
+        from concentrator import core_init
+        try:
+            core_init.init(self, hal, cfg, journal)
+        finally:
+            _unload("core_init")
 
     # -- boot ----------------------------------------------------------------
     def boot(self):
@@ -359,22 +280,6 @@ class Concentrator:
             return False
         return self.set_relay(i, want, reason)
 
-    def override(self, i, closed, until, reason=P.R_OVERRIDE):
-        # Staff or technician override: keep the relay closed/open until
-        # `until` (Unix s); closed=None ends an override.
-        m = self.meters[i]
-        if closed is None:
-            m.rs.override = None
-            m.rs.reason = 0
-            self._enforce(i, m)
-        else:
-            m.rs.override = [bool(closed), until]
-            self._event(P.EV_OVERRIDE, i, reason * 10 + (1 if closed else 0))
-            if m.relay_closed != bool(closed):
-                self.set_relay(i, bool(closed), reason)
-        self._save_state()
-        self.journal.flush()
-
     def set_relay(self, i, closed, reason):
         # Operate meter i's relay (meter's own, or a GPIO contactor), read it
         # back (retrying twice), and record an event. Returns True (an event
@@ -534,21 +439,17 @@ class Concentrator:
         self.last_reject = (reason if why is None else reason + ": " + why)[:160]
 
     def _report_rejections(self):
-        # one event per reason per record interval, with the count: a flood
-        # of forged messages costs a few journal records, no flash writes of
-        # its own (they go out with the next poll cycle's flush)
+        # at most once per record interval (rejections.py, loaded then)
         now = self.hal.ticks_ms()
         if self.rej_ms is not None and \
                 self.hal.ticks_diff(now, self.rej_ms) < self.cfg["record_s"] * 1000:
             return
         self.rej_ms = now
-        self.rej_pending = False
-        for i in range(len(self.rej)):
-            if self.rej[i]:
-                self._event(P.EV_MSG_REJECTED, 0, i, self.rej[i])
-                self.rej[i] = 0
-        self.hal.log("downlinks refused: %d since boot, last %s" % (self.rejected, self.last_reject))
-        self.unflushed = True
+        from concentrator import rejections
+        try:
+            rejections.report(self)
+        finally:
+            _unload("rejections")
 
     def _apply(self, body, key):
         t = body["t"]

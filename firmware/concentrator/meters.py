@@ -29,14 +29,23 @@ class MeterBus:
         for m in meters:
             p = profiles_table.get(m.get("model"))
             if p is not None:
-                self.profiles[m["model"]] = p
+                name = m["model"]
+                if name in self.profiles:
+                    # one string per model name, shared by its meters (each
+                    # meter's own copy from the site file costs ~32 B)
+                    for k in self.profiles:
+                        if k == name:
+                            m["model"] = k
+                else:
+                    self.profiles[name] = p
         self.retries = retries
         self.probe_every = probe_every
         self.offline_after = offline_after
         self.readings = [Reading() for _ in meters]
-        for m in meters:
-            if m.get("stats") is None:
-                m["stats"] = modbus.new_stats()
+        self.stats_table = modbus.stats_table(len(meters))
+        for i in range(len(meters)):
+            if meters[i].get("stats") is None:
+                meters[i]["stats"] = modbus.Stats(self.stats_table, i)
         self._drv = {}
         self._own = {}
         self._last = None

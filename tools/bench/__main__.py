@@ -15,6 +15,7 @@ BENCHMARKS = {
     "powercut": "tools.bench.powercut_bench",
     "recharge": "tools.bench.recharge_bench",
     "heap": "tools.bench.heap_bench",
+    "heap_parts": "tools.bench.heap_parts",
     "bus": "tools.bench.bus_bench",
     "ota": "tools.bench.ota_bench",
     "alerts": "tools.bench.alerts_bench",

@@ -123,7 +123,7 @@ vboard.run_forever(M().step, 20, True)   # board.run's cadence: at most 20 ms be
 """
 
 
-def _measure(steps, compile, quick, port, need_polls=True):
+def _measure(steps, compile, quick, port, need_polls=True, main=None):
     from sim.load import ConstantLoad
     from sim.modbus_meter import PrepaidIntMeter
     from sim.vboard_bus import VboardBus
@@ -144,7 +144,7 @@ def _measure(steps, compile, quick, port, need_polls=True):
     flash = os.path.join(tmp, "flash")
     build_image(flash, cfg, board, compile=compile)
     with open(os.path.join(flash, "main.py"), "w") as f:
-        f.write(BENCH_MAIN % steps)
+        f.write((main or BENCH_MAIN) % steps)
     vb = VirtualBoard(flash, bus=bus.address)
     try:
         vb.start()
