@@ -125,7 +125,7 @@ class Ingest:
                     conc.fw = body["fw"][:40]
                 out = pre + ota.on_board_report(s, conc, body, now)
             elif t == protocol.RECORDS:
-                out = pre + records.records(s, conc, body, now, self.stats, self.bill)
+                out = pre + records.records(s, conc, body, now, self.stats, self.bill, seen)
             elif t == protocol.STATUS:
                 out = pre + status.status(s, conc, body, now, self.bus_errors)
             else:
