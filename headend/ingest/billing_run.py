@@ -24,7 +24,10 @@ import logging
 from concentrator import protocol
 from concentrator import tariff as T
 
+from sqlalchemy import func, select
+
 from ..core.events import EV_BILLING_MISMATCH, EV_NOT_BILLED
+from ..models import Property, Tariff
 from ..services import billing, tariffs
 
 log = logging.getLogger("headend.ingest")
@@ -33,6 +36,24 @@ log = logging.getLogger("headend.ingest")
 class Biller:
     def __init__(self, stats):
         self.stats = stats
+        # tariffs across messages: {property id: (stamp, {key: (name, versions)})}.
+        # Tariff rows are never changed, only added, so the stamp (the
+        # property's tariff name and time zone, its highest tariff row id)
+        # read once per message says whether what is cached still holds.
+        self._tariffs = {}
+
+    def tariff_cache(self, s, property_id):
+        """The per-message tariff cache of a property (one query)."""
+        p, t = Property.__table__.c, Tariff.__table__.c
+        stamp = tuple(s.execute(select(p.tariff_name, p.tz_offset_s,
+                                       select(func.max(t.id)).where(t.property_id == p.id).scalar_subquery())
+                                .where(p.id == property_id)).first() or ())
+        got = self._tariffs.get(property_id)
+        if got is not None and got[0] == stamp:
+            return got[1]
+        cache = {}
+        self._tariffs[property_id] = (stamp, cache)
+        return cache
 
     def _cached(self, cache, key, load):
         if key not in cache:

@@ -40,7 +40,7 @@ class Batch:
         self.meters = meters            # index -> store.MeterState
         self.accounts = {}              # id -> store.AccountState (locked)
         self.vacancy_id = None
-        self.cache = {}                 # tariffs, per message
+        self.cache = None               # tariffs (Biller.tariff_cache)
         self.events = []
         self.changed = set()            # accounts whose credit the boards must hear
         # SEAM (issue 11): plain rows of what was billed, in one place:
@@ -83,6 +83,11 @@ def _check(conc, recs, stats, now):
 def records(s, conc, body, now, stats, bill, seen=None):
     """bill: a billing_run.Biller. seen: alerts.track()'s collector (the
     ledger entries written here are Core rows, handed to it directly)."""
+    with s.no_autoflush:     # the board's row is written once, at the end
+        return _records(s, conc, body, now, stats, bill, seen)
+
+
+def _records(s, conc, body, now, stats, bill, seen):
     good, bad, seqs = _check(conc, body.get("recs"), stats, now)
     acked = conc.acked_seq
     maybe_stored = [x for x in seqs if acked < x <= conc.top_seq]
@@ -175,6 +180,7 @@ def _bill(b, bill, readings):
         b.vacancy_id = vacancy_account(b.s, b.conc.property_id).id
         ids.add(b.vacancy_id)
     b.accounts = store.lock_accounts(b.s, ids)
+    b.cache = bill.tariff_cache(b.s, b.conc.property_id)
     charges = []
     for rd, m in todo:
         amount = bill(b, m, rd)

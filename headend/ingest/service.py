@@ -32,10 +32,6 @@ class Ingest:
         self.bill = Biller(self.stats)
         self._last_reject_event = {}
         self._reject_lock = threading.Lock()
-        # meter pk -> bus error counters of the board's last status (since
-        # its boot): {"timeouts", "crc", "wrong_address", "exceptions",
-        # "offline", "ts"}; shown by GET /api/meters as "bus_errors"
-        self.bus_errors = {}
 
     def handle(self, topic, payload):
         self.stats.inc("received")
@@ -127,7 +123,7 @@ class Ingest:
             elif t == protocol.RECORDS:
                 out = pre + records.records(s, conc, body, now, self.stats, self.bill, seen)
             elif t == protocol.STATUS:
-                out = pre + status.status(s, conc, body, now, self.bus_errors)
+                out = pre + status.status(s, conc, body, now)
             else:
                 raise Rejected("bad_fields", "type %r" % t, conc.id)
             s.add(conc)

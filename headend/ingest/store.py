@@ -30,6 +30,9 @@ _LOADED = ("id", "index", "meter_id", "account_id") + METER_COLUMNS
 _PG_TYPES = {"relay_closed": "BOOLEAN", "online": "BOOLEAN", "tariff_state": "JSON", "board_tariff_state": "JSON",
              "tariff_key": "VARCHAR"}
 _JSON = ("tariff_state", "board_tariff_state")
+_PG_METER_UPDATE = "UPDATE meter SET %s FROM unnest(CAST(:id AS INTEGER[]), %s) AS v (id, %s) WHERE meter.id = v.id" % (
+    ", ".join("%s = v.%s" % (k, k) for k in METER_COLUMNS),
+    ", ".join("CAST(:%s AS %s[])" % (k, _PG_TYPES.get(k, "BIGINT")) for k in METER_COLUMNS), ", ".join(METER_COLUMNS))
 
 
 class MeterState:
@@ -133,25 +136,64 @@ def insert_readings(s, conc_id, rows):
     """One INSERT for the batch's readings; sets each row's id."""
     if not rows:
         return
+    if is_pg(s):
+        # arrays, one per column: a short statement whatever the batch size
+        res = s.execute(text(
+            "INSERT INTO reading (concentrator_id, seq, meter_index, meter_id, ts, energy_wh, power_w, flags, bands, "
+            "charged_mu, billed_mu, billed, received) SELECT :c, * FROM unnest(CAST(:seq AS BIGINT[]), "
+            "CAST(:idx AS INTEGER[]), CAST(:mid AS INTEGER[]), CAST(:ts AS BIGINT[]), CAST(:e AS BIGINT[]), "
+            "CAST(:p AS BIGINT[]), CAST(:f AS INTEGER[]), CAST(:b AS JSON[]), CAST(:ch AS BIGINT[]), "
+            "CAST(:bm AS BIGINT[]), CAST(:bd AS BOOLEAN[])) AS v, (SELECT CAST(:now AS BIGINT)) AS r "
+            "RETURNING id, seq"),
+            {"c": conc_id, "seq": [r.seq for r in rows], "idx": [r.meter_index for r in rows],
+             "mid": [r.meter_id for r in rows], "ts": [r.ts for r in rows], "e": [r.energy_wh for r in rows],
+             "p": [r.power_w for r in rows], "f": [r.flags for r in rows], "b": [json.dumps(r.bands) for r in rows],
+             "ch": [r.charged_mu for r in rows], "bm": [r.billed_mu for r in rows], "bd": [r.billed for r in rows],
+             "now": rows[0].received})
+        ids = {seq: rid for rid, seq in res.all()}
+        for r in rows:
+            r.id = ids[r.seq]
+        return
     params = [{"concentrator_id": conc_id, "seq": r.seq, "meter_index": r.meter_index, "meter_id": r.meter_id,
                "ts": r.ts, "energy_wh": r.energy_wh, "power_w": r.power_w, "flags": r.flags, "bands": r.bands,
                "charged_mu": r.charged_mu, "billed_mu": r.billed_mu, "billed": r.billed, "received": r.received}
               for r in rows]
-    res = s.execute(insert(READING).returning(READING.c.id, sort_by_parameter_order=True), params)
-    for r, rid in zip(rows, res.scalars()):
+    for r, rid in zip(rows, _sqlite_insert(s, READING, params)):
         r.id = rid
 
 
+def _sqlite_insert(s, table, params):
+    """executemany on SQLite -> the new ids. The transaction holds the
+    database's write lock (BEGIN IMMEDIATE) and the key is a plain rowid, so
+    the rows get max(id) + 1, + 2, ... in order."""
+    top = s.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar()
+    s.execute(insert(table), params)
+    return range(top + 1, top + 1 + len(params))
+
+
 def insert_ledger(s, conc_id, entries, now):
-    """entries: [(LedgerRow, reference)] -> one INSERT; sets each row's id."""
+    """entries: [(LedgerRow, reference)] (references unique) -> one INSERT;
+    sets each row's id."""
     if not entries:
+        return
+    if is_pg(s):
+        res = s.execute(text(
+            "INSERT INTO ledger_entry (account_id, kind, amount_mu, balance_after_mu, concentrator_id, source, "
+            "reference, note, created) SELECT v.a, :k, v.m, v.b, :c, 'ingest', v.r, '', :now FROM "
+            "unnest(CAST(:a AS INTEGER[]), CAST(:m AS BIGINT[]), CAST(:b AS BIGINT[]), CAST(:r AS VARCHAR[])) "
+            "AS v (a, m, b, r) RETURNING id, reference"),
+            {"k": entries[0][0].kind, "c": conc_id, "now": now, "a": [e.account_id for e, _r in entries],
+             "m": [e.amount_mu for e, _r in entries], "b": [e.balance_after_mu for e, _r in entries],
+             "r": [ref[:200] for _e, ref in entries]})
+        ids = {ref: i for i, ref in res.all()}
+        for e, ref in entries:
+            e.id = ids[ref[:200]]
         return
     params = [{"account_id": e.account_id, "kind": e.kind, "amount_mu": e.amount_mu,
                "balance_after_mu": e.balance_after_mu, "user_id": None, "concentrator_id": conc_id,
                "source": "ingest", "related_entry_id": None, "reference": ref[:200], "note": "", "created": now}
               for e, ref in entries]
-    res = s.execute(insert(LEDGER).returning(LEDGER.c.id, sort_by_parameter_order=True), params)
-    for (e, _ref), eid in zip(entries, res.scalars()):
+    for (e, _ref), eid in zip(entries, _sqlite_insert(s, LEDGER, params)):
         e.id = eid
 
 
@@ -161,12 +203,9 @@ def add_to_accounts(s, deltas):
         return
     items = sorted(deltas.items())
     if is_pg(s):
-        vals, params = [], {}
-        for i, (aid, d) in enumerate(items):
-            vals.append("(CAST(:a%d AS INTEGER), CAST(:d%d AS BIGINT))" % (i, i))
-            params["a%d" % i], params["d%d" % i] = aid, d
-        s.execute(text("UPDATE account SET balance_mu = account.balance_mu + v.d FROM (VALUES %s) AS v (id, d) "
-                       "WHERE account.id = v.id" % ", ".join(vals)), params)
+        s.execute(text("UPDATE account SET balance_mu = account.balance_mu + v.d FROM unnest(CAST(:a AS INTEGER[]), "
+                       "CAST(:d AS BIGINT[])) AS v (id, d) WHERE account.id = v.id"),
+                  {"a": [a for a, _d in items], "d": [d for _a, d in items]})
     else:
         s.execute(text("UPDATE account SET balance_mu = balance_mu + :d WHERE id = :a"),
                   [{"a": a, "d": d} for a, d in items])
@@ -181,17 +220,9 @@ def update_meters(s, meters):
         v = getattr(m, k)
         return json.dumps(v) if k in _JSON and v is not None else v
     if is_pg(s):
-        vals, params = [], {}
-        for i, m in enumerate(meters):
-            params["id%d" % i] = m.id
-            cells = ["CAST(:id%d AS INTEGER)" % i]
-            for j, k in enumerate(METER_COLUMNS):
-                params["c%d_%d" % (i, j)] = val(m, k)
-                cells.append("CAST(:c%d_%d AS %s)" % (i, j, _PG_TYPES.get(k, "BIGINT")))
-            vals.append("(%s)" % ", ".join(cells))
-        s.execute(text("UPDATE meter SET %s FROM (VALUES %s) AS v (id, %s) WHERE meter.id = v.id"
-                       % (", ".join("%s = v.%s" % (k, k) for k in METER_COLUMNS), ", ".join(vals),
-                          ", ".join(METER_COLUMNS))), params)
+        params = {"id": [m.id for m in meters]}
+        params.update({k: [val(m, k) for m in meters] for k in METER_COLUMNS})
+        s.execute(text(_PG_METER_UPDATE), params)
     else:
         s.execute(text("UPDATE meter SET %s WHERE id = :id" % ", ".join("%s = :%s" % (k, k) for k in METER_COLUMNS)),
                   [dict({k: val(m, k) for k in METER_COLUMNS}, id=m.id) for m in meters])

@@ -26,8 +26,8 @@ from concentrator import protocol
 from ..core import permissions as P
 from ..core.events import EV_BILLING_MISMATCH
 from ..core.money import format_money
-from ..models import (Account, AccountForecast, Alert, Concentrator, DeliveryAttempt, Event, LedgerEntry, Meter,
-                      Notification, now_s)
+from ..models import (Account, AccountForecast, Alert, AlertPreference, Concentrator, DeliveryAttempt, Event,
+                      LedgerEntry, Meter, Notification, now_s)
 from ..models import alert as K
 from ..models.account import KIND_TENANT
 from ..models.ledger import CONSUMPTION
@@ -205,7 +205,10 @@ def low_balances(session, last_entries, rule, now):
             if aid not in active or last_entries[aid].balance_after_mu > active[aid].values.get("balance_mu", 0)]
     if not todo:
         return                   # every low one is still in the same episode: nothing new to say
-    prefs = alert_rules.preferences_of(session, [a.tenant_id for a in todo if a.tenant_id is not None])
+    # only the tenants' own days threshold matters here (a default preference has none)
+    tids = sorted({a.tenant_id for a in todo if a.tenant_id is not None})
+    own_days = dict(session.exec(select(AlertPreference.tenant_id, AlertPreference.days_left).where(
+        AlertPreference.tenant_id.in_(tids), AlertPreference.days_left.is_not(None))).all()) if tids else {}
     ids = [a.id for a in todo]
     ends = dict(session.exec(select(Meter.account_id, func.max(Meter.last_ts)).where(Meter.account_id.in_(ids))
                              .group_by(Meter.account_id)).all())
@@ -215,7 +218,7 @@ def low_balances(session, last_entries, rule, now):
         e = last_entries[a.id]
         balance = e.balance_after_mu
         amount = alert_rules.amount_threshold(a, rule)
-        days = alert_rules.days_threshold(prefs.get(a.tenant_id), rule)
+        days = own_days[a.tenant_id] if a.tenant_id in own_days else (rule.days_left or 0)
         tenths = None
         if days and ends.get(a.id):
             tenths = usage.days_left_tenths(balance, forecast_rate(session, a.id, ends[a.id], cached.get(a.id)))

@@ -26,6 +26,8 @@ def upgrade():
                "AND l.kind IN ('recharge', 'reversal')), 0)")
     op.execute("UPDATE concentrator SET top_seq = COALESCE((SELECT max(seq) FROM reading r "
                "WHERE r.concentrator_id = concentrator.id), 0)")
+    # what came before the window existed counts as seen (no old message is let in once more)
+    op.execute("UPDATE concentrator SET up_window = %d" % ((1 << 63) - 1))
     op.execute("UPDATE concentrator SET top_seq = COALESCE((SELECT max(seq) FROM event e "
                "WHERE e.concentrator_id = concentrator.id), 0) WHERE COALESCE((SELECT max(seq) FROM event e "
                "WHERE e.concentrator_id = concentrator.id), 0) > top_seq")
