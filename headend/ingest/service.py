@@ -11,7 +11,7 @@ from concentrator import protocol
 from ..core.events import EV_OUT_OF_RANGE, EV_UPLINK_REJECTED
 from ..models import Concentrator, Event
 from ..services import alerts, ota
-from ..transport import downlink
+from ..transport import downlink, outbox
 from . import bounds, envelope, records, status
 from .billing_run import Biller
 from .envelope import Rejected
@@ -24,8 +24,13 @@ REKEY_RESEND_S = 10      # a pending rekey is sent again at most this often (and
 
 
 class Ingest:
-    def __init__(self, session_factory, clock=time.time, attempts=3):
+    def __init__(self, session_factory, clock=time.time, attempts=3, outbox=False):
+        """outbox: the replies are also queued in the outbox in the message's
+        transaction (transport.outbox), for a dispatcher to publish in
+        counter order: what several workers sharing the ingest need (their
+        replies to one board would otherwise race each other)."""
         self.session_factory = session_factory
+        self.outbox = outbox
         self.clock = clock
         self.attempts = attempts
         self.stats = IngestStats()
@@ -129,5 +134,7 @@ class Ingest:
             s.add(conc)
             # alerts and their notifications, in this very transaction
             alerts.after_ingest(s, conc, now, seen, body if t == protocol.STATUS else None)
+            if self.outbox and out:
+                outbox.queue_own(s, conc.id, conc.dev, out)
             s.commit()
         return out
