@@ -24,7 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 class FleetBoard:
     def __init__(self, dev, key_hex, meters, broker_host, broker_port, t0, ack_timeout_s=10.0, record_s=900,
-                 energy0=1000):
+                 energy0=1000, client=None):
         self.dev, self.key = dev, protocol.key_from_hex(key_hex)
         self.meters, self.t0, self.record_s = meters, t0, record_s
         self.ack_timeout_s = ack_timeout_s
@@ -43,15 +43,20 @@ class FleetBoard:
         self.seen_n = set()
         self.downlinks = 0
         self.lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fleet-" + dev, clean_session=True)
-        self.client.on_message = self._on_message
-        self.client.connect(broker_host, broker_port, keepalive=60)
-        self.client.subscribe(protocol.topic_down(dev), qos=1)
-        self.client.loop_start()
+        self.acked_at = None
+        self.own = client is None
+        if client is None:
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fleet-" + dev, clean_session=True)
+            client.on_message = self._on_message
+            client.connect(broker_host, broker_port, keepalive=60)
+            client.subscribe(protocol.topic_down(dev), qos=1)
+            client.loop_start()
+        self.client = client
 
     def close(self):
-        self.client.loop_stop()
-        self.client.disconnect()
+        if self.own:
+            self.client.loop_stop()
+            self.client.disconnect()
 
     def _on_message(self, _c, _u, msg):
         try:
@@ -78,6 +83,8 @@ class FleetBoard:
                 for s in [s for s in self.journal if s <= a]:
                     del self.journal[s]
                     self.sent_at.pop(s, None)
+                if not self.journal:
+                    self.acked_at = time.monotonic()
 
     def _publish(self, kind, **fields):
         self.n += 1
@@ -121,6 +128,36 @@ class FleetBoard:
     def done(self):
         with self.lock:
             return not self.journal and self.acked == self.seq
+
+
+class FleetMux:
+    """Many boards over one MQTT connection (a fleet on one machine): each
+    board keeps its own journal, counters and key; downlinks are routed to
+    their board by topic."""
+
+    def __init__(self, host, port, name="fleet-mux"):
+        self.boards = {}
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=name, clean_session=True)
+        self.client.max_inflight_messages_set(1000)
+        self.client.max_queued_messages_set(0)
+        self.client.on_message = self._route
+        self.client.connect(host, port, keepalive=60)
+        self.client.subscribe("wk/+/down", qos=1)
+        self.client.loop_start()
+
+    def add(self, dev, key_hex, meters, t0, **kw):
+        b = FleetBoard(dev, key_hex, meters, None, None, t0, client=self.client, **kw)
+        self.boards[dev] = b
+        return b
+
+    def _route(self, c, u, msg):
+        b = self.boards.get(protocol.device_of_topic(msg.topic))
+        if b is not None:
+            b._on_message(c, u, msg)
+
+    def close(self):
+        self.client.loop_stop()
+        self.client.disconnect()
 
 
 def start_workers(db_url, mqtt_url, count, env=None):

@@ -21,6 +21,7 @@ BENCHMARKS = {
     "desk": "tools.bench.desk_bench",
     "ingest": "tools.bench.ingest_bench",
     "api": "tools.bench.api_bench",
+    "fleet": "tools.bench.fleet_bench",
 }
 
 
