@@ -122,7 +122,7 @@ def after_ingest(session, conc, now, seen, status_body=None):
     clear(session, subject_key(K.CONCENTRATOR_OFFLINE, "concentrator:%d" % conc.id), now)
     if not (seen.events or seen.entries or status_body):
         return
-    rules = alert_rules.rules_for(session, conc.property_id)
+    rules = alert_rules.LazyRules(session, conc.property_id)
     meters = {}
 
     def meter(mid):
@@ -193,8 +193,10 @@ def low_balances(session, last_entries, rule, now):
     use than the tenant's (or the property's) days threshold. Set-based: a
     few queries per message, whatever the number of accounts."""
     ids = sorted(last_entries)
-    accounts = {a.id: a for a in session.exec(select(Account).where(Account.id.in_(ids),
-                                                                    Account.kind == KIND_TENANT)).all()}
+    # plain rows (what is read of them), not ORM objects: this runs for every message
+    accounts = {a.id: a for a in session.exec(select(Account.id, Account.property_id, Account.tenant_id, Account.name,
+                                                     Account.low_balance_threshold_mu)
+                                              .where(Account.id.in_(ids), Account.kind == KIND_TENANT)).all()}
     if not accounts:
         return
     keys = {aid: subject_key(K.LOW_BALANCE, "account:%d" % aid) for aid in accounts}
@@ -212,7 +214,8 @@ def low_balances(session, last_entries, rule, now):
     ids = [a.id for a in todo]
     ends = dict(session.exec(select(Meter.account_id, func.max(Meter.last_ts)).where(Meter.account_id.in_(ids))
                              .group_by(Meter.account_id)).all())
-    cached = {f.account_id: f for f in session.exec(select(AccountForecast).where(
+    cached = {f.account_id: f for f in session.exec(select(
+        AccountForecast.account_id, AccountForecast.rate_mu_per_day, AccountForecast.as_of).where(
         AccountForecast.account_id.in_(ids))).all()}
     for a in todo:
         e = last_entries[a.id]
@@ -248,7 +251,8 @@ def forecast_rate(session, account_id, end, cached=None):
     if cached is not None and 0 <= end - cached.as_of < FORECAST_REFRESH_S:
         return cached.rate_mu_per_day
     ids = session.exec(select(Meter.id).where(Meter.account_id == account_id)).all()
-    f = cached or AccountForecast(account_id=account_id, as_of=end)
+    f = (session.get(AccountForecast, account_id) if cached is not None else None) \
+        or AccountForecast(account_id=account_id, as_of=end)
     f.rate_mu_per_day, f.as_of = usage.cost_rate_per_day(session, ids, end), end
     session.add(f)
     return f.rate_mu_per_day
