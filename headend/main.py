@@ -17,14 +17,16 @@ from fastapi import FastAPI
 from .api import errors
 from .api.limits import BodyLimit
 from .api.routes import (accounts, alerts, audit, auth, concentrators, dayend, events, firmware, health, imports,
-                         meters, payments, portal, properties, receipts, tariffs, tenants, users)
+                         meters, payments, portal, properties, receipts, reports, statements, tariffs, tenants, users)
 from .core import db, migrate
 from .core.config import Settings, parse_mqtt_url
 from .core.maintenance import Maintenance
 from .ingest import Ingest
 from .payments import registry as payment_providers
 from .web import assets, docs
+from .api.routes import apportionment as apportionment_routes
 from .web.pages import accounts as account_pages
+from .web.pages import apportionment as apportionment_pages
 from .web.pages import alerts as alert_pages
 from .web.pages import audit as audit_pages
 from .web.pages import auth as auth_pages
@@ -33,7 +35,9 @@ from .web.pages import desk as desk_pages
 from .web.pages import firmware as firmware_pages
 from .web.pages import imports as import_pages
 from .web.pages import portal as portal_pages
+from .web.pages import reports as report_pages
 from .web.pages import staff as staff_pages
+from .web.pages import statements as statement_pages
 from .web.pages import tariffs as tariff_pages
 from .web.pages import users as user_pages
 
@@ -42,10 +46,12 @@ log = logging.getLogger("headend.app")
 API_ROUTERS = (auth.router, users.router, properties.router, concentrators.router, meters.router,
                accounts.router, tenants.router, receipts.router, dayend.router, imports.router, tariffs.router,
                events.router, alerts.router, audit.router, portal.router, payments.router, firmware.router,
-               health.router)
+               health.router, reports.router, apportionment_routes.router,
+               statements.router)
 WEB_ROUTERS = (auth_pages.router, staff_pages.router, desk_pages.router, dayend_pages.router, account_pages.router,
                tariff_pages.router, import_pages.router, alert_pages.router, audit_pages.router, user_pages.router,
-               portal_pages.router, firmware_pages.router, docs.router)
+               portal_pages.router, firmware_pages.router, report_pages.router, apportionment_pages.router,
+               statement_pages.router, docs.router)
 
 
 def _start_embedded_broker(settings, sf):
@@ -71,11 +77,12 @@ def make_notifier(settings, session_factory, clock=None):
     """The notification worker with the channels the settings configure."""
     import time
 
-    from .services import alerts
+    from .services import alerts, theft
     from .transport import channels
     from .transport.notifier import Notifier
     return Notifier(session_factory, channels.build(settings), clock=clock or time.time,
-                    poll_s=settings.notify_poll_s, check_s=settings.alert_check_s, checks=[alerts.check_silence])
+                    poll_s=settings.notify_poll_s, check_s=settings.alert_check_s,
+                    checks=[alerts.check_silence, theft.check])
 
 
 def create_app(settings=None, start_mqtt=True, engine=None, migrate_db=True, start_notifier=None):

@@ -199,7 +199,7 @@ def _relay(m, state):
             got = fb
             if fb == closed:
                 ms.relay_closed = fb
-                ms.relay_reason = P.R_TECHNICIAN
+                ms.rs.reason = P.R_TECHNICIAN
     if got == closed:
         print("relay %d %s: %s (read back %s)" % (i, ms.cfg["id"], _relay_str(closed),
                                                  _relay_str(got)))

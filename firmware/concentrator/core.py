@@ -12,6 +12,7 @@ from concentrator.journal import Journal
 from concentrator.meters import MeterBus
 from concentrator.mqtt import Jitter, Link
 from concentrator import __version__
+from array import array
 
 STATE = "/state.json"
 TARIFF = "/tariff.json"
@@ -20,21 +21,24 @@ RELAY_SETTLE_MS = 60   # a contactor's auxiliary contact follows within this
 
 
 class MeterState:
+    # What the core keeps of one meter. Its times (next poll, records) are
+    # kept apart, in the Concentrator's columns (t_* arrays below): Unix
+    # seconds are not small ints in MicroPython, and 4 of them per meter as
+    # attributes cost ~5 KB of heap for 32 meters.
     def __init__(self, cfg):
         self.cfg = cfg
         self.credit = Credit()
         self.rs = R.RelayState()
         self.policy = None          # per-meter relay policy (None: the site's)
-        self.next_poll_ms = 0
-        self.due_ts = 0             # wall time of the next poll (multiple of poll_s)
-        self.next_record_ts = 0     # 0: record at the next poll
-        self.rec_ts = 0             # nominal time of the last record
         self.last_energy = None     # last cumulative register read (Wh)
-        self.last_read_ts = 0
         self.relay_closed = None    # what we believe / read back
-        self.relay_reason = 0
         self.online = True
         self.offline_n = 0          # times this meter went offline since boot
+
+
+def _column(n):
+    # n unsigned 32-bit times (Unix s), 0 = none
+    return array("I", bytes(4 * n))
 
 
 class Concentrator:
@@ -45,6 +49,15 @@ class Concentrator:
         self.dev = cfg["dev"]
         self.key = P.key_from_hex(cfg["key"])
         self.meters = [MeterState(m) for m in cfg["meters"]]
+        n = len(self.meters)
+        # per-meter times, by meter index (see MeterState)
+        self.t_poll_ms = [0] * n    # ticks_ms of the next poll
+        self.t_due = _column(n)     # wall time of the next poll (multiple of poll_s)
+        self.t_rec_next = _column(n)   # next record time (0: record at the next poll)
+        self.t_rec = _column(n)     # nominal time of the last record
+        self.t_read = _column(n)    # time of the last reading used
+        self.due_min = 0            # min(t_due): before it no meter is due (reading a
+                                    # column allocates: not done every step)
         self.policy = None          # the site's relay policy, checked at boot
         self.tariff = cfg.get("tariff")   # list of tariff versions (docs/tariffs.md)
         if isinstance(self.tariff, dict):
@@ -131,11 +144,12 @@ class Concentrator:
         relays = {}
         recs = {}
         mpol = {}
-        for m in self.meters:
+        for i in range(len(self.meters)):
+            m = self.meters[i]
             mid = m.cfg["id"]
             creds[mid] = m.credit.to_state()
             relays[mid] = m.rs.to_state()
-            recs[mid] = m.rec_ts
+            recs[mid] = self.t_rec[i]
             if m.policy is not None:
                 mpol[mid] = m.policy
         st = {"boots": self.boots, "n_res": self.n_res, "n_down": self.n_down,
@@ -202,8 +216,8 @@ class Concentrator:
     def _idle_ms(self):
         now = self.hal.ticks_ms()
         wait = 1000
-        for m in self.meters:
-            d = self.hal.ticks_diff(m.next_poll_ms, now)
+        for t in self.t_poll_ms:
+            d = self.hal.ticks_diff(t, now)
             if d < wait:
                 wait = d
         return wait if wait > 0 else 0
@@ -220,31 +234,37 @@ class Concentrator:
         self.cycle_open = False
         appended = False
         now_ts = hal.time() if hal.time_known() else 0
+        if now_ts and now_ts < self.due_min:
+            return False
         polled = False
         for i in range(len(self.meters)):
             if budget <= 0:
                 self.cycle_open = True   # more meters due: the next step goes on
                 return appended
-            m = self.meters[i]
             now = hal.ticks_ms()
             if now_ts:
-                if now_ts < m.due_ts:
+                due = self.t_due[i]
+                if now_ts < due:
                     continue
-                nominal = m.due_ts if now_ts - m.due_ts < poll_s else now_ts // poll_s * poll_s
-                m.due_ts = (now_ts // poll_s + 1) * poll_s
-                m.next_poll_ms = now + (m.due_ts - now_ts) * 1000
+                nominal = due if now_ts - due < poll_s else now_ts // poll_s * poll_s
+                due = (now_ts // poll_s + 1) * poll_s
+                self.t_due[i] = due
+                self.t_poll_ms[i] = now + (due - now_ts) * 1000
             else:
-                if hal.ticks_diff(now, m.next_poll_ms) < 0:
+                if hal.ticks_diff(now, self.t_poll_ms[i]) < 0:
                     continue
                 nominal = 0
-                m.due_ts = 0
-                m.next_poll_ms = now + poll_s * 1000
+                self.t_due[i] = 0
+                self.t_poll_ms[i] = now + poll_s * 1000
+            m = self.meters[i]
             budget -= 1
             polled = True
             if self._poll_one(i, m, nominal):
                 appended = True
         if polled:
             self.cycles += 1
+        if now_ts:
+            self.due_min = min(self.t_due)
         return appended
 
     def _poll_one(self, i, m, ts):
@@ -260,23 +280,24 @@ class Concentrator:
             self._event(P.EV_METER_ONLINE if online else P.EV_METER_OFFLINE, i)
             appended = True
         rec_s = self.cfg["record_s"]
-        if ts and m.next_record_ts == 0:
+        if ts and self.t_rec_next[i] == 0:
             # no record known for this interval: take one now
-            m.next_record_ts = ts // rec_s * rec_s
-        due = (ts >= m.next_record_ts) if ts else False
+            self.t_rec_next[i] = ts // rec_s * rec_s
+        due = (ts >= self.t_rec_next[i]) if ts else False
         c = m.credit
         if not online:
             if due and m.last_energy is not None:
                 # a gap, never zero consumption
                 self.journal.append(P.KIND_READING, i, ts,
                                     (m.last_energy, 0, P.FLAG_MISSING, c.charged) + tuple(c.bands))
-                self._advance_record(m, ts)
+                self._advance_record(i, ts)
                 appended = True
             return appended
         flags = 0
         if m.last_energy is not None:
             delta = r.energy_wh - m.last_energy
-            dt = ts - m.last_read_ts if (ts and m.last_read_ts) else self.cfg["poll_s"]
+            last_ts = self.t_read[i]
+            dt = ts - last_ts if (ts and last_ts) else self.cfg["poll_s"]
             if delta < 0 or delta * 3600 > self.cfg["max_power_w"] * max(dt, 1) + 3600:
                 flags |= P.FLAG_IMPLAUSIBLE
                 self._event(P.EV_IMPLAUSIBLE, i, delta)
@@ -285,7 +306,7 @@ class Concentrator:
             m.relay_closed = r.relay_closed
         if not flags & P.FLAG_IMPLAUSIBLE:
             m.last_energy = r.energy_wh
-            m.last_read_ts = ts
+            self.t_read[i] = ts
             c.on_poll(self.tariff, r.energy_wh, ts)
         if m.relay_closed is False:
             flags |= P.FLAG_RELAY_OPEN
@@ -299,16 +320,16 @@ class Concentrator:
                     c.charged) + tuple(c.bands)
             self.journal.append(P.KIND_READING, i, ts, vals)
             if due:
-                self._advance_record(m, ts)
+                self._advance_record(i, ts)
             appended = True
         if self._enforce(i, m, r.power_w):
             appended = True
         return appended
 
-    def _advance_record(self, m, ts):
+    def _advance_record(self, i, ts):
         rs = self.cfg["record_s"]
-        m.next_record_ts = (ts // rs + 1) * rs
-        m.rec_ts = ts
+        self.t_rec_next[i] = (ts // rs + 1) * rs
+        self.t_rec[i] = ts
         self.state_dirty = True
         at = ts - ts % rs + self.up_offset_s
         if at > self.upload_at:

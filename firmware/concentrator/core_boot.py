@@ -46,15 +46,16 @@ def boot(app):
     # journal lost that last batch, the record times are not to be trusted
     trust = app.journal.last_seq >= st.get("jseq", 0)
     rec_s = app.cfg["record_s"]
-    for m in app.meters:
+    for i in range(len(app.meters)):
+        m = app.meters[i]
         mid = m.cfg["id"]
         m.credit.from_state(creds.get(mid))
         m.rs.from_state(relays.get(mid))
         m.policy = mpol.get(mid)
         last = recs.get(mid, 0)
         if trust and last:
-            m.rec_ts = last
-            m.next_record_ts = (last // rec_s + 1) * rec_s
+            app.t_rec[i] = last
+            app.t_rec_next[i] = (last // rec_s + 1) * rec_s
     app._save_state(reserve=True)
     app._event(P.EV_BOOT, 0, app.boots)
     for part in bad:

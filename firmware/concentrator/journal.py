@@ -152,82 +152,13 @@ class Journal:
 
     # ---- recovery -------------------------------------------------------
     def recover(self):
-        hal = self.hal
-        self.flash_reads = 0
+        # at boot (journal_boot.py, loaded for it and dropped again on
+        # MicroPython): find the segments, the ack cursor and the tail
+        from concentrator import journal_boot
         try:
-            hal.mkdir(self.root)
-        except OSError:
-            pass
-        names = hal.listdir(self.root)
-        segs = []
-        for n in names:
-            if n.endswith(".tmp"):
-                try:
-                    hal.remove(self._p(n))
-                except OSError:
-                    pass
-                continue
-            if len(n) == 8:
-                try:
-                    segs.append(int(n, 16))
-                except ValueError:
-                    pass
-        segs.sort()
-        self.acked_seq = self._read_ack()
-        self._segs = segs
-        self._f = None
-        self._cur = None
-        self._codec = None
-        self._new = False
-        self._n = 0
-        last = 0
-        # scan the newest segment (and older ones only while they hold nothing valid)
-        while segs:
-            first = segs[-1]
-            n = self._load(first)
-            res = self._scan(n, None, 0, None)
-            if res is None or res[1] is None:  # bad header or no record at all
-                self._rm(first)
-                segs.pop()
-                continue
-            end, codec = res
-            last = codec.seq
-            if end == n and n + 2 * _MAXREC <= self.segment_bytes:
-                # clean tail with room: keep appending to it
-                self._cur = first
-                self._cur_size = n
-                self._codec = codec
-                ms = _zero(self._ms)
-                for k in codec.m:
-                    ms[k] = codec.m[k]
-                codec.m = ms
-            break
-        if segs:
-            # a segment's records all precede the next segment's first seq
-            last = max(last, segs[-1] - 1)
-        self._rbuf = None
-        self.last_seq = max(last, self.acked_seq)
-        self._durable = self.last_seq
-        self._drop_acked()
-        self._ready = True
-        return self.flash_reads
-
-    def _read_ack(self):
-        try:
-            f = self.hal.open(self._p("ack"), "rb")
-        except OSError:
-            return 0
-        try:
-            b = f.read(_ACK_LEN)
-            self.flash_reads += 1
+            return journal_boot.recover(self)
         finally:
-            f.close()
-        if not b or len(b) != _ACK_LEN or b[0] != _MAGIC0 or b[1] != 0x41:
-            return 0
-        c = _crc32(b[:6]) & 0xFFFF
-        if b[6] | (b[7] << 8) != c:
-            return 0
-        return _get_u32(b, 2)
+            _drop("journal_boot")
 
     def _load(self, first):
         # read a whole segment into self._rbuf, return its length
@@ -572,7 +503,6 @@ class Journal:
             return
         if len(self._segs) < 2:
             return
-        import sys
         from concentrator import journal_thin
         buf = self._buf
         try:
@@ -581,10 +511,7 @@ class Journal:
             self._buf = buf           # merging grows a buffer: not kept
             self._rbuf = None
             self._n = 0
-            if sys.implementation.name == "micropython":
-                import concentrator
-                sys.modules.pop("concentrator.journal_thin", None)
-                concentrator.__dict__.pop("journal_thin", None)
+            _drop("journal_thin")
         if not r:
             return
         dropped, lo, hi = r
@@ -651,3 +578,13 @@ def _wv(b, i, v):
         i += 1
     b[i] = v
     return i + 1
+
+
+def _drop(name):
+    # forget a module used only now and then (MicroPython: its bytecode is
+    # freed from the heap); CPython keeps it
+    import sys
+    if sys.implementation.name == "micropython":
+        import concentrator
+        sys.modules.pop("concentrator." + name, None)
+        concentrator.__dict__.pop(name, None)

@@ -38,6 +38,7 @@ ENVELOPE = ("v", "dev", "n", "t", "ts")   # fields every body has
 
 # Bounds of the numbers a body may carry (a signed body is still checked)
 MAX_N = (1 << 53) - 1      # message counters
+MAX_JSEQ = 0xFFFFFFFF      # journal sequence numbers (records, acks)
 MAX_MU = 10 ** 13          # money (1e9 currency units)
 MAX_WH = 10 ** 13          # cumulative energy (1e10 kWh)
 
@@ -68,6 +69,10 @@ EV_REKEY = 13           # device key rotated (detail: 0 from the current key,
 EV_STATE_REJECTED = 14  # part of the state file / tariff file refused at boot
                         # (detail: index in STATE_PARTS); defaults used instead
 EV_OTA = 15             # firmware update (detail: OTA_* code below)
+# from meters that report them (constants for drivers; the head-end raises
+# a theft alert for each: headend/services/alerts.THEFT_EVENT_CODES)
+EV_TAMPER = 16          # the meter's tamper / magnetic-field detection
+EV_COVER_OPEN = 17      # the meter's terminal cover was opened
 
 # EV_OTA details
 OTA_STAGED = 1       # bundle complete and verified, switch at the next boot
@@ -214,7 +219,7 @@ def _num(body, k, lo, hi, need=True):
 
 
 def check_ack(body):
-    _num(body, "seq", 0, 0xFFFFFFFF)
+    _num(body, "seq", 0, MAX_JSEQ)
     _num(body, "ts", 0, 0xFFFFFFFF)
     return body
 

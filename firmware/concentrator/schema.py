@@ -255,7 +255,7 @@ def check_state(st, ids):
         return {}, (["file"] if st is not None else [])
     out = {}
     for k, lo, hi, dflt in (("boots", 0, 1 << 31, 0), ("n_res", 0, P.MAX_N, 0),
-                            ("n_down", -1, P.MAX_N, -1), ("jseq", 0, 0xFFFFFFFF, 0)):
+                            ("n_down", -1, P.MAX_N, -1), ("jseq", 0, P.MAX_JSEQ, 0)):
         v = st.get(k, dflt)
         if type(v) is int and lo <= v <= hi:
             out[k] = v

@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from ..services.errors import DomainError
-from . import broker_cmd, common, db_cmd, desk_cmd, provision_cmd, users_cmd
+from . import broker_cmd, common, db_cmd, desk_cmd, provision_cmd, statements_cmd, users_cmd
 from .common import console, session_scope
 
 app = typer.Typer(name="wattkeeper", help="Wattkeeper prepaid metering head-end.", no_args_is_help=True,
@@ -20,6 +20,7 @@ app.add_typer(users_cmd.app, name="user", help="Staff users and tenants' logins.
 app.add_typer(users_cmd.token_app, name="token", help="Long-lived API tokens.")
 app.add_typer(provision_cmd.app, name="provision", help="Properties, concentrators, meters, tariffs.")
 desk_cmd.register(app)
+statements_cmd.register(app)
 app.command("broker-config")(broker_cmd.broker_config)
 
 

@@ -27,17 +27,77 @@ def property_(name: str, tz_offset_s: int = typer.Option(28800), as_user: Option
         console.print("property %d %s" % (p.id, p.name))
 
 
+BROKER_DIR = typer.Option(None, "--broker-dir", help="the site's broker folder (`wattkeeper broker-config`): "
+                                                     "emit the board's `broker` block (TLS, its own credential)")
+
+
+def _print_config(s, actor, c, broker_dir, out):
+    from ..services.board_config import board_config
+    from ..services.errors import DomainError
+    try:
+        cfg, notes = board_config(s, actor, c, broker_dir)
+    except DomainError as e:
+        fail(str(e))
+    out["config"] = cfg
+    s.commit()              # (a new broker credential is in the folder already)
+    console.print_json(json.dumps(out))
+    for n in notes:
+        console.print(n, style="yellow")
+
+
 @app.command("concentrator")
 def concentrator(property: str = typer.Option(..., help="property name (created when new)"),
                  dev: str = typer.Option(..., help="device id"),
                  key: Optional[str] = typer.Option(None, help="64 hex digits (generated when omitted)"),
+                 broker_dir: Optional[str] = BROKER_DIR,
                  as_user: Optional[str] = AS):
-    """Provision a board; prints its key (shown only here)."""
+    """Provision a board; prints its key (shown only here) and `config`, the
+    head-end's part of its /config.json (dev, key, broker, the site's meter models)."""
     with session_scope() as s:
         actor = actor_named(s, as_user)
         c = devices.create_concentrator(s, actor, _property(s, actor, property).id, dev, key)
+        _print_config(s, actor, c, broker_dir, {"id": c.id, "dev": c.dev, "key_hex": c.key_hex})
+
+
+@app.command("config")
+def config(dev: str = typer.Option(...), broker_dir: Optional[str] = BROKER_DIR, as_user: Optional[str] = AS):
+    """The head-end's part of a provisioned board's /config.json again (after a
+    key rotation, new site models or a broker configured later)."""
+    with session_scope() as s:
+        actor = actor_named(s, as_user)
+        c = s.exec(select(Concentrator).where(Concentrator.dev == dev)).first()
+        if c is None:
+            fail("no concentrator %r" % dev)
+        _print_config(s, actor, c, broker_dir, {"id": c.id, "dev": c.dev})
+
+
+@app.command("models")
+def models(property: str = typer.Option(..., help="property name"),
+           file: str = typer.Argument(..., help='JSON file: {"models": {...}} or the models object itself '
+                                               '(docs/meters.md, "A model in the site file"); {} removes them'),
+           as_user: Optional[str] = AS):
+    """Set the site's meter models: checked as a board checks them, used by the
+    meter import and emitted into every board's config."""
+    from ..services import property_settings
+    from ..services.errors import DomainError
+    try:
+        with open(file, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as e:
+        fail("%s: %s" % (file, e))
+    if isinstance(data, dict) and set(data) == {"models"}:
+        data = data["models"]
+    with session_scope() as s:
+        actor = actor_named(s, as_user)
+        p = s.exec(select(Property).where(Property.name == property)).first()
+        if p is None:
+            fail("no property %r" % property)
+        try:
+            property_settings.set_meter_models(s, actor, p.id, data)
+        except DomainError as e:
+            fail(str(e))
         s.commit()
-        console.print_json(json.dumps({"id": c.id, "dev": c.dev, "key_hex": c.key_hex}))
+        console.print_json(json.dumps({"property": p.name, "models": sorted(data)}))
 
 
 @app.command("meter")

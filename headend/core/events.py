@@ -31,6 +31,8 @@ _EVENT_TEXT = {
     protocol.EV_REKEY: "device key rotated",
     protocol.EV_STATE_REJECTED: "part of the saved state refused at boot (defaults used)",
     protocol.EV_OTA: "firmware update",
+    protocol.EV_TAMPER: "meter tamper detected",
+    protocol.EV_COVER_OPEN: "meter terminal cover opened",
     EV_UPLINK_REJECTED: "uplink rejected",
     EV_BAD_RECORD: "malformed record",
     EV_NOT_BILLED: "reading not billed",

@@ -18,6 +18,7 @@ MONEY_ADJUST = "money.adjust"            # refunds and adjustments
 CASH_REPORT = "cash.report"              # day-end report (cashier: own)
 CASH_CLOSE = "cash.close"                # close a property's business day (日结)
 REPORTS_READ = "reports.read"
+STATEMENTS_RUN = "statements.run"        # issue a property's monthly statements (账单)
 TARIFFS_WRITE = "tariffs.write"
 POLICY_WRITE = "policy.write"            # relay policy of a board or meter
 RELAYS_OVERRIDE = "relays.override"
@@ -27,6 +28,8 @@ USERS_MANAGE = "users.manage"
 AUDIT_READ = "audit.read"
 ALERTS_ACK = "alerts.ack"                # acknowledge alerts in the staff inbox
 ALERTS_CONFIGURE = "alerts.configure"    # a property's alert rules and webhooks
+POOLS_WRITE = "pools.write"              # apportionment pools (公摊): meters, split rule, vacant weight, price
+MONEY_APPORTION = "money.apportion"      # post a month's apportionment to the ledger
 PORTAL = "portal"                        # a tenant's own accounts
 AUTHENTICATED = "authenticated"          # any logged-in person (own profile, logout)
 
@@ -35,12 +38,13 @@ ROLES = ("admin", "manager", "cashier", "technician", "viewer")
 _READ = {PROPERTY_READ, AUTHENTICATED}
 ROLE_PERMISSIONS = {
     "admin": {PROPERTY_READ, DEVICES_WRITE, PROPERTIES_WRITE, ORGANISATIONS_WRITE, ACCOUNTS_WRITE,
-              MONEY_SELL, MONEY_REVERSE, MONEY_ADJUST, CASH_REPORT, CASH_CLOSE, REPORTS_READ, TARIFFS_WRITE,
-              POLICY_WRITE, RELAYS_OVERRIDE, COMMANDS_SEND, KEYS_ROTATE, USERS_MANAGE, AUDIT_READ,
-              ALERTS_ACK, ALERTS_CONFIGURE, AUTHENTICATED},
+              MONEY_SELL, MONEY_REVERSE, MONEY_ADJUST, CASH_REPORT, CASH_CLOSE, REPORTS_READ, STATEMENTS_RUN,
+              TARIFFS_WRITE, POLICY_WRITE, RELAYS_OVERRIDE, COMMANDS_SEND, KEYS_ROTATE, USERS_MANAGE, AUDIT_READ,
+              ALERTS_ACK, ALERTS_CONFIGURE, POOLS_WRITE, MONEY_APPORTION, AUTHENTICATED},
     "manager": _READ | {PROPERTIES_WRITE, ACCOUNTS_WRITE, MONEY_SELL, MONEY_REVERSE, MONEY_ADJUST,
-                        CASH_REPORT, CASH_CLOSE, REPORTS_READ, TARIFFS_WRITE, POLICY_WRITE, RELAYS_OVERRIDE,
-                        USERS_MANAGE, AUDIT_READ, ALERTS_ACK, ALERTS_CONFIGURE},
+                        CASH_REPORT, CASH_CLOSE, REPORTS_READ, STATEMENTS_RUN, TARIFFS_WRITE, POLICY_WRITE,
+                        RELAYS_OVERRIDE, USERS_MANAGE, AUDIT_READ, ALERTS_ACK, ALERTS_CONFIGURE,
+                        POOLS_WRITE, MONEY_APPORTION},
     "cashier": _READ | {ACCOUNTS_WRITE, MONEY_SELL, MONEY_REVERSE, CASH_REPORT, ALERTS_ACK},
     "technician": _READ | {DEVICES_WRITE, RELAYS_OVERRIDE, COMMANDS_SEND, KEYS_ROTATE, ALERTS_ACK},
     "viewer": _READ | {REPORTS_READ},

@@ -11,8 +11,8 @@ and no integer outside them reaches the database (so none above 2^63).
 from concentrator import protocol
 
 INT32_MAX = 2 ** 31 - 1
-MAX_SEQ = 2 ** 53 - 1            # message counters: exact in JSON and in BIGINT
-MAX_JSEQ = 0xFFFFFFFF            # journal sequence numbers (the board's jseq; an ack carries at most this)
+MAX_SEQ = protocol.MAX_JSEQ      # journal sequence numbers: what an ack can carry back to the board
+MAX_N = protocol.MAX_N          # message counters: exact in JSON and in BIGINT
 TS_MIN = 1577836800              # 2020-01-01 UTC: a clock before it was never set (boards send 0 then)
 TS_MAX = 4102444800              # 2100-01-01 UTC
 MAX_AHEAD_S = 400 * 86400        # a board's clock may run ahead of the head-end's by at most this
@@ -33,8 +33,8 @@ READING_FIELDS = (("energy_wh", 0, MAX_ENERGY_WH), ("power_w", -MAX_POWER_W, MAX
                   ("valley_wh", 0, MAX_ENERGY_WH), ("deep_valley_wh", 0, MAX_ENERGY_WH))
 
 # hello / status fields: name -> (low, high)
-BODY_FIELDS = {"n": (0, MAX_SEQ), "boot": (0, INT32_MAX), "last": (0, MAX_JSEQ), "acked": (0, MAX_JSEQ),
-               "after": (0, MAX_JSEQ), "pending": (0, INT32_MAX), "up": (0, MAX_SEQ)}
+BODY_FIELDS = {"n": (0, MAX_N), "boot": (0, INT32_MAX), "last": (0, MAX_SEQ), "acked": (0, MAX_SEQ),
+               "after": (0, MAX_SEQ), "pending": (0, INT32_MAX), "up": (0, MAX_SEQ)}
 STATUS_ROW = (("index", 0, MAX_METER_INDEX), ("online", 0, 1), ("relay", 0, 1),
               ("local_credit_mu", -MAX_CREDIT_MU, MAX_CREDIT_MU))
 BUS_ROW_MAX = INT32_MAX          # RS485 error counters
@@ -71,14 +71,14 @@ def ts_range(now):
 
 def storable_seq(x):
     """A sequence number the database can hold (to store a refused record's event under)."""
-    return is_int(x) and 1 <= x <= MAX_JSEQ
+    return is_int(x) and 1 <= x <= MAX_SEQ
 
 
 def check_record(rec, now):
     """protocol.check_record, then the ranges: -> (seq, kind, meter, ts, values),
     or raise ProtocolError("malformed") / OutOfRange."""
     seq, kind, meter, ts, values = protocol.check_record(rec)
-    _within("seq", seq, 1, MAX_JSEQ)
+    _within("seq", seq, 1, MAX_SEQ)
     _within("meter index", meter, 0, MAX_METER_INDEX)
     if ts != 0:
         _within("ts", ts, *ts_range(now))

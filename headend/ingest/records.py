@@ -20,7 +20,7 @@ from ..core.events import EV_BAD_RECORD, EV_LOW_BALANCE, EV_OUT_OF_RANGE, descri
 from ..core.money import format_money
 from ..models import Event, Meter
 from ..models.ledger import CONSUMPTION
-from ..services import pushes
+from ..services import pushes, rollups
 from ..services.accounts import vacancy_account
 from ..transport import downlink
 from . import bounds, store
@@ -43,9 +43,6 @@ class Batch:
         self.cache = None               # tariffs (Biller.tariff_cache)
         self.events = []
         self.changed = set()            # accounts whose credit the boards must hear
-        # SEAM (issue 11): plain rows of what was billed, in one place:
-        # (meter pk, ts, energy Wh, cost mu, band); rollups.after_billing(s, batch.billed)
-        self.billed = []
 
     def account(self, m):
         return self.accounts[m.account_id if m.account_id is not None else self.vacancy_id]
@@ -148,6 +145,9 @@ def _records(s, conc, body, now, stats, bill, seen):
     if seen is not None:
         seen.entries.extend(e for e, _ref in entries)
     store.update_meters(s, meters.values())
+    # interval rollups of what was just stored and billed (issue 11)
+    rollups.after_billing(s, [(rd.meter_id, rd.ts, rd.seq, rd.energy_wh, rd.flags, rd.bands, rd.billed_mu)
+                              for rd, _m in readings if rd.meter_id is not None])
     if stored:
         conc.top_seq = max(conc.top_seq or 0, max(stored))
     _advance(s, conc, body.get("after"), seqs, stored | existing)

@@ -31,9 +31,12 @@ METER_OFFLINE = "meter_offline"
 BUS_ERRORS = "bus_errors"
 BILLING_MISMATCH = "billing_mismatch"
 JOURNAL_THINNED = "journal_thinned"
-THEFT = "theft"
+THEFT = "theft"                          # tamper / cover-open events of a meter
+BYPASS = "bypass"                        # master − Σ sub-meters beyond a loss pool's tolerance (services/theft)
+RELAY_OPEN_ENERGY = "energy_relay_open"  # energy counted while the relay reports open
+REVERSE_ENERGY = "reverse_energy"        # energy flowing backwards through a meter
 ALERT_KINDS = (LOW_BALANCE, RELAY_OPENED, RELAY_CLOSED, CONCENTRATOR_OFFLINE, METER_OFFLINE, BUS_ERRORS,
-               BILLING_MISMATCH, JOURNAL_THINNED, THEFT)
+               BILLING_MISMATCH, JOURNAL_THINNED, THEFT, BYPASS, RELAY_OPEN_ENERGY, REVERSE_ENERGY)
 KIND_PATTERN = "^(" + "|".join(ALERT_KINDS) + ")$"
 
 # channels

@@ -4,6 +4,7 @@ and the allowed mark-up), the prefix of receipt numbers. A property without
 a row has the defaults."""
 from typing import Optional
 
+from sqlalchemy import Column, Text
 from sqlmodel import Field, SQLModel
 
 from .base import Body, big, now_s
@@ -25,6 +26,10 @@ class PropertySettings(SQLModel, table=True):
     grid_price_mu_per_kwh: Optional[int] = big(default=None)
     max_markup_bp: int = Field(default=DEFAULT_MAX_MARKUP_BP)     # basis points: 1500 = 15 %
     receipt_prefix: str = Field(default=DEFAULT_RECEIPT_PREFIX, max_length=8)
+    # the site's meter models (JSON object, docs/meters.md "A model in the site
+    # file"): checked with the board's own model_check, emitted into every
+    # board's config.json by `wattkeeper provision concentrator`; None: none
+    meter_models: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
     updated: int = big(default_factory=now_s)
     updated_by_user_id: Optional[int] = Field(default=None, foreign_key="app_user.id")
 

@@ -24,11 +24,15 @@ DEFAULTS = {
     K.BILLING_MISMATCH: dict(repeat_s=86400),
     K.JOURNAL_THINNED: dict(repeat_s=86400),
     K.THEFT: dict(repeat_s=86400),
+    K.BYPASS: dict(repeat_s=86400),
+    K.RELAY_OPEN_ENERGY: dict(repeat_s=86400),
+    K.REVERSE_ENERGY: dict(repeat_s=86400),
 }
 # the thresholds each kind uses (the others' are ignored)
 RULE_FIELDS = {K.LOW_BALANCE: ("amount", "days_left"), K.CONCENTRATOR_OFFLINE: ("minutes",),
                K.BUS_ERRORS: ("per_hour",), K.BILLING_MISMATCH: ("repeat_s",), K.JOURNAL_THINNED: ("repeat_s",),
-               K.THEFT: ("repeat_s",)}
+               K.THEFT: ("repeat_s",), K.BYPASS: ("repeat_s",), K.RELAY_OPEN_ENERGY: ("repeat_s",),
+               K.REVERSE_ENERGY: ("repeat_s",)}
 # kinds a tenant hears of (the others reach staff only)
 TENANT_KINDS = (K.LOW_BALANCE, K.RELAY_OPENED, K.RELAY_CLOSED)
 # sent at once even in the tenant's quiet hours: the power is off now

@@ -35,10 +35,12 @@ from . import alert_rules, messages, notifications, usage
 from .actor import scoped
 from .errors import NotFound
 
-# SEAM (issue 11): the event codes of the theft detection. An event with one
-# of these codes raises a `theft` alert for its meter (staff inbox, staff
-# e-mail, webhooks). Empty until the reports issue defines its codes.
-THEFT_EVENT_CODES = ()
+# The event codes of the theft detection: an event with one of these codes
+# raises a `theft` alert for its meter (staff inbox, staff e-mail, webhooks),
+# values["sign"] saying which. The rest of the theft detection (bypass,
+# energy while switched off, reverse energy) is services/theft.py.
+THEFT_SIGN_OF = {protocol.EV_TAMPER: "tamper", protocol.EV_COVER_OPEN: "cover open"}
+THEFT_EVENT_CODES = tuple(THEFT_SIGN_OF)
 
 BUS_ERROR_MIN_UPTIME_S = 3600     # a rate over less than an hour of uptime says little
 FORECAST_REFRESH_S = 3 * 3600     # the low-balance forecast's rate (of 7 days) is recomputed every 3 hours
@@ -183,6 +185,10 @@ def _from_event(session, conc, ev, m, rules, now):
         raise_alert(session, rules[K.JOURNAL_THINNED], now, K.JOURNAL_THINNED, "concentrator:%d" % conc.id, pid,
                     {"dev": conc.dev}, event=ev, concentrator_id=conc.id)
     elif code in THEFT_EVENT_CODES:
+        values["sign"] = THEFT_SIGN_OF.get(code, "event %d" % code)
+        if m is not None:
+            from .theft import meter_link
+            values["link"] = meter_link(m.id)
         raise_alert(session, rules[K.THEFT], now, K.THEFT, msub, pid, values, event=ev, **refs)
 
 

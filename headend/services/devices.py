@@ -170,9 +170,13 @@ def parse_scan(text):
     return out
 
 
-def check_scan_item(item):
-    """-> (addr as the board's config wants it, proto, model, id or None), or raise ValueError."""
-    from concentrator.profiles import PROFILES
+def check_scan_item(item, models=None):
+    """-> (addr as the board's config wants it, proto, model, id or None), or raise ValueError.
+    models: the models the board knows (property_settings.model_table: the
+    firmware's profiles and the site's own); default the firmware's."""
+    if models is None:
+        from concentrator.profiles import PROFILES as models
+    PROFILES = models
     if not isinstance(item, dict):
         raise ValueError("not an object")
     extra = set(item) - {"addr", "proto", "model", "id"}
@@ -204,10 +208,13 @@ def import_scan(session, actor, dev, text, open_accounts=False):
         raise Invalid("no meters in the import")
     if len(items) > 255:
         raise Invalid("at most 255 meters per concentrator")
+    conc = get_concentrator(session, actor, dev)
+    from .property_settings import model_table
+    models = model_table(session, conc.property_id)
     checked, errors = [], []
     for n, item in items:
         try:
-            checked.append((n,) + check_scan_item(item))
+            checked.append((n,) + check_scan_item(item, models))
         except ValueError as e:
             errors.append("item %d: %s" % (n, e))
     keys = [(c[2], str(c[1])) for c in checked]
@@ -215,7 +222,6 @@ def import_scan(session, actor, dev, text, open_accounts=False):
         errors.append("the same address appears twice")
     if errors:
         raise Invalid("; ".join(errors))
-    conc = get_concentrator(session, actor, dev)
     actor.check(P.DEVICES_WRITE, conc.property_id)
     existing = {m.meter_id: m for m in session.exec(select(Meter).where(Meter.concentrator_id == conc.id))}
     created, skipped = [], []

@@ -61,15 +61,27 @@ STAFF_LINES = {
                    "en": "meter {meter}: {per_hour} bus errors per hour"},
     K.BILLING_MISMATCH: {"zh-CN": "电表 {meter} 计费不一致", "en": "billing mismatch on meter {meter}"},
     K.JOURNAL_THINNED: {"zh-CN": "集中器 {dev} 存储已满，明细被稀疏", "en": "journal thinned on concentrator {dev}"},
-    K.THEFT: {"zh-CN": "电表 {meter} 疑似窃电", "en": "possible theft on meter {meter}"},
+    K.THEFT: {"zh-CN": "电表 {meter} 疑似窃电（{sign}）", "en": "possible theft on meter {meter} ({sign})"},
+    K.BYPASS: {"zh-CN": "{pool}：总表 {master_kwh} kWh，分表合计 {sub_kwh} kWh，损耗 {loss_pct}%（{hours} 小时，"
+                        "允许 {tolerance_pct}%），疑似绕表：电表 {meter}（较平时少 {drop_kwh} kWh）",
+               "en": "{pool}: master {master_kwh} kWh, sub-meters {sub_kwh} kWh, loss {loss_pct}% over {hours} h "
+                     "(tolerance {tolerance_pct}%); suspected bypass: meter {meter} ({drop_kwh} kWh below its usual)"},
+    K.RELAY_OPEN_ENERGY: {"zh-CN": "电表 {meter} 断电状态下仍计量 {kwh} kWh",
+                          "en": "meter {meter} counted {kwh} kWh while its relay was open"},
+    K.REVERSE_ENERGY: {"zh-CN": "电表 {meter} 反向用电（{power_w} W，{readings} 次读数）",
+                       "en": "reverse energy on meter {meter} ({power_w} W in {readings} readings)"},
 }
+# the sign of a theft alert raised from a meter's event (values["sign"])
+THEFT_SIGNS = {"tamper": {"zh-CN": "防窃电报警", "en": "tamper"},
+               "cover open": {"zh-CN": "表盖被打开", "en": "cover opened"}}
 
 
 # what pages call each kind and channel (English msgids, translated by the pages)
 KIND_LABELS = {K.LOW_BALANCE: "low balance", K.RELAY_OPENED: "power off", K.RELAY_CLOSED: "power back on",
                K.CONCENTRATOR_OFFLINE: "concentrator offline", K.METER_OFFLINE: "meter offline",
                K.BUS_ERRORS: "bus errors", K.BILLING_MISMATCH: "billing mismatch",
-               K.JOURNAL_THINNED: "journal thinned", K.THEFT: "possible theft"}
+               K.JOURNAL_THINNED: "journal thinned", K.THEFT: "possible theft", K.BYPASS: "suspected bypass",
+               K.RELAY_OPEN_ENERGY: "energy while switched off", K.REVERSE_ENERGY: "reverse energy"}
 CHANNEL_LABELS = {K.SMS: "SMS", K.EMAIL: "e-mail"}
 
 
@@ -100,6 +112,8 @@ def staff_line(kind, lang, values):
     p = _Params(values)
     if "reason" in p:
         p["reason"] = reason_text(p["reason"], pick_language(lang))
+    if p.get("sign") in THEFT_SIGNS:
+        p["sign"] = THEFT_SIGNS[p["sign"]][pick_language(lang)]
     return STAFF_LINES[kind][pick_language(lang)].format_map(p)
 
 

@@ -98,15 +98,22 @@ def recharge_history(session, account_id, limit=HISTORY_LIMIT):
 
 # ------------------------------------------------------------ seams
 def statements(session, actor, account_id):
-    """SEAM (issue 11): the account's monthly statements, newest first, as
-    [{"month": "2026-11", "url": ...}]. Nothing until statements exist."""
-    return []
+    """The account's issued monthly statements, newest first, as
+    [{"month": "2026-11", "url": ..., "closing_mu"}] (services.statements)."""
+    from . import statements as st
+    accounts.get_account(session, actor, account_id)
+    return [{"month": s.month, "url": "/portal/statements/%s.pdf?account_id=%d" % (s.month, account_id),
+             "closing_mu": s.closing_mu} for s in st.issued(session, account_id)]
 
 
 def apportionment(session, actor, account_id, month=None):
-    """SEAM (issue 11): the account's share of common-area consumption (公摊)
-    as [{"pool", "rule", "energy_wh", "share_mu"}]. Nothing until it is computed."""
-    return []
+    """The account's shares of common-area and loss consumption (公摊), newest
+    month first, each with its published breakdown:
+    [{"month", "pool", "rule", "energy_wh", "share_mu", "pool_energy_wh", "pool_mu",
+      "price_mu_per_kwh", "units": [...], "ledger_entry_id"}] (services/apportionment)."""
+    from . import apportionment as ap
+    a = accounts.get_account(session, actor, account_id)
+    return [ap.breakdown(sh) for sh in ap.shares_of(session, a.id, month)]
 
 
 def receipt_of(session, entry):

@@ -1,5 +1,7 @@
 """A property's settings (models.property_settings): read with their
 defaults, changed by a manager (audited)."""
+import json
+
 from ..core import permissions as P
 from ..models import Property, PropertySettings, now_s
 from ..models.property_settings import VACANT_RULES
@@ -62,4 +64,58 @@ def update(session, actor, property_id, vacant_relay=None, grid_price_mu_per_kwh
         after["vacant_meters"] = [m.meter_id for m in meters]
     audit.record(session, actor, "policy.property", "property", property_id, property_id=property_id,
                  before=before, after=after)
+    return row
+
+
+# ---- the site's meter models (config.json "models") -------------------------
+MAX_MODELS_BYTES = 64 * 1024
+
+
+def meter_models(settings):
+    """The site's meter models as the boards' config.json carries them ({} when none)."""
+    return json.loads(settings.meter_models) if settings.meter_models else {}
+
+
+def model_table(session, property_id):
+    """Every model a board of this property knows: concentrator.profiles plus
+    the site's models (the board's own model_check.table)."""
+    from concentrator import model_check
+    table, _bad = model_check.table(meter_models(of(session, property_id)) or None)
+    return table
+
+
+def check_meter_models(models):
+    """The models as a board will take them, or raise Invalid naming the first bad one."""
+    from concentrator import model_check
+    if not isinstance(models, dict):
+        raise Invalid("models: a JSON object of model name -> model")
+    if len(json.dumps(models)) > MAX_MODELS_BYTES:
+        raise Invalid("models: at most %d bytes" % MAX_MODELS_BYTES)
+    if len(models) > model_check.MAX_MODELS:
+        raise Invalid("models: at most %d models" % model_check.MAX_MODELS)
+    try:
+        _table, bad = model_check.table(models)
+    except ValueError as e:
+        raise Invalid("models: %s" % e)
+    if bad:
+        raise Invalid("models.%s: %s" % bad[0])
+    return models
+
+
+def set_meter_models(session, actor, property_id, models):
+    """Replace the site's meter models ({} removes them); audited."""
+    if session.get(Property, property_id) is None or not actor.sees(property_id):
+        raise NotFound("no property %s" % property_id)
+    actor.check(P.DEVICES_WRITE, property_id)
+    models = check_meter_models(models)
+    row = session.get(PropertySettings, property_id)
+    if row is None:
+        row = PropertySettings(property_id=property_id)
+    before = meter_models(row)
+    row.meter_models = json.dumps(models, sort_keys=True) if models else None
+    row.updated, row.updated_by_user_id = now_s(), actor.user_id
+    session.add(row)
+    session.flush()
+    audit.record(session, actor, "property.meter_models", "property", property_id, property_id=property_id,
+                 before={"models": sorted(before)}, after={"models": sorted(models)})
     return row

@@ -55,6 +55,7 @@ from concentrator import protocol
 from ..models.concentrator import DEV_PATTERN
 
 HEADEND_USER = "wk-headend"
+BOARD_CA = "/ca.pem"          # where a board keeps the site's CA (its config.json broker.ca)
 DEVICE_PORT = 8883
 HEADEND_PORT = 8884
 # a protocol message is at most protocol.MAX_MESSAGE bytes; room for the topic and the MQTT header
@@ -276,9 +277,10 @@ class SiteBroker:
                         port or self.headend_listener.port, tls)
 
     def board_broker(self, dev, host=None):
-        """The `broker` entry of board `dev`'s config.json."""
+        """The `broker` entry of board `dev`'s config.json (the CA file, ca.crt
+        here, goes onto the board as BOARD_CA: `tools/provision --ca`)."""
         return {"host": host or self.hosts[0], "port": self.devices_listener.port, "user": dev,
-                "password": self.device_passwords[dev], "tls": True, "ca": FILES["ca_cert"]}
+                "password": self.device_passwords[dev], "tls": True, "ca": BOARD_CA}
 
 
 def mqtt_url(user, password, host, port, tls=True):
@@ -421,6 +423,37 @@ def read_credentials(out_dir):
     if not os.path.exists(p):
         return None
     return json.loads(_read(p).decode())
+
+
+def board_broker(out_dir, dev):
+    """The `broker` entry of board `dev`'s config.json from the site's broker
+    folder (written by `wattkeeper broker-config`). A device the folder does
+    not know yet gets its credential now (passwd.devices and credentials.json
+    are updated, the other passwords, the certificates and mosquitto.conf stay
+    as they are; reload Mosquitto: `kill -HUP`). -> (block, added)."""
+    creds = read_credentials(out_dir)
+    if creds is None or not creds.get("boards"):
+        raise BrokerConfigError("no broker configuration with a board in %s: run `wattkeeper broker-config %s "
+                                "--host ...` first" % (out_dir, out_dir))
+    dev = check_device_id(dev, (creds.get("headend") or {}).get("username", HEADEND_USER))
+    boards = creds["boards"]
+    if dev in boards:
+        block = dict(boards[dev])
+        block["ca"] = BOARD_CA
+        return block, False
+    like = boards[sorted(boards)[0]]
+    block = {"host": like["host"], "port": like["port"], "user": dev, "password": new_password(),
+             "tls": True, "ca": BOARD_CA}
+    creds.setdefault("devices", {})[dev] = block["password"]
+    boards[dev] = block
+    passwd = os.path.join(out_dir, FILES["passwd_devices"])
+    owner = os.stat(passwd) if os.path.exists(passwd) else None
+    _write(passwd, password_file_text(creds["devices"]), secret=True)
+    if owner is not None and os.geteuid() == 0:
+        os.chown(passwd, owner.st_uid, owner.st_gid)     # Mosquitto's user reads it
+    _write(os.path.join(out_dir, FILES["credentials"]), json.dumps(creds, indent=1, sort_keys=True) + "\n",
+           secret=True)
+    return dict(block), True
 
 
 def ensure_site(out_dir, devices, host):

@@ -32,6 +32,7 @@ DYNAMIC = (
     # alert kinds and channels (services/messages.KIND_LABELS, CHANNEL_LABELS)
     "low balance", "power off", "power back on", "concentrator offline", "meter offline", "bus errors",
     "billing mismatch", "journal thinned", "possible theft", "SMS", "e-mail",
+    "suspected bypass", "energy while switched off", "reverse energy",
     # portal notices (web/pages/portal.py)
     "threshold saved", "preferences saved", "top-up started", "rule saved",
     # the sales desk

@@ -117,7 +117,8 @@ def test_a_valid_relay_policy_is_sent_without_nulls(api):
                                                                       "emergency_mu": 50000, "holidays": None}})
     assert r.status_code == 202 and r.json()["queued"] == 1, r.text
     sent = r.json()["message"]
-    assert "emergency_mu" in sent and "holidays" not in sent    # null means "leave it", never sent as null
+    # null means "its default": the board gets the checked, complete policy and never a null
+    assert '"emergency_mu": 50000' in sent and '"holidays": []' in sent and "null" not in sent
 
 
 @pytest.mark.parametrize("spec, word", [

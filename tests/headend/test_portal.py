@@ -335,14 +335,14 @@ def test_webhooks_api_shows_the_secret_once(w):
 def test_journal_thinned_and_the_theft_seam(w, monkeypatch):
     event(w, protocol.EV_JOURNAL_THINNED, 0, 12)
     event(w, protocol.EV_JOURNAL_THINNED, 0, 30)           # the same day: once
-    # issue 11 names its theft event codes in alerts.THEFT_EVENT_CODES
-    monkeypatch.setattr(alerts, "THEFT_EVENT_CODES", (140,))
-    event(w, 140, 1, 0)
+    # issue 11's theft event codes (alerts.THEFT_EVENT_CODES): a meter's tamper alarm
+    assert protocol.EV_TAMPER in alerts.THEFT_EVENT_CODES
+    event(w, protocol.EV_TAMPER, 1, 0)
     with w.sf() as s:
         kinds = [a.kind for a in s.exec(select(Alert).where(Alert.kind.in_(["journal_thinned", "theft"])))]
         theft = s.exec(select(Alert).where(Alert.kind == "theft")).one()
     assert kinds == ["journal_thinned", "theft"]
-    assert theft.values["meter"] == "P-2" and theft.account_id == w.account
+    assert theft.values["meter"] == "P-2" and theft.account_id == w.account and theft.values["sign"] == "tamper"
     with w.sf() as s:
         assert s.exec(select(Notification).where(Notification.alert_id == theft.id)).all() == []   # staff only
 
@@ -350,7 +350,7 @@ def test_journal_thinned_and_the_theft_seam(w, monkeypatch):
 def test_managers_set_rules_on_the_dashboard(w):
     csrf = web_login(w, "boss", "boss-manager-pw")
     page = w.client.get("/staff/alerts/rules?property_id=%d" % w.pid)
-    assert page.status_code == 200 and page.text.count('class="card rule"') == 9
+    assert page.status_code == 200 and page.text.count('class="card rule"') == 12
     r = w.client.post("/staff/alerts/rules/%d/low_balance" % w.pid,
                       data={"enabled": "1", "notify_tenant": "1", "amount": "15.00", "days_left": "4",
                             "staff_emails": "ops@site.test, night@site.test", "csrf_token": csrf})

@@ -19,7 +19,7 @@ from headend.models import AuthSession, User
 from concentrator import ota_format
 from headend.models import RolloutCreate
 from headend.models import alert as alert_kinds
-from headend.services import accounts, alert_rules, alerts, devices, ota, properties, tariffs, users, webhooks
+from headend.services import accounts, alert_rules, alerts, apportionment, devices, ota, properties, tariffs, users, webhooks
 from headend.services.actor import system_actor
 from headend.services.sales import sell
 
@@ -96,9 +96,12 @@ def world(tmp_path_factory):
                                        {"name": a1.name, "balance": "1.00"}, active=True, account_id=a1.id,
                                        tenant_id=a1.tenant_id)
             hook = webhooks.create_webhook(s, sa, p.id, "http://127.0.0.1:9/%s" % tag, description="%s hook" % tag)
+            lift = devices.create_meter(s, sa, c.id, "%s-LIFT" % tag, "sdm120", opening_energy_wh=0)
+            pool = apportionment.create_pool(s, sa, p.id, "%s lift" % tag, "common", "area", b.id, [lift.id], 50)
             ids[tag] = dict(property=p.id, building=b.id, unit=u1.id, unit2=u2.id, tariff=t.id, conc=c.dev,
                             conc_id=c.id, account=a1.id, neighbour=a2.id, tenant=a1.tenant_id, meter=m1.id,
-                            meter_name="%s-M1" % tag, alert=alert.id, webhook=hook.id)
+                            meter_name="%s-M1" % tag, alert=alert.id, webhook=hook.id, pool=pool.id,
+                            lift=lift.id)
         manifest, data = ota_format.build([("concentrator/core.py", b"# v9\n")], "9.9.9")
         w.bundle = (manifest, data)
         bundle = ota.add_bundle(s, sa, manifest, data)
@@ -159,7 +162,7 @@ def examples(w):
                  "code": "en", "rollout_id": w.ids["rollout"], "action": "pause",
                  "alert_id": A["alert"], "webhook_id": A["webhook"], "kind": "low_balance",
                  "tenant_id": A["tenant"], "receipt_id": A["receipt"], "provider": "fake",
-                 "order_no": "P00000000000000"},
+                 "order_no": "P00000000000000", "pool_id": A["pool"], "month": "2020-01", "run_id": 999999},
         ("POST", "/api/firmware"): dict(files={"manifest": ("manifest.json", w.bundle[0]),
                                                "bundle": ("bundle.bin", w.bundle[1])}),
         ("POST", "/api/rollouts"): dict(json={"bundle_id": w.ids["bundle"], "property_id": A["property"]}, scoped=True),
@@ -273,6 +276,32 @@ def examples(w):
         ("POST", "/staff/meters/{meter_pk}/swap"): dict(data={"new_meter_id": A["meter_name"]}, scoped=True),
         ("POST", "/staff/import"): dict(data={"property_id": A["property"]},
                                         files={"file": ("units.csv", b"unit\nALPHA-101\n")}, scoped=True),
+        # apportionment (issue 11b)
+        ("GET", "/api/apportionment/pools/{pool_id}"): dict(scoped=True),
+        ("POST", "/api/apportionment/pools"): dict(json={"property_id": A["property"], "name": "mx pumps",
+                                                         "rule": "equal", "meter_ids": [A["lift"]]}, scoped=True),
+        ("PUT", "/api/apportionment/pools/{pool_id}"): dict(json={"name": "%s lift" % ALPHA, "rule": "area",
+                                                                  "meter_ids": [A["lift"]], "vacant_weight_pct": 50},
+                                                            scoped=True),
+        ("GET", "/api/apportionment/preview"): dict(params={"property_id": A["property"], "month": "2020-01"},
+                                                    scoped=True),
+        ("POST", "/api/apportionment/runs"): dict(json={"property_id": A["property"], "month": "2020-01"}, scoped=True),
+        ("GET", "/api/apportionment/runs"): dict(params={"property_id": A["property"]}, scoped=True),
+        ("GET", "/api/apportionment/accounts/{account_id}"): dict(scoped=True),
+        ("GET", "/staff/apportionment"): dict(params={"property_id": A["property"], "month": "2020-01"}, scoped=True),
+        ("POST", "/staff/apportionment/pools"): dict(data={"property_id": A["property"], "name": "mx web pool",
+                                                           "meter_ids": [str(A["lift"])]}, scoped=True),
+        ("POST", "/staff/apportionment/post"): dict(data={"property_id": A["property"], "month": "2020-01",
+                                                          "idempotency_key": "matrix-apportion"}, scoped=True),
+        # monthly statements (issue 11)
+        ("POST", "/api/statements/runs"): dict(json={"property_id": A["property"], "month": "2020-01"}, scoped=True),
+        ("POST", "/staff/statements/runs"): dict(data={"property_id": A["property"], "month": "2020-01"}, scoped=True),
+        ("GET", "/api/accounts/{account_id}/statements/{month}"): dict(scoped=True),
+        ("GET", "/api/accounts/{account_id}/statements/{month}/pdf"): dict(scoped=True),
+        ("GET", "/staff/statements/{account_id}/{month}.pdf"): dict(scoped=True),
+        ("GET", "/staff/statements"): dict(params={"property_id": A["property"]}, scoped=True),
+        ("GET", "/api/portal/accounts/{account_id}/tou-advice"): dict(scoped=True),
+        ("GET", "/portal/accounts/{account_id}/advice"): dict(scoped=True),
         ("POST", "/staff/users"): dict(data={"username": "mx-web", "password": "web-password", "role": "viewer",
                                              "property_id": A["property"]}, scoped=True),
     }

@@ -22,6 +22,8 @@ BENCHMARKS = {
     "ingest": "tools.bench.ingest_bench",
     "api": "tools.bench.api_bench",
     "fleet": "tools.bench.fleet_bench",
+    "reports": "tools.bench.reports",
+    "statements": "tools.bench.statements",
 }
 
 

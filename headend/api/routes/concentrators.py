@@ -2,10 +2,9 @@
 from typing import Annotated, Any, Optional
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field
 
 from ...core import permissions as P
-from ...core.money import MAX_AMOUNT_MU
 from ...models import ConcentratorCreate, ConcentratorCreated, ConcentratorPublic
 from ...models.base import Body
 from ...services import commands, devices
@@ -20,27 +19,12 @@ class RekeyIn(Body):
     force: bool = Field(default=False, description="replace a rekey that is still pending")
 
 
-HHMM = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
-DATE = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
-DAY_S = 86400
-
-
-class RelayPolicyIn(Body):
-    """The settings of docs/relay-policy.md; the ones left out keep their value."""
-    friendly: Optional[list[Annotated[list[HHMM], Field(min_length=2, max_length=2)]]] = Field(
-        default=None, max_length=8, description='local times from-to, e.g. [["22:00", "07:00"]]')
-    friendly_weekend: Optional[bool] = None
-    holidays: Optional[list[DATE]] = Field(default=None, max_length=400, description='["2026-10-01", ...]')
-    emergency_mu: Optional[int] = Field(default=None, ge=0, le=MAX_AMOUNT_MU)
-    reconnect_mu: Optional[int] = Field(default=None, ge=0, le=MAX_AMOUNT_MU)
-    min_switch_s: Optional[int] = Field(default=None, ge=0, le=DAY_S)
-    load_limit_w: Optional[int] = Field(default=None, ge=0, le=10 ** 7)
-    load_reset_s: Optional[int] = Field(default=None, ge=0, le=7 * DAY_S)
-
-
 class PolicyIn(Body):
     m: Optional[int] = Field(default=None, ge=0, le=255, description="meter index; absent: every meter")
-    policy: RelayPolicyIn
+    policy: dict[str, Any] = Field(
+        max_length=16, description="the settings of docs/relay-policy.md, checked by the board's own "
+        "schema (concentrator.schema.check_policy); a setting that is null or left out gets its default",
+        examples=[{"friendly": [["22:00", "07:00"]], "emergency_mu": 50000}])
 
 
 class RekeyResult(CommandResult):
@@ -129,7 +113,7 @@ def set_policy(dev: Dev, body: PolicyIn, request: Request, session: SessionDep,
                actor: Annotated[Actor, require(P.POLICY_WRITE)]):
     """Change the relay policy (docs/relay-policy.md) of meter index `m`, or
     of every meter of the board when `m` is absent: a `cmd` {op: "policy"}."""
-    r = commands.set_policy(session, actor, dev, body.policy.model_dump(exclude_none=True), m=body.m)
+    r = commands.set_policy(session, actor, dev, {k: v for k, v in body.policy.items() if v is not None}, m=body.m)
     session.commit()
     wake_outbox(request)
     return r

@@ -10,7 +10,7 @@ from ...api.deps import Id, SessionDep, require_web
 from ...core import permissions as P
 from ...core.money import AmountError, parse_amount
 from ...models.alert import TENANT_CHANNELS
-from ...services import accounts, alert_rules, messages, portal
+from ...services import accounts, alert_rules, messages, portal, tou_advice
 from ...services.actor import Actor
 from ...services.errors import DomainError
 from ..render import page
@@ -24,6 +24,8 @@ def _render(request, session, actor, notice=None, error=None, status_code=200, o
     for a in portal.my_accounts(session, actor):
         v = portal.account_view(session, actor, a.id, providers=request.app.state.payments)
         v["units"] = accounts.units_of(session, a.id)
+        v["advice"] = tou_advice.advice(session, actor, a.id, now=v["as_of"])      # last month's (issue 11)
+        v["advice_shares"] = tou_advice.SHARES_PCT
         views.append(v)
     tenant = alert_rules.own_tenant(session, actor)
     pref = alert_rules.preference_public(tenant, alert_rules.preference(session, tenant))

@@ -1,0 +1,333 @@
+"""Interval rollups (models/rollup.py), kept up to date as readings arrive.
+
+What a bucket holds is what services/usage.buckets computes from the raw
+readings, per local hour, day and month:
+
+* energy: a present reading's register rise since the meter's previous
+  present reading in time order (ts, seq), attributed to the reading's
+  bucket; a register that went backwards counts nothing (a reset);
+* cost: the reading's billed_mu (what the head-end charged for it);
+* readings: how many present readings.
+
+Bands: when a reading and its predecessor both carry the five band
+registers, the energy is split by their rises (scaled to the energy, the
+remainder by largest remainder); otherwise it is band "". A reading's cost
+is split over its bands in proportion to their energy (largest remainder,
+ties to the earlier band of concentrator.tariff.BANDS), so band rows add up
+to the reading exactly. The count goes to the band with the most energy
+("" when none). Readings without a time (ts = 0) and gaps (FLAG_MISSING)
+are not rolled up.
+
+A late reading (older than readings already stored: a backlog uploaded out
+of order, a clock fixed) changes its successor's rise too: after_billing
+looks up each new reading's neighbours and applies the difference, so the
+rollups stay equal to a recomputation (rebuild) whatever the arrival order.
+
+    after_billing(session, readings)   # once per ingest message, the new readings
+    rebuild(session, meter_ids, start, end)
+"""
+import collections
+
+from sqlalchemy import and_, case, delete, or_, select, text, union_all
+from sqlalchemy.dialects import postgresql, sqlite
+
+from concentrator import protocol, tariff
+
+from ..core import maintenance
+from ..models import Concentrator, Meter, Property, Reading
+from ..models.rollup import PERIODS, Rollup, RollupMark
+
+HOUR = 3600
+DAY = 86400
+BANDS = tariff.BANDS
+NBANDS = len(BANDS)
+
+R = collections.namedtuple("R", "meter_id ts seq energy_wh bands billed_mu")
+
+
+def _norm(r):
+    """A reading as a plain tuple or dict (meter_id, ts, seq, energy_wh,
+    flags, bands, billed_mu) -> R, or None when it is not rolled up."""
+    if isinstance(r, dict):
+        mid, ts, seq, e, flags = r["meter_id"], r["ts"], r["seq"], r["energy_wh"], r.get("flags", 0)
+        bands, billed = r.get("bands"), r.get("billed_mu")
+    else:
+        mid, ts, seq, e, flags, bands, billed = r
+    if mid is None or not ts or (flags or 0) & protocol.FLAG_MISSING:
+        return None
+    return R(int(mid), int(ts), int(seq), int(e), tuple(bands[:NBANDS]) if bands and len(bands) >= NBANDS else None,
+             int(billed or 0))
+
+
+# ----------------------------------------------------------------- buckets
+def hour_start(t, tz):
+    return (t + tz) // HOUR * HOUR - tz
+
+
+def day_start(t, tz):
+    return (t + tz) // DAY * DAY - tz
+
+
+def month_start(t, tz):
+    y, m, _d = tariff.civil_from_days((t + tz) // DAY)
+    return tariff.days_from_civil(y, m, 1) * DAY - tz
+
+
+def next_month(start, tz):
+    y, m, _d = tariff.civil_from_days((start + tz) // DAY)
+    y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return tariff.days_from_civil(y, m, 1) * DAY - tz
+
+
+def starts(t, tz):
+    return ((PERIODS[0], hour_start(t, tz)), (PERIODS[1], day_start(t, tz)), (PERIODS[2], month_start(t, tz)))
+
+
+def _split(total, weights):
+    """total split in proportion to weights (ints >= 0, sum > 0): largest
+    remainder, ties to the earlier index; sums to total exactly."""
+    s = sum(weights)
+    parts = [total * w // s for w in weights]
+    rest = total - sum(parts)
+    order = sorted(range(len(weights)), key=lambda i: (-(total * weights[i] % s), i))
+    for i in order[:rest]:
+        parts[i] += 1
+    return parts
+
+
+def contribution(a, b):
+    """What reading b puts in its buckets, given its predecessor a (or None):
+    [(band, energy_wh, cost_mu, readings)]."""
+    e = b.energy_wh - a.energy_wh if a is not None and b.energy_wh >= a.energy_wh else 0
+    split = None
+    if e > 0 and a is not None and a.bands is not None and b.bands is not None:
+        d = [max(0, y - x) for x, y in zip(a.bands, b.bands)]
+        if sum(d) > 0:
+            split = d if sum(d) == e else _split(e, d)
+    if split is None:
+        return [("", e, b.billed_mu, 1)]
+    costs = _split(b.billed_mu, split) if b.billed_mu else [0] * NBANDS
+    top = max(range(NBANDS), key=lambda i: (split[i], -i))
+    return [(BANDS[i], split[i], costs[i], 1 if i == top else 0)
+            for i in range(NBANDS) if split[i] or costs[i] or i == top]
+
+
+# ----------------------------------------------------------------- upsert
+def _key_cols():
+    return [Rollup.meter_id, Rollup.period, Rollup.start, Rollup.band]
+
+
+def apply(session, acc):
+    """Add acc {(meter_id, period, start, band): [wh, mu, n, first_ts]} to the
+    rollups with one INSERT .. ON CONFLICT DO UPDATE (SQLite, PostgreSQL).
+    Keys in order, so concurrent workers lock rows in the same order."""
+    rows = [{"meter_id": k[0], "period": k[1], "start": k[2], "band": k[3], "energy_wh": v[0], "cost_mu": v[1],
+             "readings": v[2], "first_ts": v[3]}
+            for k, v in sorted(acc.items()) if v[0] or v[1] or v[2] or v[3] is not None]
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Rollup.__table__)
+    t, x = Rollup.__table__.c, ins.excluded
+    stmt = ins.on_conflict_do_update(
+        index_elements=[c.name for c in _key_cols()],
+        set_={"energy_wh": t.energy_wh + x.energy_wh, "cost_mu": t.cost_mu + x.cost_mu,
+              "readings": t.readings + x.readings,
+              "first_ts": case((t.first_ts.is_(None), x.first_ts), (x.first_ts.is_(None), t.first_ts),
+                               (x.first_ts < t.first_ts, x.first_ts), else_=t.first_ts)})
+    for i in range(0, len(rows), 1000):
+        session.execute(stmt, rows[i:i + 1000])
+    return len(rows)
+
+
+def _add(acc, tz, b, parts, sign, first_ts=None):
+    for period, start in starts(b.ts, tz):
+        for band, wh, mu, n in parts:
+            v = acc.get((b.meter_id, period, start, band))
+            if v is None:
+                v = acc[(b.meter_id, period, start, band)] = [0, 0, 0, None]
+            v[0] += sign * wh
+            v[1] += sign * mu
+            v[2] += sign * n
+            if first_ts is not None and (v[3] is None or first_ts < v[3]):
+                v[3] = first_ts
+
+
+# ----------------------------------------------------------------- look-ups
+def tz_of_meters(session, meter_ids):
+    rows = session.execute(select(Meter.id, Property.tz_offset_s).join(Concentrator, Concentrator.id == Meter.concentrator_id)
+                           .join(Property, Property.id == Concentrator.property_id)
+                           .where(Meter.id.in_(sorted(meter_ids)))).all()
+    return {int(m): int(tz) for m, tz in rows}
+
+
+_COLS = (Reading.meter_id, Reading.ts, Reading.seq, Reading.energy_wh, Reading.bands, Reading.billed_mu)
+_PRESENT = Reading.flags.op("&")(protocol.FLAG_MISSING) == 0
+
+
+def _r(row):
+    mid, ts, seq, e, bands, billed = row
+    return R(int(mid), int(ts), int(seq), int(e), tuple(bands[:NBANDS]) if bands and len(bands) >= NBANDS else None,
+             int(billed or 0))
+
+
+def _neighbours(session, spans):
+    """spans {meter: (first R, last R)} -> every present reading of those
+    meters from the one before first to the one after last (one statement)."""
+    parts = []
+    for mid, (lo, hi) in spans.items():
+        before = (select(*_COLS).where(Reading.meter_id == mid, Reading.ts > 0, _PRESENT,
+                                       or_(Reading.ts < lo.ts, and_(Reading.ts == lo.ts, Reading.seq < lo.seq)))
+                  .order_by(Reading.ts.desc(), Reading.seq.desc()).limit(1).subquery())
+        after = (select(*_COLS).where(Reading.meter_id == mid, _PRESENT,
+                                      or_(Reading.ts > hi.ts, and_(Reading.ts == hi.ts, Reading.seq > hi.seq)))
+                 .order_by(Reading.ts, Reading.seq).limit(1).subquery())
+        parts.append(select(*before.c))
+        parts.append(select(*after.c))
+    inside = select(*_COLS).where(Reading.meter_id.in_(sorted(spans)), _PRESENT,
+                                  Reading.ts >= min(lo.ts for lo, _ in spans.values()),
+                                  Reading.ts <= max(hi.ts for _, hi in spans.values()))
+    parts.append(inside)
+    rows = session.execute(union_all(*parts)).all()
+    out = collections.defaultdict(dict)
+    for row in rows:
+        r = _r(row)
+        out[r.meter_id][(r.ts, r.seq)] = r
+    return out
+
+
+# ----------------------------------------------------------------- the hook
+def after_billing(session, readings):
+    """Roll up the new readings of one ingest message (already flushed,
+    already billed: billed_mu set), given as plain tuples or dicts
+    (meter_id, ts, seq, energy_wh, flags, bands, billed_mu). Returns the
+    number of rollup rows written."""
+    new = [r for r in map(_norm, readings) if r is not None]
+    if not new:
+        return 0
+    by_meter = collections.defaultdict(list)
+    for r in new:
+        by_meter[r.meter_id].append(r)
+    spans = {}
+    for mid, rs in by_meter.items():
+        rs.sort(key=lambda r: (r.ts, r.seq))
+        spans[mid] = (rs[0], rs[-1])
+    tzs = tz_of_meters(session, by_meter)
+    known = _neighbours(session, spans)
+    acc = {}
+    for mid, rs in by_meter.items():
+        tz = tzs.get(mid, 0)
+        mine = {(r.ts, r.seq) for r in rs}
+        merged = dict(known.get(mid, {}))
+        for r in rs:
+            merged[(r.ts, r.seq)] = r
+        chain = [merged[k] for k in sorted(merged)]
+        old_prev = None    # the predecessor among the readings stored before this message
+        prev = None
+        for b in chain:
+            if (b.ts, b.seq) in mine:
+                _add(acc, tz, b, contribution(prev, b), +1, first_ts=b.ts)
+            elif prev is not None and prev is not old_prev:
+                # an older reading whose predecessor is now one of the new ones
+                _add(acc, tz, b, contribution(old_prev, b), -1)
+                _add(acc, tz, b, contribution(prev, b), +1, first_ts=b.ts)
+            if (b.ts, b.seq) not in mine:
+                old_prev = b
+            prev = b
+    return apply(session, acc)
+
+
+# ----------------------------------------------------------------- rebuild
+def recompute(session, meter_ids, start, end):
+    """The rollups of the meters' readings with ts in [start, end), from the
+    raw readings: {(meter_id, period, start, band): [wh, mu, n, first_ts]}."""
+    ids = sorted(set(meter_ids))
+    tzs = tz_of_meters(session, ids)
+    acc = {}
+    for mid in ids:
+        prev = session.execute(select(*_COLS).where(Reading.meter_id == mid, Reading.ts > 0, Reading.ts < start,
+                                                    _PRESENT)
+                               .order_by(Reading.ts.desc(), Reading.seq.desc()).limit(1)).first()
+        prev = _r(prev) if prev is not None else None
+        q = (select(*_COLS).where(Reading.meter_id == mid, Reading.ts >= max(start, 1), Reading.ts < end, _PRESENT)
+             .order_by(Reading.ts, Reading.seq).execution_options(yield_per=5000))
+        for row in session.execute(q):
+            b = _r(row)
+            _add(acc, tzs.get(mid, 0), b, contribution(prev, b), +1, first_ts=b.ts)
+            prev = b
+    return acc
+
+
+def widen(session, meter_ids, start, end):
+    """[start, end) widened to whole local months of every meter's property."""
+    tzs = tz_of_meters(session, meter_ids).values() or [0]
+    lo = min(month_start(start, tz) for tz in tzs)
+    hi = max(next_month(month_start(end - 1, tz), tz) for tz in tzs)
+    return lo, hi
+
+
+def rebuild(session, meter_ids, start, end):
+    """Recompute the meters' rollups for the whole local months touching
+    [start, end) from the raw readings. Returns the rows written."""
+    ids = sorted(set(meter_ids))
+    if not ids or end <= start:
+        return 0
+    lo, hi = widen(session, ids, start, end)
+    session.execute(delete(Rollup).where(Rollup.meter_id.in_(ids), Rollup.start >= lo, Rollup.start < hi))
+    return apply(session, recompute(session, ids, lo, hi))
+
+
+def rebuild_all(session, chunk=200):
+    """Every meter over all its readings; then every reading is rolled up
+    (the mark "since" goes to 0 and retention may prune)."""
+    lo, hi = session.execute(select(Reading.ts).where(Reading.ts > 0).order_by(Reading.ts).limit(1)).scalar(), \
+        session.execute(select(Reading.ts).order_by(Reading.ts.desc()).limit(1)).scalar()
+    n = 0
+    if lo is not None:
+        ids = [int(m) for m in session.execute(select(Meter.id).order_by(Meter.id)).scalars()]
+        for i in range(0, len(ids), chunk):
+            n += rebuild(session, ids[i:i + chunk], lo, hi + 1)
+    mark = session.get(RollupMark, "since")
+    if mark is None:
+        session.add(RollupMark(name="since", ts=0))
+    else:
+        mark.ts = 0
+        session.add(mark)
+    session.flush()
+    return n
+
+
+def canonical(acc):
+    """acc -> ({key: (wh, mu, n)} without empty rows, {bucket: first_ts}):
+    what two rollups must agree on (first_ts is a bucket's, over its bands)."""
+    rows, first = {}, {}
+    for k, v in acc.items():
+        if v[0] or v[1] or v[2]:
+            rows[k] = tuple(v[:3])
+        if v[3] is not None and v[2] >= 0:
+            b = k[:3]
+            first[b] = v[3] if b not in first else min(first[b], v[3])
+    return rows, first
+
+
+def stored(session, meter_ids, start=None, end=None):
+    """The rollup rows as the same dict recompute gives (for checks)."""
+    q = select(Rollup).where(Rollup.meter_id.in_(sorted(set(meter_ids))))
+    if start is not None:
+        q = q.where(Rollup.start >= start, Rollup.start < end)
+    out = {}
+    for (r,) in session.execute(q):
+        out[(r.meter_id, r.period, r.start, r.band)] = [r.energy_wh, r.cost_mu, r.readings, r.first_ts]
+    return out
+
+
+# ----------------------------------------------------------------- retention
+def retention_guard(conn, cutoff):
+    """Raw readings go only once rolled up: while the mark "since" is set
+    (readings stored before the rollups existed), none is pruned."""
+    since = conn.execute(text("SELECT ts FROM rollup_mark WHERE name = 'since'")).scalar()
+    return cutoff if not since else 0
+
+
+if retention_guard not in maintenance.RETENTION_GUARDS:
+    maintenance.RETENTION_GUARDS.append(retention_guard)

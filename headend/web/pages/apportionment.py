@@ -1,0 +1,87 @@
+"""Apportionment (公摊) on the dashboard: a property's pools (managers
+configure them), a month's preview (every pool, every unit's share) and the
+button that posts it (once). docs/apportionment.md says how it is computed."""
+from typing import Annotated, Optional
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlmodel import select
+
+from ...api.deps import SessionDep, require_web
+from ...core import permissions as P
+from ...core.money import now_s
+from ...models import Building, Concentrator, Meter
+from ...models.apportionment import KIND_PATTERN, MONTH_PATTERN, RULE_PATTERN
+from ...models.receipt import IDEMPOTENCY_PATTERN
+from ...services import apportionment as svc
+from ...services.actor import Actor
+from ..i18n import N_
+from ..render import page
+from .common import attempt, chosen_property
+from .desk import new_key
+
+router = APIRouter(prefix="/staff/apportionment", include_in_schema=False)
+OptId = Annotated[Optional[int], Query(ge=1, le=2 ** 31 - 1)]
+Month = Annotated[str, Form(pattern=MONTH_PATTERN)]
+RULE_TEXT = {"area": N_("by floor area"), "consumption": N_("by consumption"), "equal": N_("equal shares")}
+KIND_TEXT = {"common": N_("common area"), "loss": N_("loss (master − sub-meters)")}
+MAX_CHOICES = 200
+
+
+def _choices(session, property_id):
+    """Meters of the property that sit in no unit (common-area and master meters)."""
+    return session.exec(select(Meter).join(Concentrator, Concentrator.id == Meter.concentrator_id)
+                        .where(Concentrator.property_id == property_id, Meter.unit_id.is_(None))
+                        .order_by(Meter.meter_id).limit(MAX_CHOICES)).all()
+
+
+def _render(request, session, actor, property_id=None, month=None, error=None, notice=None, status_code=200):
+    props, prop = chosen_property(session, actor, property_id)
+    month = month or svc.last_month(now_s(), prop.tz_offset_s)
+    view = svc.preview(session, actor, prop.id, month)
+    meters = {m.id: m.meter_id for m in session.exec(select(Meter).where(Meter.id.in_(
+        sorted({i for r in view["pools"] for i in r["pool"]["meter_ids"]})))).all()} if view["pools"] else {}
+    buildings = session.exec(select(Building).where(Building.property_id == prop.id).order_by(Building.name)).all()
+    return page(request, "staff/apportionment.html", {
+        "properties": props, "prop": prop, "month": month, "view": view, "meter_names": meters,
+        "buildings": {b.id: b.name for b in buildings}, "choices": _choices(session, prop.id),
+        "rule_text": RULE_TEXT, "kind_text": KIND_TEXT, "key": new_key(), "error": error, "notice": notice,
+        "can_configure": actor.can(P.POOLS_WRITE, prop.id), "can_post": actor.can(P.MONEY_APPORTION, prop.id),
+        "runs": svc.list_runs(session, actor, prop.id)[:12]}, status_code=status_code)
+
+
+@router.get("", response_class=HTMLResponse)
+def apportionment_page(request: Request, session: SessionDep, actor: Annotated[Actor, require_web(P.REPORTS_READ)],
+                       property_id: OptId = None,
+                       month: Annotated[Optional[str], Query(pattern=MONTH_PATTERN)] = None):
+    return _render(request, session, actor, property_id, month)
+
+
+@router.post("/pools", response_class=HTMLResponse)
+def create_pool(request: Request, session: SessionDep, actor: Annotated[Actor, require_web(P.POOLS_WRITE)],
+                property_id: Annotated[int, Form(ge=1, le=2 ** 31 - 1)],
+                name: Annotated[str, Form(min_length=1, max_length=100)],
+                kind: Annotated[str, Form(pattern=KIND_PATTERN)] = "common",
+                rule: Annotated[str, Form(pattern=RULE_PATTERN)] = "area",
+                building_id: Annotated[str, Form(max_length=10)] = "",
+                meter_ids: Annotated[list[int], Form(max_length=50)] = [],
+                vacant_weight_pct: Annotated[int, Form(ge=0, le=100)] = 0,
+                price: Annotated[str, Form(max_length=24)] = ""):
+    bid = int(building_id) if building_id.isdigit() and len(building_id) < 10 else None
+    _p, error, status = attempt(session, lambda: svc.create_pool(
+        session, actor, property_id, name.strip(), kind, rule, bid, [m for m in meter_ids if 0 < m < 2 ** 31],
+        vacant_weight_pct, price.strip() or None))
+    if error:
+        return _render(request, session, actor, property_id, error=error, status_code=status)
+    return RedirectResponse("/staff/apportionment?property_id=%d" % property_id, status_code=303)
+
+
+@router.post("/post", response_class=HTMLResponse)
+def post_month(request: Request, session: SessionDep, actor: Annotated[Actor, require_web(P.MONEY_APPORTION)],
+               property_id: Annotated[int, Form(ge=1, le=2 ** 31 - 1)], month: Month,
+               idempotency_key: Annotated[str, Form(pattern=IDEMPOTENCY_PATTERN)]):
+    run, error, status = attempt(session, lambda: svc.post(session, actor, property_id, month, idempotency_key))
+    if error:
+        return _render(request, session, actor, property_id, month, error=error, status_code=status)
+    notice = N_("already posted: nothing changed") if run["already_posted"] else N_("posted")
+    return _render(request, session, actor, property_id, month, notice=notice)
