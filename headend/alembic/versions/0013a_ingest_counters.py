@@ -2,14 +2,14 @@
 highest stored sequence and the anti-replay window kept on the board.
 
 Revision ID: 0013a
-Revises: 0013
+Revises: 0014h
 Create Date: 2026-12-02
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0013a"
-down_revision = "0013"
+down_revision = "0014h"
 branch_labels = None
 depends_on = None
 
