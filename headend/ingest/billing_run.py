@@ -22,7 +22,6 @@ charged_mu with it, so a difference means a real disagreement."""
 import logging
 
 from concentrator import protocol
-from concentrator import tariff as T
 
 from sqlalchemy import func, select
 
@@ -144,13 +143,10 @@ class Biller:
                                     m.board_charged_mu, rd.charged_mu))[:500])
             m.board_charged_mu = rd.charged_mu
         m.tariff_state, m.board_tariff_state, m.tariff_key = state, mirror, key
-        energy = rd.energy_wh - prev if prev is not None and rd.energy_wh >= prev else 0
         m.billed_seq, m.billed_energy_wh, m.billed_ts = rd.seq, rd.energy_wh, t
         m.dirty = True
         rd.billed = True
         rd.billed_mu = amount
-        # what issue 11's rollups take: (meter pk, ts, energy Wh, cost mu, band)
-        b.billed.append((m.id, t, energy, amount, T.band_at(versions, t - 1)))
         if amount == 0 and new_ref:
             b.changed.add(account.id)     # a first reference (e, c): the board gets its first credit
         return amount
