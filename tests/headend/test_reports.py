@@ -149,7 +149,7 @@ def test_health_report_counts_missed_readings(site):
     now[0] = DAY0 + STEP + 30
     ing.handle(*board.rd(recs))
     # the board's status: meter 1 had 3 timeouts and 2 CRC errors on the bus
-    ing.handle(*board.up(protocol.STATUS, pending=0, bus=[[1, 3, 2, 0, 0, 0]]))
+    ing.handle(*board.up(protocol.STATUS, pending=0, meters=[[0, 1, 1, 0], [1, 1, 1, 0]], bus=[[1, 3, 2, 0, 0, 0]]))
     with sf() as s:
         f = reports.filters(s, system_actor(s), property_id=_pid(s, mids[0]), start="2026-12-02", end="2026-12-02")
         rep = reports.health.report(s, f, now=DAY0 + 3 * 86400, offline_after_s=3600)
