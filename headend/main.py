@@ -92,7 +92,8 @@ def create_app(settings=None, start_mqtt=True, engine=None, migrate_db=True, sta
     if migrate_db:
         migrate.upgrade(engine)
     sf = db.session_factory(engine)
-    ingest = Ingest(sf)
+    # several workers on a shared subscription: replies leave through the outbox, in counter order
+    ingest = Ingest(sf, outbox=bool(settings.mqtt_shared))
 
     @contextlib.asynccontextmanager
     async def lifespan(app):

@@ -63,6 +63,35 @@ def serve(host: Optional[str] = typer.Option(None, help="listen address (default
 
 
 @app.command()
+def worker(mqtt: Optional[str] = typer.Option(None, help="broker URL mqtt://[user:pass@]host:port"),
+           shared: bool = typer.Option(True, help="use the shared subscription $share/wk-headend/wk/+/up"),
+           client_id: Optional[str] = typer.Option(None, help="MQTT client id (default: random)")):
+    """Run one MQTT ingest worker without HTTP: start as many as the load
+    needs, on PostgreSQL, next to `serve` (docs/scale-design.md)."""
+    import signal
+    import threading
+
+    from ..core import db, migrate
+    from ..ingest import Ingest
+    from ..transport.mqtt import MqttService
+    st = common.settings(mqtt_url=mqtt, mqtt_shared=shared)
+    engine = db.make_engine(st.database_url)
+    migrate.upgrade(engine)
+    sf = db.session_factory(engine)
+    svc = MqttService(Ingest(sf, outbox=shared), st.mqtt_url, shared=shared, session_factory=sf,
+                      client_id=client_id or st.mqtt_client_id or None, ca_file=st.mqtt_ca_file or None).start()
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_a: done.set())
+    signal.signal(signal.SIGINT, lambda *_a: done.set())
+    svc.wait_ready(30)
+    console.print("ingest worker %s on %s (%s)" % (svc.client_id, st.mqtt_url, svc.topic))
+    sys.stdout.flush()
+    while not done.wait(1):
+        pass
+    svc.stop()
+
+
+@app.command()
 def broker(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(1883)):
     """Run the embedded MQTT broker (amqtt) in the foreground."""
     from ..transport.broker import main as broker_main

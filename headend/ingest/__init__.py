@@ -9,8 +9,11 @@ logged, counted (Ingest.stats) and dropped.
 
     envelope.py     topic, signature, replay, key rotation
     status.py       hello and status messages
-    records.py      journal records: readings and events, the ack
-    billing_run.py  charging new readings through concentrator.tariff
-    service.py      Ingest: one transaction per message
+    records.py      journal records: readings and events, the ack (set-based)
+    billing_run.py  charging new readings through concentrator.tariff, in memory
+    store.py        the set-wise reads and writes of one message (a handful of statements)
+    service.py      Ingest: one transaction per message; outbox=True (several
+                    workers on a shared subscription): the replies are queued in
+                    the outbox in that transaction, published in counter order
 """
 from .service import Ingest  # noqa: F401

@@ -1,6 +1,11 @@
-"""Charging a new reading: through concentrator.tariff (services.billing),
-the very arithmetic the board runs, posted as a `consumption` ledger entry
-that names the board.
+"""Charging new readings: through concentrator.tariff (services.billing),
+the very arithmetic the board runs, as `consumption` ledger entries that
+name the board.
+
+Set-based: the batch's meters and accounts are loaded once (ingest/store.py)
+into plain objects (store.MeterState, store.AccountState); bill() prices one
+reading in memory and says what to write; nothing here runs SQL except the
+tariff look-ups, which are cached per message.
 
 Whose reading it is: the meter's account, or the property's vacancy account
 for a meter nobody occupies, so that no reading is charged to nobody. At
@@ -16,16 +21,13 @@ board's accumulator (Meter.board_tariff_state) and compares the board's
 charged_mu with it, so a difference means a real disagreement."""
 import logging
 
-from sqlmodel import func, select
-
 from concentrator import protocol
 
-from ..core.events import EV_BILLING_MISMATCH, EV_LOW_BALANCE, EV_NOT_BILLED
-from ..core.money import format_money
-from ..models import Account, Event, Meter, MeterSwap
-from ..models.ledger import CONSUMPTION
-from ..services import billing, ledger, tariffs
-from ..services.accounts import vacancy_account
+from sqlalchemy import func, select
+
+from ..core.events import EV_BILLING_MISMATCH, EV_NOT_BILLED
+from ..models import Property, Tariff
+from ..services import billing, tariffs
 
 log = logging.getLogger("headend.ingest")
 
@@ -33,6 +35,24 @@ log = logging.getLogger("headend.ingest")
 class Biller:
     def __init__(self, stats):
         self.stats = stats
+        # tariffs across messages: {property id: (stamp, {key: (name, versions)})}.
+        # Tariff rows are never changed, only added, so the stamp (the
+        # property's tariff name and time zone, its highest tariff row id)
+        # read once per message says whether what is cached still holds.
+        self._tariffs = {}
+
+    def tariff_cache(self, s, property_id):
+        """The per-message tariff cache of a property (one query)."""
+        p, t = Property.__table__.c, Tariff.__table__.c
+        stamp = tuple(s.execute(select(p.tariff_name, p.tz_offset_s,
+                                       select(func.max(t.id)).where(t.property_id == p.id).scalar_subquery())
+                                .where(p.id == property_id)).first() or ())
+        got = self._tariffs.get(property_id)
+        if got is not None and got[0] == stamp:
+            return got[1]
+        cache = {}
+        self._tariffs[property_id] = (stamp, cache)
+        return cache
 
     def _cached(self, cache, key, load):
         if key not in cache:
@@ -49,54 +69,30 @@ class Biller:
             tariffs.property_tariff_name(s, property_id), tariffs.property_versions(s, property_id)))
 
     def tariff_of(self, s, property_id, account, cache):
-        """(name, versions) a meter of `account` is billed with."""
+        """(name, versions) a meter of `account` (store.AccountState) is billed with."""
         if account.tariff_id is None:
             return self.property_tariff(s, property_id, cache)
         return self._cached(cache, ("tariff", account.tariff_id), lambda: tariffs.tariff_of_account(s, account))
 
-    def last_swaps(self, s, conc, cache):
-        """meter pk -> time of its latest swap (readings taken before it are
-        covered by the old meter's final reading)."""
-        key = ("swaps", conc.id)
-        if key not in cache:
-            cache[key] = dict(s.exec(select(MeterSwap.meter_id, func.max(MeterSwap.ts))
-                                     .join(Meter, Meter.id == MeterSwap.meter_id)
-                                     .where(Meter.concentrator_id == conc.id)
-                                     .group_by(MeterSwap.meter_id)).all())
-        return cache[key]
-
-    def account_of(self, s, conc, m, cache):
-        if m.account_id is not None:
-            return s.get(Account, m.account_id)
-        key = ("vacancy", conc.property_id)
-        if key not in cache:
-            cache[key] = vacancy_account(s, conc.property_id).id
-        return s.get(Account, cache[key])
-
-    def _not_billed(self, s, conc, m, rd, code, text):
-        self.stats.inc("readings_not_billed")
-        s.add(Event(concentrator_id=conc.id, meter_index=rd.meter_index, meter_id=m.id, code=code,
-                    detail=rd.seq, ts=rd.ts or rd.received, message=text[:500]))
-
-    def __call__(self, s, conc, m, rd, now, cache):
-        """Bill one new reading. Returns the account id whose balance or
-        credit reference changed."""
-        if m is None:
-            return None
+    def __call__(self, b, m, rd):
+        """Bill one new reading `rd` (store.ReadingRow) of meter `m`
+        (store.MeterState) in batch `b` (records.Batch): updates m and rd in
+        memory, adds events to b, returns the mu to charge to m's account
+        (0 for nothing, None when not billed at all)."""
+        s, conc, cache = b.s, b.conc, b.cache
         if m.billed_seq is not None and rd.seq <= m.billed_seq:
             return None          # older than what was billed: already covered (cumulative)
         if rd.flags & protocol.FLAG_MISSING:
             return None          # a gap, not zero: the next real reading covers it
         if rd.flags & protocol.FLAG_IMPLAUSIBLE:
-            self._not_billed(s, conc, m, rd, protocol.EV_IMPLAUSIBLE,
+            self._not_billed(b, m, rd, protocol.EV_IMPLAUSIBLE,
                              "reading seq %d (%d Wh) flagged implausible by the board: not billed"
                              % (rd.seq, rd.energy_wh))
             return None
-        swapped = self.last_swaps(s, conc, cache).get(m.id)
-        if swapped is not None and rd.ts and rd.ts < swapped:
+        if m.swapped_ts is not None and rd.ts and rd.ts < m.swapped_ts:
             self.stats.inc("readings_not_billed")
             return None          # the old meter's: its final reading at the swap covers it
-        account = self.account_of(s, conc, m, cache)
+        account = b.account(m)
         name, versions = self.tariff_of(s, conc.property_id, account, cache)
         if not versions:
             self.stats.inc("readings_not_billed")
@@ -105,13 +101,13 @@ class Biller:
         banded = len(rd.bands) >= 5 and rd.charged_mu is not None
         bands = rd.bands[:5] if banded else None
         # ts = 0: the board did not know the time; rate at the head-end's receive time
-        t = rd.ts if rd.ts else rd.received or now
+        t = rd.ts if rd.ts else rd.received
         state, mirror, key = billing.prepare(m, account.id, name, board_name, versions, t - 1)
         prev = m.billed_energy_wh
         amount = board_amount = 0
         if prev is not None and rd.energy_wh < prev:
             # meter replaced or reset: restart the baseline here, charge nothing
-            self._not_billed(s, conc, m, rd, EV_NOT_BILLED,
+            self._not_billed(b, m, rd, EV_NOT_BILLED,
                              "register went backwards on %s: %d Wh after %d Wh (seq %d): not billed, "
                              "billing restarts from this reading" % (m.meter_id, rd.energy_wh, prev, rd.seq))
             if bands is not None:
@@ -128,7 +124,7 @@ class Biller:
                                                         prev if mirror.get("reg") is not None else None, t,
                                                         rerate=not rd.ts)
             except ValueError as e:
-                self._not_billed(s, conc, m, rd, EV_NOT_BILLED,
+                self._not_billed(b, m, rd, EV_NOT_BILLED,
                                  "reading seq %d of %s cannot be billed: %s" % (rd.seq, m.meter_id, e))
                 return None      # pointer and state unchanged: billed with a later reading
             self.stats.inc("readings_billed")
@@ -139,30 +135,23 @@ class Biller:
             if (not first and comparable and rd.ts and m.board_charged_mu is not None
                     and rd.charged_mu - m.board_charged_mu != board_amount):
                 board = rd.charged_mu - m.board_charged_mu
-                s.add(Event(concentrator_id=conc.id, meter_index=m.index, meter_id=m.id,
-                            code=EV_BILLING_MISMATCH, detail=rd.seq, ts=now,
-                            values=[board_amount, board, rd.charged_mu],
-                            message=("board and head-end disagree by %d mu on %s, reading seq %d: "
-                                     "head-end charged %d mu, board %d mu (board charged_mu %d -> %d)"
-                                     % (board - board_amount, m.meter_id, rd.seq, board_amount, board,
-                                        m.board_charged_mu, rd.charged_mu))[:500]))
+                b.event(meter_index=m.index, meter_id=m.id, code=EV_BILLING_MISMATCH, detail=rd.seq, ts=b.now,
+                        values=[board_amount, board, rd.charged_mu],
+                        message=("board and head-end disagree by %d mu on %s, reading seq %d: "
+                                 "head-end charged %d mu, board %d mu (board charged_mu %d -> %d)"
+                                 % (board - board_amount, m.meter_id, rd.seq, board_amount, board,
+                                    m.board_charged_mu, rd.charged_mu))[:500])
             m.board_charged_mu = rd.charged_mu
         m.tariff_state, m.board_tariff_state, m.tariff_key = state, mirror, key
         m.billed_seq, m.billed_energy_wh, m.billed_ts = rd.seq, rd.energy_wh, t
+        m.dirty = True
         rd.billed = True
         rd.billed_mu = amount
-        s.add(m)
-        s.add(rd)
-        if amount == 0:
-            # a first reference (e, c): the board gets its first credit
-            return account.id if new_ref else None
-        entry = ledger.post(s, account.id, CONSUMPTION, -amount, concentrator_id=conc.id, source="ingest",
-                            reference="reading:%d/seq:%d" % (rd.id, rd.seq), created=now)
-        before = entry.balance_after_mu + amount
-        thr = account.low_balance_threshold_mu
-        if thr and entry.balance_after_mu < thr <= before:
-            s.add(Event(concentrator_id=conc.id, meter_index=m.index, meter_id=m.id, code=EV_LOW_BALANCE,
-                        detail=entry.balance_after_mu, ts=now,
-                        message="balance of %s below %s: %s" % (account.name, format_money(thr),
-                                                               format_money(entry.balance_after_mu))))
-        return account.id
+        if amount == 0 and new_ref:
+            b.changed.add(account.id)     # a first reference (e, c): the board gets its first credit
+        return amount
+
+    def _not_billed(self, b, m, rd, code, text):
+        self.stats.inc("readings_not_billed")
+        b.event(meter_index=rd.meter_index, meter_id=m.id, code=code, detail=rd.seq, ts=rd.ts or rd.received,
+                message=text[:500])

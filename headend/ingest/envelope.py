@@ -1,12 +1,14 @@
 """The envelope of an uplink: topic, signature under the device key (or the
 new key during a rekey), replay counter."""
-from sqlalchemy import update
-
 from concentrator import protocol
 
 from ..core.events import EV_REKEYED
-from ..models import Concentrator, Event
+from ..models import Event
 from ..transport import downlink
+
+
+UP_WINDOW = 63                     # counters below the highest one still accepted once (fits a BIGINT)
+WINDOW_MASK = (1 << UP_WINDOW) - 1
 
 
 class Rejected(Exception):
@@ -50,7 +52,8 @@ def verify(s, conc, payload, dev, now):
     the rotation: the key is confirmed, the pending ones dropped (event 107)."""
     keys = downlink.keys_of(conc)
     pending = [p[0] for p in keys.entries]
-    body, confirmed_now = keys.verify(payload, dev, last_n=conc.last_up_n, now=now)
+    # counters inside the anti-replay window are let through here; claim_counter decides
+    body, confirmed_now = keys.verify(payload, dev, last_n=max(-1, conc.last_up_n - UP_WINDOW - 1), now=now)
     if confirmed_now:
         nonce = next((p[0] for p in conc.key_pending if p[1] == keys.confirmed), "?")
         s.add(Event(concentrator_id=conc.id, code=EV_REKEYED, ts=now,
@@ -63,9 +66,20 @@ def verify(s, conc, payload, dev, now):
 
 
 def claim_counter(s, conc, n):
-    """Move the device's uplink counter to n, or raise Rejected("replay")."""
-    res = s.execute(update(Concentrator)
-                    .where(Concentrator.id == conc.id, Concentrator.last_up_n < n)
-                    .values(last_up_n=n))
-    if res.rowcount != 1:
+    """Accept counter n once, or raise Rejected("replay"): IPsec's
+    anti-replay window. Above last_up_n the window slides; a counter among
+    the UP_WINDOW below it that was not seen yet is accepted too (a board's
+    messages handled by several workers may finish in any order: its status
+    after its newer records), and marked. The caller holds the board's row
+    (SELECT ... FOR UPDATE; BEGIN IMMEDIATE on SQLite): the new values are
+    written with the board's row at commit."""
+    last, window = conc.last_up_n, conc.up_window or 0
+    if n > last:
+        shift = n - last
+        window = ((window << shift) | (1 << (shift - 1))) & WINDOW_MASK if shift <= UP_WINDOW else 0
+        conc.last_up_n, conc.up_window = n, window
+        return
+    bit = last - 1 - n
+    if bit < 0 or bit >= UP_WINDOW or window >> bit & 1:
         raise Rejected("replay", "n=%d" % n, conc.id)
+    conc.up_window = window | (1 << bit)

@@ -1,6 +1,14 @@
 """Journal records (`rd`): readings and events stored idempotently on
 (concentrator, seq), new readings billed, the ack moved to the highest
-contiguous committed sequence."""
+contiguous committed sequence.
+
+Set-based (docs/scale-design.md): the board's meters and accounts are read
+once, every new reading is billed in memory (ingest/billing_run.py), and the
+readings, the ledger entries, the balances and the meters are written with
+one statement each (ingest/store.py). What is new is decided from the
+batch and the board's `top_seq` (the highest seq stored): a batch above it
+reads nothing from the readings table; only a resent batch looks its own
+seqs up. The ack comes from the batch itself unless a gap holds it back."""
 import json
 import logging
 
@@ -8,11 +16,14 @@ from sqlmodel import select
 
 from concentrator import protocol
 
-from ..core.events import EV_BAD_RECORD, EV_OUT_OF_RANGE, describe_event
-from ..models import Event, Meter, Reading
+from ..core.events import EV_BAD_RECORD, EV_LOW_BALANCE, EV_OUT_OF_RANGE, describe_event
+from ..core.money import format_money
+from ..models import Event, Meter
+from ..models.ledger import CONSUMPTION
 from ..services import pushes, rollups
+from ..services.accounts import vacancy_account
 from ..transport import downlink
-from . import bounds
+from . import bounds, store
 from .envelope import Rejected, is_int
 
 log = logging.getLogger("headend.ingest")
@@ -21,9 +32,30 @@ MAX_RECORDS = 64
 REPLAY = protocol.REJECT_REASONS.index("replay")
 
 
-def records(s, conc, body, now, stats, bill):
-    """bill(s, conc, meter, reading, now, cache) -> account id or None."""
-    recs = body.get("recs")
+class Batch:
+    """One message's work in memory: what bill() reads and produces."""
+
+    def __init__(self, s, conc, now, meters):
+        self.s, self.conc, self.now = s, conc, now
+        self.meters = meters            # index -> store.MeterState
+        self.accounts = {}              # id -> store.AccountState (locked)
+        self.vacancy_id = None
+        self.cache = None               # tariffs (Biller.tariff_cache)
+        self.events = []
+        self.changed = set()            # accounts whose credit the boards must hear
+
+    def account(self, m):
+        return self.accounts[m.account_id if m.account_id is not None else self.vacancy_id]
+
+    def event(self, **kw):
+        e = Event(concentrator_id=self.conc.id, **kw)
+        self.s.add(e)
+        self.events.append(e)
+        return e
+
+
+def _check(conc, recs, stats, now):
+    """-> (good records, [(bad record, error)], every storable seq)."""
     if not isinstance(recs, list) or len(recs) > MAX_RECORDS:
         raise Rejected("bad_fields", "recs", conc.id)
     good, bad = [], []
@@ -42,101 +74,171 @@ def records(s, conc, body, now, stats, bill):
             continue
         seen.add(rec[0])
         good.append(rec)
-    candidates = [x for x in seen if x > conc.acked_seq]
+    return good, bad, seen
+
+
+def records(s, conc, body, now, stats, bill, seen=None):
+    """bill: a billing_run.Biller. seen: alerts.track()'s collector (the
+    ledger entries written here are Core rows, handed to it directly)."""
+    with s.no_autoflush:     # the board's row is written once, at the end
+        return _records(s, conc, body, now, stats, bill, seen)
+
+
+def _records(s, conc, body, now, stats, bill, seen):
+    good, bad, seqs = _check(conc, body.get("recs"), stats, now)
+    acked = conc.acked_seq
+    maybe_stored = [x for x in seqs if acked < x <= conc.top_seq]
     existing = set()
-    if candidates:
-        existing.update(s.exec(select(Reading.seq).where(Reading.concentrator_id == conc.id,
-                                                         Reading.seq.in_(candidates))).all())
-        existing.update(s.exec(select(Event.seq).where(Event.concentrator_id == conc.id,
-                                                       Event.seq.in_(candidates))).all())
-    meters = {m.index: m for m in s.exec(select(Meter).where(Meter.concentrator_id == conc.id)).all()}
+    if maybe_stored:
+        # a resent batch (its ack was lost): look up only its own seqs
+        tss = [r[3] for r in good if r[1] == protocol.KIND_READING and acked < r[0] <= conc.top_seq]
+        existing = store.existing_seqs(s, conc.id, maybe_stored, (min(tss), max(tss)) if tss else None)
+    meters = store.load_meters(s, conc.id)
+    b = Batch(s, conc, now, meters)
     resync = False    # the board dropped a downlink of ours as a replay: send its state again
-    new_readings = []
-    stored = 0
+    readings = []     # [(ReadingRow, MeterState or None)]
+    stored = set()
     for r, e in bad:
-        if r[0] <= conc.acked_seq or r[0] in existing:
+        if r[0] <= acked or r[0] in existing:
             continue
         if isinstance(e, bounds.OutOfRange):
-            s.add(Event(concentrator_id=conc.id, seq=r[0], code=EV_OUT_OF_RANGE, ts=now,
-                        message=("record out of range (%s), not stored: %s" % (e, json.dumps(r)))[:500]))
+            b.event(seq=r[0], code=EV_OUT_OF_RANGE, ts=now,
+                    message=("record out of range (%s), not stored: %s" % (e, json.dumps(r)))[:500])
         else:
-            s.add(Event(concentrator_id=conc.id, seq=r[0], code=EV_BAD_RECORD, ts=now,
-                        message=("malformed record " + json.dumps(r))[:500]))
-        stored += 1
+            b.event(seq=r[0], code=EV_BAD_RECORD, ts=now, message=("malformed record " + json.dumps(r))[:500])
+        stored.add(r[0])
     for seq, kind, idx, ts, values in sorted(good):
-        if seq <= conc.acked_seq or seq in existing:
+        if seq <= acked or seq in existing:
             stats.inc("records_duplicate")
             continue
         m = meters.get(idx)
-        stored += 1
+        stored.add(seq)
         if kind == protocol.KIND_READING:
-            rd = Reading(concentrator_id=conc.id, seq=seq, meter_index=idx,
-                         meter_id=m.id if m else None, ts=ts, energy_wh=values[0],
-                         power_w=values[1], flags=values[2], bands=list(values[4:]),
-                         charged_mu=values[3] if len(values) > 3 else None, received=now)
-            s.add(rd)
-            new_readings.append((rd, m))
+            rd = store.ReadingRow(seq, idx, m.id if m else None, ts, values, now)
+            readings.append((rd, m))
             if m is not None and not (values[2] & protocol.FLAG_MISSING) and seq > (m.last_seq or 0):
                 m.last_seq, m.last_energy_wh, m.last_power_w, m.last_ts = seq, values[0], values[1], ts
                 m.relay_closed = not (values[2] & protocol.FLAG_RELAY_OPEN)
                 m.online = True
-                s.add(m)
+                m.dirty = True
         else:
             code = values[0]
             detail = values[1] if len(values) > 1 else None
-            s.add(Event(concentrator_id=conc.id, seq=seq, meter_index=idx,
-                        meter_id=m.id if m else None, code=code, detail=detail, values=list(values),
-                        ts=ts or now, message=describe_event(code, detail, values)))
+            b.event(seq=seq, meter_index=idx, meter_id=m.id if m else None, code=code, detail=detail,
+                    values=list(values), ts=ts or now, message=describe_event(code, detail, values))
             resync = resync or (code == protocol.EV_MSG_REJECTED and detail == REPLAY)
             if m is not None and seq > (m.last_seq or 0):
                 if code == protocol.EV_RELAY_OPEN:
-                    m.relay_closed = False
+                    m.relay_closed, m.dirty = False, True
                 elif code == protocol.EV_RELAY_CLOSE:
-                    m.relay_closed = True
+                    m.relay_closed, m.dirty = True, True
                 elif code == protocol.EV_METER_OFFLINE:
-                    m.online = False
+                    m.online, m.dirty = False, True
                 elif code == protocol.EV_METER_ONLINE:
-                    m.online = True
-                s.add(m)
-    stats.inc("records_stored", stored)
-    s.flush()
-    changed_accounts = set()
-    cache = {}   # per batch (handle() may run in several threads)
-    with s.no_autoflush:  # one flush for the whole batch, not one per ledger entry
-        for rd, m in new_readings:
-            acc = bill(s, conc, m, rd, now, cache)
-            if acc is not None:
-                changed_accounts.add(acc)
-    s.flush()
+                    m.online, m.dirty = True, True
+    stats.inc("records_stored", len(stored))
+    charges = _bill(b, bill, readings)
+    # the writes: one statement each
+    store.insert_readings(s, conc.id, [rd for rd, _m in readings])
+    entries = _ledger(b, charges)
+    store.insert_ledger(s, conc.id, entries, now)
+    if seen is not None:
+        seen.entries.extend(e for e, _ref in entries)
+    store.update_meters(s, meters.values())
     # interval rollups of what was just stored and billed (issue 11)
     rollups.after_billing(s, [(rd.meter_id, rd.ts, rd.seq, rd.energy_wh, rd.flags, rd.bands, rd.billed_mu)
-                              for rd, _m in new_readings])
-    after = body.get("after")
-    if is_int(after) and seen and after <= conc.acked_seq:
+                              for rd, _m in readings if rd.meter_id is not None])
+    if stored:
+        conc.top_seq = max(conc.top_seq or 0, max(stored))
+    _advance(s, conc, body.get("after"), seqs, stored | existing)
+    items = [(protocol.ACK, {"seq": conc.acked_seq})]
+    if resync:
+        from .status import board_state
+        s.flush()
+        orm_meters = s.exec(select(Meter).where(Meter.concentrator_id == conc.id)).all()
+        others = s.exec(select(Meter).where(Meter.account_id.in_(sorted(b.changed)))).all() if b.changed else []
+        return downlink.seal_many(s, conc, items, ts=now, n_meters=len(meters)) \
+            + board_state(s, conc, orm_meters, now, extra_meters=others)
+    if any(m.elsewhere for m in meters.values() if m.account_id in b.changed):
+        # an account with meters on other boards too: every board hears it
+        return downlink.seal_many(s, conc, items, ts=now, n_meters=len(meters)) \
+            + pushes.credit_for_accounts(s, b.changed, ts=now)
+    for m in sorted(meters.values(), key=lambda m: m.index):
+        if m.account_id in b.changed and m.billed_energy_wh is not None:
+            a = b.accounts[m.account_id]
+            items.append((protocol.CREDIT, pushes.credit_fields(m, a.balance_mu, a.recharge_count)))
+    return downlink.seal_many(s, conc, items, ts=now, n_meters=len(meters))
+
+
+def _bill(b, bill, readings):
+    """Price the batch's new readings in memory -> [(ReadingRow, account id, mu)]."""
+    todo = [(rd, m) for rd, m in readings if m is not None]
+    if not todo:
+        return []
+    ids = {m.account_id for _rd, m in todo if m.account_id is not None}
+    if any(m.account_id is None for _rd, m in todo):
+        b.vacancy_id = vacancy_account(b.s, b.conc.property_id).id
+        ids.add(b.vacancy_id)
+    b.accounts = store.lock_accounts(b.s, ids)
+    b.cache = bill.tariff_cache(b.s, b.conc.property_id)
+    charges = []
+    for rd, m in todo:
+        amount = bill(b, m, rd)
+        if amount:
+            charges.append((rd, b.account(m).id, amount))
+    return charges
+
+
+def _ledger(b, charges):
+    """The consumption entries, their balance after each computed from the
+    locked balances, the balances moved (one UPDATE), low-balance events.
+    -> [(LedgerRow, reference)]"""
+    entries, deltas = [], {}
+    for rd, aid, amount in charges:
+        a = b.accounts[aid]
+        before = a.balance_mu
+        a.balance_mu -= amount
+        deltas[aid] = deltas.get(aid, 0) - amount
+        b.changed.add(aid)
+        entries.append((store.LedgerRow(aid, CONSUMPTION, -amount, a.balance_mu),
+                        "reading:%d/seq:%d" % (rd.id, rd.seq)))
+        thr = a.low_balance_threshold_mu
+        if thr and a.balance_mu < thr <= before:
+            m = b.meters.get(rd.meter_index)
+            b.event(meter_index=m.index, meter_id=m.id, code=EV_LOW_BALANCE, detail=a.balance_mu, ts=b.now,
+                    message="balance of %s below %s: %s" % (a.name, format_money(thr), format_money(a.balance_mu)))
+    store.add_to_accounts(b.s, deltas)
+    return entries
+
+
+def _advance(s, conc, after, seqs, known):
+    """The ack: the contiguous run above acked_seq, from the batch (`known`:
+    its seqs stored now or before); the stored window is read only when the
+    board holds records the batch did not bring (a gap)."""
+    if is_int(after) and seqs and after <= conc.acked_seq:
         # The board says this batch holds every record it still has above
         # `after`: sequence numbers missing from it were dropped by the
         # journal's full-flash thinning (and reported by event 7), so they
         # must not hold the ack back.
-        top = max(seen)
+        top = max(seqs)
         if top > conc.acked_seq:
             conc.acked_seq = top
-    advance(s, conc)
-    out = [downlink.seal(s, conc, protocol.ACK, ts=now, seq=conc.acked_seq)]
-    if resync:
-        from .status import board_state
-        others = s.exec(select(Meter).where(Meter.account_id.in_(sorted(changed_accounts)))).all() \
-            if changed_accounts else []
-        return out + board_state(s, conc, list(meters.values()), now, extra_meters=others)
-    out += pushes.credit_for_accounts(s, changed_accounts, ts=now)
-    return out
+    cur = conc.acked_seq
+    while cur + 1 in known:
+        cur += 1
+    conc.acked_seq = cur
+    if cur < (conc.top_seq or 0):
+        advance(s, conc)
 
 
 def advance(s, conc):
-    """Move acked_seq to the highest contiguous committed sequence."""
+    """Move acked_seq to the highest contiguous committed sequence (reads
+    only the stored seqs between it and the board's top_seq)."""
     cur = conc.acked_seq
-    seqs = set(s.exec(select(Reading.seq).where(Reading.concentrator_id == conc.id, Reading.seq > cur)).all())
-    seqs.update(x for x in s.exec(select(Event.seq).where(Event.concentrator_id == conc.id,
-                                                          Event.seq > cur)).all() if x is not None)
+    top = conc.top_seq or 0
+    if cur >= top:
+        return
+    seqs = store.stored_above(s, conc.id, cur, top)
     while cur + 1 in seqs:
         cur += 1
     conc.acked_seq = cur

@@ -11,7 +11,7 @@ from concentrator import protocol
 from ..core.events import EV_OUT_OF_RANGE, EV_UPLINK_REJECTED
 from ..models import Concentrator, Event
 from ..services import alerts, ota
-from ..transport import downlink
+from ..transport import downlink, outbox
 from . import bounds, envelope, records, status
 from .billing_run import Biller
 from .envelope import Rejected
@@ -24,18 +24,19 @@ REKEY_RESEND_S = 10      # a pending rekey is sent again at most this often (and
 
 
 class Ingest:
-    def __init__(self, session_factory, clock=time.time, attempts=3):
+    def __init__(self, session_factory, clock=time.time, attempts=3, outbox=False):
+        """outbox: the replies are also queued in the outbox in the message's
+        transaction (transport.outbox), for a dispatcher to publish in
+        counter order: what several workers sharing the ingest need (their
+        replies to one board would otherwise race each other)."""
         self.session_factory = session_factory
+        self.outbox = outbox
         self.clock = clock
         self.attempts = attempts
         self.stats = IngestStats()
         self.bill = Biller(self.stats)
         self._last_reject_event = {}
         self._reject_lock = threading.Lock()
-        # meter pk -> bus error counters of the board's last status (since
-        # its boot): {"timeouts", "crc", "wrong_address", "exceptions",
-        # "offline", "ts"}; shown by GET /api/meters as "bus_errors"
-        self.bus_errors = {}
 
     def handle(self, topic, payload):
         self.stats.inc("received")
@@ -125,13 +126,15 @@ class Ingest:
                     conc.fw = body["fw"][:40]
                 out = pre + ota.on_board_report(s, conc, body, now)
             elif t == protocol.RECORDS:
-                out = pre + records.records(s, conc, body, now, self.stats, self.bill)
+                out = pre + records.records(s, conc, body, now, self.stats, self.bill, seen)
             elif t == protocol.STATUS:
-                out = pre + status.status(s, conc, body, now, self.bus_errors)
+                out = pre + status.status(s, conc, body, now)
             else:
                 raise Rejected("bad_fields", "type %r" % t, conc.id)
             s.add(conc)
             # alerts and their notifications, in this very transaction
             alerts.after_ingest(s, conc, now, seen, body if t == protocol.STATUS else None)
+            if self.outbox and out:
+                outbox.queue_own(s, conc.id, conc.dev, out)
             s.commit()
         return out

@@ -2,12 +2,14 @@
 import json
 import logging
 
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import select
 
 from concentrator import protocol
 
 from ..core.events import EV_JOURNAL_RESET, EV_METER_LIST
-from ..models import Event, Meter
+from ..models import Event, Meter, MeterBusErrors
 from ..services import billing, pushes, tariffs
 from ..transport import downlink
 from .envelope import is_int
@@ -65,8 +67,7 @@ def board_state(s, conc, meters, now, extra_meters=()):
     return out + pushes.credit_for_meters(s, list(meters) + [m for m in extra_meters if m.id not in seen], ts=now)
 
 
-def status(s, conc, body, now, bus_errors):
-    """bus_errors: the Ingest's {meter pk: counters} (updated here)."""
+def status(s, conc, body, now):
     if is_int(body.get("pending")):
         conc.pending = body["pending"]
     if is_int(body.get("last")):
@@ -92,21 +93,32 @@ def status(s, conc, body, now, bus_errors):
             # [[index, timeouts, crc, wrong_address, exceptions, offline], ...]
             # for the meters with any non-zero counter; the others are 0
             # (unless "bus_all" is false: the board cut the list short)
-            for m in by_index.values() if body.get("bus_all", True) is not False else ():
-                e = dict.fromkeys(BUS_ERROR_KEYS, 0)
-                e["ts"] = now
-                bus_errors[m.id] = e
+            errs = {}
+            if body.get("bus_all", True) is not False:
+                errs = {m.id: (0,) * len(BUS_ERROR_KEYS) for m in by_index.values()}
             for row in bus:
                 if not isinstance(row, list) or len(row) != 1 + len(BUS_ERROR_KEYS) \
                         or not all(is_int(x) and x >= 0 for x in row):
                     continue
                 m = by_index.get(row[0])
                 if m is not None:
-                    e = dict(zip(BUS_ERROR_KEYS, row[1:]))
-                    e["ts"] = now
-                    bus_errors[m.id] = e
+                    errs[m.id] = tuple(row[1:])
+            store_bus_errors(s, errs, conc.boot, now)
     acked = body.get("acked")
     if is_int(acked) and acked < conc.acked_seq:
         # the board missed an ack: repeat it
         return [downlink.seal(s, conc, protocol.ACK, ts=now, seq=conc.acked_seq)]
     return []
+
+
+def store_bus_errors(s, errs, boot, now):
+    """{meter pk: counters in BUS_ERROR_KEYS order} -> meter_bus_errors, one
+    INSERT ... ON CONFLICT DO UPDATE for the whole status message."""
+    if not errs:
+        return
+    table = MeterBusErrors.__table__
+    ins = (pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert)(table)
+    rows = [dict(zip(BUS_ERROR_KEYS, v), meter_id=mid, boot=boot, ts=now) for mid, v in sorted(errs.items())]
+    stmt = ins.values(rows)
+    s.execute(stmt.on_conflict_do_update(index_elements=[table.c.meter_id],
+                                         set_={k: stmt.excluded[k] for k in BUS_ERROR_KEYS + ("boot", "ts")}))

@@ -14,7 +14,7 @@ from .event import Event, EventPublic  # noqa: F401
 from .firmware import (FirmwareBundle, FirmwareBundlePublic, Rollout, RolloutBoard, RolloutBoardPublic,  # noqa: F401
                        RolloutCreate, RolloutPublic)
 from .ledger import LEDGER_KINDS, LedgerEntry, LedgerEntryPublic  # noqa: F401
-from .meter import Meter, MeterAccountUpdate, MeterCreate, MeterPublic, MeterRow  # noqa: F401
+from .meter import Meter, MeterAccountUpdate, MeterBusErrors, MeterCreate, MeterPublic, MeterRow  # noqa: F401
 from .meter_history import MeterAssignment, MeterSwap  # noqa: F401
 from .payment import PaymentNotice, PaymentOrder  # noqa: F401
 from .property import (Building, BuildingCreate, BuildingPublic, Organisation, OrganisationCreate,  # noqa: F401

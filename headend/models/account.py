@@ -26,6 +26,9 @@ class Account(AccountBase, table=True):
     kind: str = Field(default=KIND_TENANT, max_length=16)
     name: str = Field(max_length=200)                 # what pages show: the tenant's name
     balance_mu: int = big(default=0)                  # cache of sum(ledger)
+    # sales less reversals: the `top` of credit pushes (services.ledger.post
+    # moves it in the same statement as the balance)
+    recharge_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     low_balance_threshold_mu: int = big(default=0)
     tariff_id: Optional[int] = Field(default=None, foreign_key="tariff.id")
     status: str = Field(default="open", max_length=16)   # open, closed

@@ -24,6 +24,11 @@ class Concentrator(SQLModel, table=True):
     rekey_started: Optional[int] = big(default=None)
     rekey_sent_at: Optional[int] = big(default=None)   # when the pending rekey was last sent
     acked_seq: int = big(default=0)               # highest contiguous committed seq
+    # highest seq stored (a reading or an event): a batch wholly above it has
+    # nothing stored yet, and the ack needs no look at the readings
+    top_seq: int = big(default=0, sa_column_kwargs={"server_default": "0"})
+    # anti-replay window (ingest/envelope.py): bit i set = counter last_up_n - 1 - i seen
+    up_window: int = big(default=0, sa_column_kwargs={"server_default": "0"})
     last_seen: Optional[int] = big(default=None)
     online: bool = False
     fw: Optional[str] = None

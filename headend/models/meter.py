@@ -42,6 +42,21 @@ class Meter(SQLModel, table=True):
     local_credit_mu: Optional[int] = big(default=None)
 
 
+class MeterBusErrors(SQLModel, table=True):
+    """A meter's RS485 error counters as its board last reported them (the
+    board's, since its boot `boot`): one row per meter, written by every
+    status message (ingest/status.py), read by the meter lists."""
+    __tablename__ = "meter_bus_errors"
+    meter_id: int = Field(foreign_key="meter.id", primary_key=True)
+    timeouts: int = big(default=0)
+    crc: int = big(default=0)
+    wrong_address: int = big(default=0)
+    exceptions: int = big(default=0)
+    offline: int = big(default=0)
+    boot: Optional[int] = big(default=None)
+    ts: int = big(default=0)
+
+
 class MeterCreate(Body):
     concentrator_id: int = id_field()
     meter_id: str = Field(min_length=1, max_length=64)

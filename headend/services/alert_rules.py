@@ -51,6 +51,20 @@ def rules_for(session, property_id):
     return {k: rows.get(k) or default_rule(property_id, k) for k in K.ALERT_KINDS}
 
 
+class LazyRules:
+    """rules_for() for the ingest hook: the property's rows in one query, a
+    default rule built only for a kind that is asked for."""
+
+    def __init__(self, session, property_id):
+        self.property_id = property_id
+        self.rows = {r.kind: r for r in session.exec(select(AlertRule).where(AlertRule.property_id == property_id))}
+
+    def __getitem__(self, kind):
+        if kind not in self.rows:
+            self.rows[kind] = default_rule(self.property_id, kind)
+        return self.rows[kind]
+
+
 def staff_emails(rule):
     return [e.strip() for e in (rule.staff_emails or "").split(",") if e.strip()]
 

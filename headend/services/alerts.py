@@ -26,8 +26,8 @@ from concentrator import protocol
 from ..core import permissions as P
 from ..core.events import EV_BILLING_MISMATCH
 from ..core.money import format_money
-from ..models import (Account, AccountForecast, Alert, Concentrator, DeliveryAttempt, Event, LedgerEntry, Meter,
-                      Notification, now_s)
+from ..models import (Account, AccountForecast, Alert, AlertPreference, Concentrator, DeliveryAttempt, Event,
+                      LedgerEntry, Meter, Notification, now_s)
 from ..models import alert as K
 from ..models.account import KIND_TENANT
 from ..models.ledger import CONSUMPTION
@@ -124,7 +124,7 @@ def after_ingest(session, conc, now, seen, status_body=None):
     clear(session, subject_key(K.CONCENTRATOR_OFFLINE, "concentrator:%d" % conc.id), now)
     if not (seen.events or seen.entries or status_body):
         return
-    rules = alert_rules.rules_for(session, conc.property_id)
+    rules = alert_rules.LazyRules(session, conc.property_id)
     meters = {}
 
     def meter(mid):
@@ -199,8 +199,10 @@ def low_balances(session, last_entries, rule, now):
     use than the tenant's (or the property's) days threshold. Set-based: a
     few queries per message, whatever the number of accounts."""
     ids = sorted(last_entries)
-    accounts = {a.id: a for a in session.exec(select(Account).where(Account.id.in_(ids),
-                                                                    Account.kind == KIND_TENANT)).all()}
+    # plain rows (what is read of them), not ORM objects: this runs for every message
+    accounts = {a.id: a for a in session.exec(select(Account.id, Account.property_id, Account.tenant_id, Account.name,
+                                                     Account.low_balance_threshold_mu)
+                                              .where(Account.id.in_(ids), Account.kind == KIND_TENANT)).all()}
     if not accounts:
         return
     keys = {aid: subject_key(K.LOW_BALANCE, "account:%d" % aid) for aid in accounts}
@@ -211,17 +213,21 @@ def low_balances(session, last_entries, rule, now):
             if aid not in active or last_entries[aid].balance_after_mu > active[aid].values.get("balance_mu", 0)]
     if not todo:
         return                   # every low one is still in the same episode: nothing new to say
-    prefs = alert_rules.preferences_of(session, [a.tenant_id for a in todo if a.tenant_id is not None])
+    # only the tenants' own days threshold matters here (a default preference has none)
+    tids = sorted({a.tenant_id for a in todo if a.tenant_id is not None})
+    own_days = dict(session.exec(select(AlertPreference.tenant_id, AlertPreference.days_left).where(
+        AlertPreference.tenant_id.in_(tids), AlertPreference.days_left.is_not(None))).all()) if tids else {}
     ids = [a.id for a in todo]
     ends = dict(session.exec(select(Meter.account_id, func.max(Meter.last_ts)).where(Meter.account_id.in_(ids))
                              .group_by(Meter.account_id)).all())
-    cached = {f.account_id: f for f in session.exec(select(AccountForecast).where(
+    cached = {f.account_id: f for f in session.exec(select(
+        AccountForecast.account_id, AccountForecast.rate_mu_per_day, AccountForecast.as_of).where(
         AccountForecast.account_id.in_(ids))).all()}
     for a in todo:
         e = last_entries[a.id]
         balance = e.balance_after_mu
         amount = alert_rules.amount_threshold(a, rule)
-        days = alert_rules.days_threshold(prefs.get(a.tenant_id), rule)
+        days = own_days[a.tenant_id] if a.tenant_id in own_days else (rule.days_left or 0)
         tenths = None
         if days and ends.get(a.id):
             tenths = usage.days_left_tenths(balance, forecast_rate(session, a.id, ends[a.id], cached.get(a.id)))
@@ -251,7 +257,8 @@ def forecast_rate(session, account_id, end, cached=None):
     if cached is not None and 0 <= end - cached.as_of < FORECAST_REFRESH_S:
         return cached.rate_mu_per_day
     ids = session.exec(select(Meter.id).where(Meter.account_id == account_id)).all()
-    f = cached or AccountForecast(account_id=account_id, as_of=end)
+    f = (session.get(AccountForecast, account_id) if cached is not None else None) \
+        or AccountForecast(account_id=account_id, as_of=end)
     f.rate_mu_per_day, f.as_of = usage.cost_rate_per_day(session, ids, end), end
     session.add(f)
     return f.rate_mu_per_day

@@ -7,7 +7,7 @@ from sqlalchemy import func, update
 from sqlmodel import select
 
 from ..models import Account, LedgerEntry, now_s
-from ..models.ledger import LEDGER_KINDS, SOURCES
+from ..models.ledger import LEDGER_KINDS, RECHARGE, REVERSAL, SOURCES
 from .errors import Invalid, NotFound
 
 
@@ -25,10 +25,14 @@ def post(session, account_id, kind, amount_mu, *, user_id=None, concentrator_id=
         raise Invalid("every ledger entry names a user or a board")
     if source not in SOURCES:
         raise Invalid("unknown source %r" % source)
+    values = {"balance_mu": Account.balance_mu + amount_mu}
+    if kind in (RECHARGE, REVERSAL):
+        # the meter-side recharge count (`top` of credit pushes), moved with the balance
+        values["recharge_count"] = Account.recharge_count + (1 if kind == RECHARGE else -1)
     row = session.execute(
         update(Account)
         .where(Account.id == account_id)
-        .values(balance_mu=Account.balance_mu + amount_mu)
+        .values(**values)
         .returning(Account.balance_mu)
         .execution_options(synchronize_session=False)
     ).first()

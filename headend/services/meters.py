@@ -7,7 +7,7 @@ from sqlmodel import select
 
 from ..core.money import format_kwh, format_money
 from ..core.paging import Paging, paginate, search
-from ..models import Account, Concentrator, Meter, Unit
+from ..models import Account, Concentrator, Meter, MeterBusErrors, Unit
 from .actor import scoped
 
 # ?state= of the staff list
@@ -45,7 +45,7 @@ def meter_rows(session, actor, offline_after_s, bus_errors=None, now=None, prope
     paging = paging or Paging()
     page = paginate(session, meter_query(actor, offline_after_s, now, property_id, concentrator, state, paging.q),
                     paging, scalars=False)
-    errs = bus_errors or {}
+    errs = bus_errors if bus_errors is not None else bus_errors_of(session, [m.id for m, _c, _a, _u in page.items])
     rows = []
     for m, c, a, unit in page.items:
         c_online = bool(c.online and c.last_seen is not None and now - c.last_seen <= offline_after_s)
@@ -67,3 +67,13 @@ def meter_rows(session, actor, offline_after_s, bus_errors=None, now=None, prope
         })
     page.items = rows
     return page
+
+
+def bus_errors_of(session, meter_ids):
+    """meter pk -> {"timeouts", "crc", "wrong_address", "exceptions",
+    "offline", "ts"}: the counters of the board's last status (one query)."""
+    if not meter_ids:
+        return {}
+    rows = session.exec(select(MeterBusErrors).where(MeterBusErrors.meter_id.in_(sorted(meter_ids)))).all()
+    return {r.meter_id: {"timeouts": r.timeouts, "crc": r.crc, "wrong_address": r.wrong_address,
+                         "exceptions": r.exceptions, "offline": r.offline, "ts": r.ts} for r in rows}

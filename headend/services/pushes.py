@@ -2,13 +2,11 @@
 at a reference reading) and the property's `tariff`. Built sealed; people's
 changes go through the outbox (queue_*), the ingest publishes its own
 replies directly."""
-from sqlalchemy import func
 from sqlmodel import select
 
 from concentrator import protocol
 
-from ..models import Account, Concentrator, LedgerEntry, Meter
-from ..models.ledger import RECHARGE, REVERSAL
+from ..models import Account, Concentrator, Meter
 from ..transport import downlink, outbox
 
 
@@ -24,17 +22,12 @@ def credit_fields(meter, balance_mu, top=0):
 
 def recharge_counts(session, account_ids):
     """account id -> number of sales less reversals (`top`, the meter-side
-    recharge count a fraud check compares)."""
+    recharge count a fraud check compares): Account.recharge_count, kept by
+    services.ledger.post, not a count over the ledger."""
     if not account_ids:
         return {}
-    rows = session.exec(select(LedgerEntry.account_id, LedgerEntry.kind, func.count())
-                        .where(LedgerEntry.account_id.in_(sorted(account_ids)),
-                               LedgerEntry.kind.in_((RECHARGE, REVERSAL)))
-                        .group_by(LedgerEntry.account_id, LedgerEntry.kind)).all()
-    out = {}
-    for a, kind, n in rows:
-        out[a] = out.get(a, 0) + (int(n) if kind == RECHARGE else -int(n))
-    return out
+    return {a: int(n) for a, n in session.exec(select(Account.id, Account.recharge_count)
+                                               .where(Account.id.in_(sorted(account_ids)))).all()}
 
 
 def credit_for_meters(session, meters, ts=None):

@@ -156,8 +156,6 @@ def band_lines(session, account, start, end, versions=None):
     billed); each is priced with the tariff version and billing cycle in
     force then (concentrator.tariff.spec_at, cycle_start_day), tiers by the
     cycle's energy in the month."""
-    prop = session.get(Property, account.property_id)
-    tz = prop.tz_offset_s if prop is not None else 28800
     if versions is None:
         try:
             versions = tariffs.versions_for_account(session, account, account.property_id)

@@ -62,12 +62,14 @@ def seal(session, conc, kind, ts=None, **fields):
     return _seal_n(conc, next_n(session, conc.id), kind, ts, fields, n_meters)
 
 
-def seal_many(session, conc, items, ts=None):
+def seal_many(session, conc, items, ts=None, n_meters=None):
     """items: [(kind, fields dict)] for one concentrator -> sealed messages
-    with consecutive counters (one database round trip)."""
+    with consecutive counters (one database round trip; n_meters: the
+    board's meter count when the caller has it)."""
     if not items:
         return []
-    n_meters = meters_of(session, conc)
+    if n_meters is None:
+        n_meters = meters_of(session, conc)
     n = next_n(session, conc.id, len(items))
     return [_seal_n(conc, n + i, kind, ts, fields, n_meters) for i, (kind, fields) in enumerate(items)]
 

@@ -142,7 +142,11 @@ class MqttService:
             except Exception:  # handle() should never raise; keep the worker alive anyway
                 log.exception("ingest raised")
                 continue
-            self.reply(out)
+            if getattr(self.ingest, "outbox", False) and self.session_factory is not None:
+                if out:
+                    self._wake.set()     # the replies are in the outbox: the dispatcher sends them in order
+            else:
+                self.reply(out)
 
     def reply(self, msgs):
         """Publish the ingest's replies to one board, after whatever the
@@ -183,22 +187,30 @@ class MqttService:
     def _send_outbox(self, dev=None, below=None):
         while True:
             with self.session_factory() as s:
-                rows = outbox.pending(s, dev=dev, below=below)
+                rows = outbox.pending(s, dev=dev, below=below, exclusive=self.shared)
                 if not rows:
                     return
-                self.publish([(r.topic, r.payload) for r in rows])
+                # several dispatchers: marked sent only once the broker has them
+                self.publish([(r.topic, r.payload) for r in rows], wait_s=10 if self.shared else None)
                 outbox.mark_sent(s, [r.id for r in rows])
                 s.commit()
                 self.stats["outbox_sent"] += len(rows)
             if len(rows) < outbox.MAX_BATCH:
                 return
 
-    def publish(self, msgs):
+    def publish(self, msgs, wait_s=None):
         """Publish [(topic, payload), ...] with QoS 1 (queued by paho while
-        disconnected)."""
+        disconnected). wait_s: until the broker has acknowledged them (so a
+        board's next messages, sent by another dispatcher, cannot overtake
+        them); raises TimeoutError."""
+        info = None
         for topic, payload in msgs:
-            self.client.publish(topic, payload, qos=1)
+            info = self.client.publish(topic, payload, qos=1)
             self.stats["published"] += 1
+        if wait_s and info is not None:
+            info.wait_for_publish(wait_s)
+            if not info.is_published():
+                raise TimeoutError("the broker did not acknowledge the outbox batch")
 
     def snapshot(self):
         d = dict(self.stats)

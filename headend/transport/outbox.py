@@ -3,7 +3,7 @@ transaction of what caused them, published afterwards by the MQTT service's
 dispatcher (transport.mqtt) in counter order, and marked sent. A message
 whose transaction rolled back was never queued; one queued while the broker
 is down waits."""
-from sqlalchemy import update
+from sqlalchemy import func, insert, update
 from sqlmodel import select
 
 from concentrator import protocol
@@ -12,6 +12,7 @@ from ..models import Concentrator, Downlink, now_s
 from .downlink import counter_of
 
 MAX_BATCH = 500
+DISPATCH_LOCK = 7281        # pg advisory lock class: (DISPATCH_LOCK, board id) = "dispatching this board"
 
 
 def queue(session, msgs):
@@ -27,10 +28,33 @@ def queue(session, msgs):
     return rows
 
 
-def pending(session, limit=MAX_BATCH, dev=None, below=None):
+def queue_own(session, conc_id, dev, msgs):
+    """queue() for an ingest's replies: those to its own board in one INSERT
+    (no look-up), any other board's through queue()."""
+    own = [(t, p) for t, p in msgs if protocol.device_of_topic(t) == dev]
+    if own:
+        now = now_s()
+        session.execute(insert(Downlink.__table__), [
+            {"concentrator_id": conc_id, "n": counter_of(p), "topic": t, "payload": bytes(p), "created": now,
+             "sent": None} for t, p in own])
+    if len(own) < len(msgs):
+        queue(session, [(t, p) for t, p in msgs if protocol.device_of_topic(t) != dev])
+
+
+def pending(session, limit=MAX_BATCH, dev=None, below=None, exclusive=False):
     """Unsent messages, oldest counter first per board (of board `dev`
-    only, with a counter below `below`, when given)."""
+    only, with a counter below `below`, when given).
+
+    exclusive (PostgreSQL, several dispatchers): only boards whose dispatch
+    lock this transaction takes (pg_try_advisory_xact_lock): a board's
+    messages leave from one dispatcher at a time, in counter order, and
+    another takes over at once when one dies (the lock goes with its
+    connection). Counters are allocated under the board's row lock, so a
+    board's messages commit in counter order: what one dispatcher sees is a
+    prefix of what the next one will."""
     q = select(Downlink).where(Downlink.sent.is_(None))
+    if exclusive and session.get_bind().dialect.name == "postgresql":
+        q = q.where(func.pg_try_advisory_xact_lock(DISPATCH_LOCK, Downlink.concentrator_id))
     if dev is not None:
         q = q.where(Downlink.concentrator_id.in_(select(Concentrator.id).where(Concentrator.dev == dev)))
     if below is not None:

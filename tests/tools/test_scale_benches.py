@@ -22,3 +22,18 @@ def test_ingest_and_api_benchmarks_print_their_figures(capsys):
     # the baseline and the bound are measured on the same rows: COPY must beat one INSERT per commit
     assert f["ingest_bulk_per_s_postgres"] > f["ingest_naive_per_s_postgres"], f
     assert f["api_meter_list_bytes"] < 200_000, f       # one page, not the whole property
+
+
+FLEET = ("fleet_concentrators_realtime", "fleet_concentrators_spread", "fleet_msgs_per_s")
+
+
+def test_fleet_benchmark_prints_its_figures(capsys):
+    """Boards through Mosquitto into two `wattkeeper worker` processes on
+    PostgreSQL: every reading stored once, balances equal to the ledger, no
+    downlink out of counter order."""
+    assert main(["fleet", "--quick"]) == 0
+    f = figures(capsys.readouterr().out)
+    for k in FLEET:
+        assert k in f and f[k] > 0, (k, f)
+    assert 0 <= f["fleet_resend_fraction"] <= 1, f
+    assert f["fleet_errors"] == 0, f

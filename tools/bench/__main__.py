@@ -22,6 +22,7 @@ BENCHMARKS = {
     "desk": "tools.bench.desk_bench",
     "ingest": "tools.bench.ingest_bench",
     "api": "tools.bench.api_bench",
+    "fleet": "tools.bench.fleet_bench",
     "reports": "tools.bench.reports",
     "statements": "tools.bench.statements",
 }

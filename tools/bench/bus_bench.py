@@ -19,7 +19,6 @@ the bus's virtual clock, so the figures are bus time, not host speed.
     bus_cycle_ms                one cycle's bus time (ms), for reference
     bus_dead_meter_backoff_cycles  cycles until the dead meter is offline
 """
-import os
 import sys
 
 

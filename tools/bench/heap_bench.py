@@ -41,7 +41,6 @@ PSRAM), growth 0.
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 

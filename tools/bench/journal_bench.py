@@ -5,7 +5,6 @@ Runs the real firmware journal on littlefs over the emulated NOR flash
 minutes (energy grows 0..400 Wh per interval, power 0..3000 W), the core
 flushing once per polling cycle (32 readings per flush) unless said otherwise.
 """
-import os
 import random
 import sys
 

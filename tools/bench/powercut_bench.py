@@ -11,8 +11,6 @@ against the simulated meters' ground truth.
     powercut_money_error   mu off, summed over accounts
 quick: 2 simulated days, >= 100 cuts; full: a simulated month, >= 1000 cuts.
 """
-import os
-import sys
 
 
 

@@ -44,7 +44,7 @@ def list_meters(request: Request, response: Response, session: SessionDep,
     until a status message carried them. `q` searches meter, board, tenant and unit;
     `concentrator` (a device id) and `state` (low_balance, relay_open, offline) filter."""
     st = request.app.state
-    page = meters.meter_rows(session, actor, st.settings.offline_after_s, st.ingest.bus_errors,
+    page = meters.meter_rows(session, actor, st.settings.offline_after_s,
                              property_id=property_id, paging=paging, concentrator=concentrator, state=state)
     return paged(request, response, page)
 

@@ -37,11 +37,9 @@ class Params:
 
 def run(request, session, actor, name, p):
     st = request.app.state
-    ingest = getattr(st, "ingest", None)
     group = p.group if p.group in reports.GROUPS.get(name, ()) else None
     return reports.run(session, actor, name, p.property_id, p.building_id, p.start, p.end, p.period, group,
-                       p.limit, offline_after_s=st.settings.offline_after_s,
-                       bus_errors=getattr(ingest, "bus_errors", None))
+                       p.limit, offline_after_s=st.settings.offline_after_s)
 
 
 def filename(rep, ext):

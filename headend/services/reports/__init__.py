@@ -17,7 +17,7 @@ GROUPS = {"consumption": consumption.GROUPS, "sales": sales.GROUPS}
 
 
 def run(session, actor, name, property_id=None, building_id=None, start=None, end=None, period=None,
-        group=None, limit=None, now=None, offline_after_s=900, bus_errors=None):
+        group=None, limit=None, now=None, offline_after_s=900):
     import time
     if name not in NAMES:
         raise NotFound("no report %r" % name)
@@ -31,4 +31,4 @@ def run(session, actor, name, property_id=None, building_id=None, start=None, en
         return balances.report(session, f)
     if name == "top":
         return top.report(session, f, limit or 20)
-    return health.report(session, f, now, offline_after_s, bus_errors)
+    return health.report(session, f, now, offline_after_s)

@@ -4,7 +4,7 @@ units their meters are in. Balances as of now (the date range is not used)."""
 from sqlmodel import select
 
 from ...models import Account, Building, Meter, Unit
-from .base import MONEY, TEXT, Col, Report
+from .base import MONEY, Col, Report
 
 ARREARS, LOW = "arrears", "low"
 

@@ -1,30 +1,25 @@
 """Concentrator and meter health: per meter its board, when it was last
 seen (last reading), whether it is online, the board's RS485 bus error
-counters (bus_errors: what the ingest keeps from the boards' status
-messages; see bus_errors_of), the intervals the board could not read it in
+counters (as the board's last status message reported them, kept per meter
+in the database), the intervals the board could not read it in
 the range (FLAG_MISSING readings) and how long it has been offline."""
 from sqlalchemy import func, select
 
 from concentrator import protocol
 
 from ...models import Concentrator, Meter, Reading, Unit
-from .base import INT, TEXT, TIME, Col, Report
+from .base import INT, TIME, Col, Report
 
 
-def bus_errors_of(source):
-    """meter pk -> total bus errors, from what exists now: the ingest's
-    in-memory counters (Ingest.bus_errors: meter pk -> BusErrors-like
-    dict). SEAM (issue 13b): per-meter bus error counters in the database
-    replace this one function."""
-    out = {}
-    for mid, e in (source or {}).items():
-        get = e.get if isinstance(e, dict) else (lambda k, d=0: getattr(e, k, d))
-        out[mid] = sum(int(get(k, 0) or 0) for k in ("timeouts", "crc", "wrong_address", "exceptions"))
-    return out
+def bus_errors_of(session, meter_ids):
+    """meter pk -> total RS485 errors of the board's last status (the
+    per-meter counters in the database: services/meters.bus_errors_of)."""
+    from ..meters import bus_errors_of as counters
+    return {mid: sum(int(e[k] or 0) for k in ("timeouts", "crc", "wrong_address", "exceptions"))
+            for mid, e in counters(session, meter_ids).items()}
 
 
-def report(session, f, now, offline_after_s, bus_errors=None):
-    errs = bus_errors_of(bus_errors)
+def report(session, f, now, offline_after_s):
     q = (select(Meter.id, Meter.meter_id, Concentrator.dev, Concentrator.last_seen, Concentrator.online,
                 Meter.last_ts, Meter.online, Unit.name, Unit.building_id)
          .join(Concentrator, Concentrator.id == Meter.concentrator_id).outerjoin(Unit, Unit.id == Meter.unit_id)
@@ -32,6 +27,7 @@ def report(session, f, now, offline_after_s, bus_errors=None):
     if f.building_id is not None:
         q = q.where(Unit.building_id == f.building_id)
     meters = session.execute(q).all()
+    errs = bus_errors_of(session, [m[0] for m in meters])
     missing = {}
     if meters:
         missing = dict(session.execute(

@@ -9,7 +9,7 @@ from ...models import Receipt, User
 from ...models.receipt import METHOD_TEXT
 from ..dayend import _sums
 from ..errors import Invalid
-from .base import DATE, INT, MONEY, TEXT, Col, Report, parse_day
+from .base import DATE, INT, MONEY, Col, Report, parse_day
 
 GROUPS = ("day", "cashier", "method")
 

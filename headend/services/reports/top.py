@@ -2,7 +2,7 @@
 from sqlalchemy import func, select
 
 from ...models import Building, Meter, Rollup, Unit
-from .base import KWH, MONEY, TEXT, Col, Report
+from .base import KWH, MONEY, Col, Report
 
 MAX_LIMIT = 500
 

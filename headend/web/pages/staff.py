@@ -21,7 +21,7 @@ DESK_ACCOUNTS = 50          # accounts offered in the desk's list (search for th
 def _meters(request, session, actor, paging, state):
     """One page of the meter table, searched and filtered in the database."""
     st = request.app.state
-    found = meters.meter_rows(session, actor, st.settings.offline_after_s, st.ingest.bus_errors, paging=paging,
+    found = meters.meter_rows(session, actor, st.settings.offline_after_s, paging=paging,
                               state=state or None)
     return {"page": found, "params": {"q": paging.q, "state": state or "", "limit": paging.limit}}
 

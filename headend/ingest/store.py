@@ -1,0 +1,228 @@
+"""Set-wise reads and writes of one ingest message (ingest/records.py):
+a handful of statements whatever the number of readings, none of whose
+cost depends on how much history is stored.
+
+    load_meters     the board's meters (one SELECT, plain MeterState rows)
+    lock_accounts   their accounts, locked in id order (SELECT ... FOR UPDATE)
+    existing_seqs   which of a resent batch's seqs are stored (bounded by the batch)
+    insert_readings one multi-row INSERT ... RETURNING id
+    insert_ledger   one multi-row INSERT of the consumption entries
+    add_to_accounts one UPDATE ... FROM (VALUES ...) (PostgreSQL) / executemany (SQLite)
+    update_meters   one UPDATE ... FROM (VALUES ...) / executemany
+
+Lock order (no deadlock between workers): the board's row, then its
+accounts by id."""
+import json
+
+from sqlalchemy import func, insert, select, text
+
+from ..models import Account, Event, LedgerEntry, Meter, MeterSwap, Reading
+
+READING = Reading.__table__
+LEDGER = LedgerEntry.__table__
+METER = Meter.__table__
+ACCOUNT = Account.__table__
+
+METER_COLUMNS = ("last_seq", "last_energy_wh", "last_power_w", "last_ts", "relay_closed", "online",
+                 "billed_seq", "billed_energy_wh", "billed_ts", "tariff_state", "board_tariff_state",
+                 "tariff_key", "board_charged_mu")
+_LOADED = ("id", "index", "meter_id", "account_id") + METER_COLUMNS
+_PG_TYPES = {"relay_closed": "BOOLEAN", "online": "BOOLEAN", "tariff_state": "JSON", "board_tariff_state": "JSON",
+             "tariff_key": "VARCHAR"}
+_JSON = ("tariff_state", "board_tariff_state")
+_PG_METER_UPDATE = "UPDATE meter SET %s FROM unnest(CAST(:id AS INTEGER[]), %s) AS v (id, %s) WHERE meter.id = v.id" % (
+    ", ".join("%s = v.%s" % (k, k) for k in METER_COLUMNS),
+    ", ".join("CAST(:%s AS %s[])" % (k, _PG_TYPES.get(k, "BIGINT")) for k in METER_COLUMNS), ", ".join(METER_COLUMNS))
+
+
+class MeterState:
+    """A meter of the batch's board, as plain attributes (no ORM object)."""
+    __slots__ = _LOADED + ("swapped_ts", "elsewhere", "dirty")
+
+    def __init__(self, row):
+        for k, v in zip(_LOADED, row):
+            setattr(self, k, v)
+        self.swapped_ts, self.elsewhere = row[len(_LOADED)], row[len(_LOADED) + 1]
+        self.dirty = False
+
+
+class AccountState:
+    __slots__ = ("id", "property_id", "tenant_id", "kind", "name", "balance_mu", "recharge_count",
+                 "low_balance_threshold_mu", "tariff_id")
+
+    def __init__(self, row):
+        for k, v in zip(self.__slots__, row):
+            setattr(self, k, v)
+
+
+class ReadingRow:
+    __slots__ = ("id", "seq", "meter_index", "meter_id", "ts", "energy_wh", "power_w", "flags", "bands",
+                 "charged_mu", "billed_mu", "billed", "received")
+
+    def __init__(self, seq, idx, meter_id, ts, values, now):
+        self.id = None
+        self.seq, self.meter_index, self.meter_id, self.ts = seq, idx, meter_id, ts
+        self.energy_wh, self.power_w, self.flags = values[0], values[1], values[2]
+        self.charged_mu = values[3] if len(values) > 3 else None
+        self.bands = list(values[4:])
+        self.billed_mu, self.billed, self.received = None, False, now
+
+
+class LedgerRow:
+    """A consumption entry as alerts.after_ingest reads it (seen.entries)."""
+    __slots__ = ("id", "account_id", "kind", "amount_mu", "balance_after_mu")
+
+    def __init__(self, account_id, kind, amount_mu, balance_after_mu):
+        self.id, self.account_id, self.kind = None, account_id, kind
+        self.amount_mu, self.balance_after_mu = amount_mu, balance_after_mu
+
+
+def is_pg(s):
+    return s.get_bind().dialect.name == "postgresql"
+
+
+def load_meters(s, conc_id):
+    """index -> MeterState of the board's meters, with the time of each
+    one's latest swap and how many other boards' meters share its account."""
+    c = METER.c
+    swapped = (select(func.max(MeterSwap.__table__.c.ts)).where(MeterSwap.__table__.c.meter_id == c.id)
+               .scalar_subquery())
+    m2 = METER.alias("m2")
+    elsewhere = (select(func.count()).select_from(m2)
+                 .where(m2.c.account_id == c.account_id, m2.c.concentrator_id != c.concentrator_id)
+                 .scalar_subquery())
+    q = select(*[c[k] for k in _LOADED], swapped, elsewhere).where(c.concentrator_id == conc_id)
+    return {r[1]: MeterState(r) for r in s.execute(q).all()}
+
+
+def lock_accounts(s, ids):
+    """id -> AccountState, each row locked (PostgreSQL) in id order."""
+    if not ids:
+        return {}
+    c = ACCOUNT.c
+    q = (select(*[c[k] for k in AccountState.__slots__]).where(c.id.in_(sorted(ids))).order_by(c.id)
+         .with_for_update())
+    return {r[0]: AccountState(r) for r in s.execute(q).all()}
+
+
+def existing_seqs(s, conc_id, seqs, ts_range):
+    """The seqs among `seqs` the board already stored (readings or events).
+    ts_range (lo, hi) of the batch's readings lets PostgreSQL probe only the
+    month partitions those readings fall in (a resent record has its ts)."""
+    found = set()
+    if not seqs:
+        return found
+    if ts_range is not None:
+        found.update(s.execute(select(READING.c.seq).where(
+            READING.c.concentrator_id == conc_id, READING.c.seq.in_(seqs),
+            READING.c.ts >= ts_range[0], READING.c.ts <= ts_range[1])).scalars())
+    ev = Event.__table__.c
+    found.update(s.execute(select(ev.seq).where(ev.concentrator_id == conc_id, ev.seq.in_(seqs))).scalars())
+    return found
+
+
+def stored_above(s, conc_id, cur, top):
+    """Seqs stored for the board in (cur, top] (readings and events): the
+    journal's unacked window, read only when a gap holds the ack back."""
+    ev = Event.__table__.c
+    seqs = set(s.execute(select(READING.c.seq).where(READING.c.concentrator_id == conc_id, READING.c.seq > cur,
+                                                     READING.c.seq <= top)).scalars())
+    seqs.update(s.execute(select(ev.seq).where(ev.concentrator_id == conc_id, ev.seq > cur,
+                                               ev.seq <= top)).scalars())
+    return seqs
+
+
+def insert_readings(s, conc_id, rows):
+    """One INSERT for the batch's readings; sets each row's id."""
+    if not rows:
+        return
+    if is_pg(s):
+        # arrays, one per column: a short statement whatever the batch size
+        res = s.execute(text(
+            "INSERT INTO reading (concentrator_id, seq, meter_index, meter_id, ts, energy_wh, power_w, flags, bands, "
+            "charged_mu, billed_mu, billed, received) SELECT :c, * FROM unnest(CAST(:seq AS BIGINT[]), "
+            "CAST(:idx AS INTEGER[]), CAST(:mid AS INTEGER[]), CAST(:ts AS BIGINT[]), CAST(:e AS BIGINT[]), "
+            "CAST(:p AS BIGINT[]), CAST(:f AS INTEGER[]), CAST(:b AS JSON[]), CAST(:ch AS BIGINT[]), "
+            "CAST(:bm AS BIGINT[]), CAST(:bd AS BOOLEAN[])) AS v, (SELECT CAST(:now AS BIGINT)) AS r "
+            "RETURNING id, seq"),
+            {"c": conc_id, "seq": [r.seq for r in rows], "idx": [r.meter_index for r in rows],
+             "mid": [r.meter_id for r in rows], "ts": [r.ts for r in rows], "e": [r.energy_wh for r in rows],
+             "p": [r.power_w for r in rows], "f": [r.flags for r in rows], "b": [json.dumps(r.bands) for r in rows],
+             "ch": [r.charged_mu for r in rows], "bm": [r.billed_mu for r in rows], "bd": [r.billed for r in rows],
+             "now": rows[0].received})
+        ids = {seq: rid for rid, seq in res.all()}
+        for r in rows:
+            r.id = ids[r.seq]
+        return
+    params = [{"concentrator_id": conc_id, "seq": r.seq, "meter_index": r.meter_index, "meter_id": r.meter_id,
+               "ts": r.ts, "energy_wh": r.energy_wh, "power_w": r.power_w, "flags": r.flags, "bands": r.bands,
+               "charged_mu": r.charged_mu, "billed_mu": r.billed_mu, "billed": r.billed, "received": r.received}
+              for r in rows]
+    for r, rid in zip(rows, _sqlite_insert(s, READING, params)):
+        r.id = rid
+
+
+def _sqlite_insert(s, table, params):
+    """executemany on SQLite -> the new ids. The transaction holds the
+    database's write lock (BEGIN IMMEDIATE) and the key is a plain rowid, so
+    the rows get max(id) + 1, + 2, ... in order."""
+    top = s.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar()
+    s.execute(insert(table), params)
+    return range(top + 1, top + 1 + len(params))
+
+
+def insert_ledger(s, conc_id, entries, now):
+    """entries: [(LedgerRow, reference)] (references unique) -> one INSERT;
+    sets each row's id."""
+    if not entries:
+        return
+    if is_pg(s):
+        res = s.execute(text(
+            "INSERT INTO ledger_entry (account_id, kind, amount_mu, balance_after_mu, concentrator_id, source, "
+            "reference, note, created) SELECT v.a, :k, v.m, v.b, :c, 'ingest', v.r, '', :now FROM "
+            "unnest(CAST(:a AS INTEGER[]), CAST(:m AS BIGINT[]), CAST(:b AS BIGINT[]), CAST(:r AS VARCHAR[])) "
+            "AS v (a, m, b, r) RETURNING id, reference"),
+            {"k": entries[0][0].kind, "c": conc_id, "now": now, "a": [e.account_id for e, _r in entries],
+             "m": [e.amount_mu for e, _r in entries], "b": [e.balance_after_mu for e, _r in entries],
+             "r": [ref[:200] for _e, ref in entries]})
+        ids = {ref: i for i, ref in res.all()}
+        for e, ref in entries:
+            e.id = ids[ref[:200]]
+        return
+    params = [{"account_id": e.account_id, "kind": e.kind, "amount_mu": e.amount_mu,
+               "balance_after_mu": e.balance_after_mu, "user_id": None, "concentrator_id": conc_id,
+               "source": "ingest", "related_entry_id": None, "reference": ref[:200], "note": "", "created": now}
+              for e, ref in entries]
+    for (e, _ref), eid in zip(entries, _sqlite_insert(s, LEDGER, params)):
+        e.id = eid
+
+
+def add_to_accounts(s, deltas):
+    """{account id: mu} added to the balances (the rows are locked already)."""
+    if not deltas:
+        return
+    items = sorted(deltas.items())
+    if is_pg(s):
+        s.execute(text("UPDATE account SET balance_mu = account.balance_mu + v.d FROM unnest(CAST(:a AS INTEGER[]), "
+                       "CAST(:d AS BIGINT[])) AS v (id, d) WHERE account.id = v.id"),
+                  {"a": [a for a, _d in items], "d": [d for _a, d in items]})
+    else:
+        s.execute(text("UPDATE account SET balance_mu = balance_mu + :d WHERE id = :a"),
+                  [{"a": a, "d": d} for a, d in items])
+
+
+def update_meters(s, meters):
+    """Write back the changed MeterStates (the board's row lock covers them)."""
+    meters = sorted((m for m in meters if m.dirty), key=lambda m: m.id)
+    if not meters:
+        return
+    def val(m, k):
+        v = getattr(m, k)
+        return json.dumps(v) if k in _JSON and v is not None else v
+    if is_pg(s):
+        params = {"id": [m.id for m in meters]}
+        params.update({k: [val(m, k) for m in meters] for k in METER_COLUMNS})
+        s.execute(text(_PG_METER_UPDATE), params)
+    else:
+        s.execute(text("UPDATE meter SET %s WHERE id = :id" % ", ".join("%s = :%s" % (k, k) for k in METER_COLUMNS)),
+                  [dict({k: val(m, k) for k in METER_COLUMNS}, id=m.id) for m in meters])

@@ -1,0 +1,198 @@
+"""Simulated concentrators and head-end workers through a real broker, for
+the shared-ingest test (tests/headend/test_shared_workers.py) and
+`python -m tools.bench fleet`.
+
+    FleetBoard      one board's uplink side over MQTT: a journal of records,
+                    `rd` messages signed with its key, acks, resends of what
+                    was not acknowledged within the ack timeout, every
+                    downlink verified as the firmware does (its counter must
+                    be above the last one: a downlink out of order is dropped)
+    start_workers   `wattkeeper worker` processes on a shared subscription
+"""
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+
+from concentrator import protocol
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class FleetBoard:
+    def __init__(self, dev, key_hex, meters, broker_host, broker_port, t0, ack_timeout_s=10.0, record_s=900,
+                 energy0=1000, client=None):
+        self.dev, self.key = dev, protocol.key_from_hex(key_hex)
+        self.meters, self.t0, self.record_s = meters, t0, record_s
+        self.ack_timeout_s = ack_timeout_s
+        self.n = 0
+        self.seq = 0
+        self.down_n = -1
+        self.energy = [energy0] * meters
+        self.journal = {}            # seq -> record, until acknowledged
+        self.acked = 0
+        self.sent_at = {}            # seq -> last time sent
+        self.resent = 0
+        self.sent_records = 0
+        self.out_of_order = 0        # downlinks dropped: counter below the last one, never seen before
+        self.duplicates = 0          # the same downlink twice (a dispatcher died before marking it sent)
+        self.bad = 0
+        self.seen_n = set()
+        self.downlinks = 0
+        self.lock = threading.Lock()
+        self.acked_at = None
+        self.own = client is None
+        if client is None:
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fleet-" + dev, clean_session=True)
+            client.on_message = self._on_message
+            client.connect(broker_host, broker_port, keepalive=60)
+            client.subscribe(protocol.topic_down(dev), qos=1)
+            client.loop_start()
+        self.client = client
+
+    def close(self):
+        if self.own:
+            self.client.loop_stop()
+            self.client.disconnect()
+
+    def _on_message(self, _c, _u, msg):
+        try:
+            body = protocol.verify(msg.payload, self.key, dev=self.dev)
+        except protocol.ProtocolError:
+            with self.lock:
+                self.bad += 1
+            return
+        with self.lock:
+            n = body["n"]
+            if n <= self.down_n:      # the firmware drops it as a replay
+                if n in self.seen_n:
+                    self.duplicates += 1
+                else:
+                    self.out_of_order += 1
+                return
+            self.seen_n.add(n)
+            self.down_n = n
+            self.downlinks += 1
+            if body["t"] == protocol.ACK:
+                a = body["seq"]
+                if a > self.acked:
+                    self.acked = a
+                for s in [s for s in self.journal if s <= a]:
+                    del self.journal[s]
+                    self.sent_at.pop(s, None)
+                if not self.journal:
+                    self.acked_at = time.monotonic()
+
+    def _publish(self, kind, **fields):
+        self.n += 1
+        body = protocol.message(self.dev, self.n, kind, int(fields.pop("ts", self.t0)), **fields)
+        self.client.publish(protocol.topic_up(self.dev), protocol.seal(body, self.key), qos=1)
+
+    def record_interval(self, t):
+        """One reading of every meter at time t, into the journal, sent at once."""
+        recs = []
+        with self.lock:
+            for m in range(self.meters):
+                self.energy[m] += 50 + (m * 7) % 40
+                self.seq += 1
+                rec = [self.seq, protocol.KIND_READING, m, t, [self.energy[m], 200, 0]]
+                self.journal[self.seq] = rec
+                self.sent_at[self.seq] = time.monotonic()
+                recs.append(rec)
+            after = recs[0][0] - 1 if self.acked == recs[0][0] - 1 else None
+        self.sent_records += len(recs)
+        fields = {"recs": recs, "ts": t}
+        if after is not None:
+            fields["after"] = after
+        self._publish(protocol.RECORDS, **fields)
+
+    def status(self, t):
+        self._publish(protocol.STATUS, ts=t, pending=len(self.journal), last=self.seq, acked=self.acked)
+
+    def resend_due(self, now=None):
+        """Send again, in one message, what waited longer than the ack timeout."""
+        now = now or time.monotonic()
+        with self.lock:
+            due = sorted(s for s, at in self.sent_at.items() if now - at >= self.ack_timeout_s)[:64]
+            recs = [self.journal[s] for s in due]
+            for s in due:
+                self.sent_at[s] = now
+        if recs:
+            self.resent += len(recs)
+            self._publish(protocol.RECORDS, recs=recs, ts=recs[-1][3])
+        return len(recs)
+
+    def done(self):
+        with self.lock:
+            return not self.journal and self.acked == self.seq
+
+
+class FleetMux:
+    """Many boards over one MQTT connection (a fleet on one machine): each
+    board keeps its own journal, counters and key; downlinks are routed to
+    their board by topic."""
+
+    def __init__(self, host, port, name="fleet-mux"):
+        self.boards = {}
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=name, clean_session=True)
+        self.client.max_inflight_messages_set(1000)
+        self.client.max_queued_messages_set(0)
+        self.client.on_message = self._route
+        self.client.connect(host, port, keepalive=60)
+        self.client.subscribe("wk/+/down", qos=1)
+        self.client.loop_start()
+
+    def add(self, dev, key_hex, meters, t0, **kw):
+        b = FleetBoard(dev, key_hex, meters, None, None, t0, client=self.client, **kw)
+        self.boards[dev] = b
+        return b
+
+    def _route(self, c, u, msg):
+        b = self.boards.get(protocol.device_of_topic(msg.topic))
+        if b is not None:
+            b._on_message(c, u, msg)
+
+    def close(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def start_workers(db_url, mqtt_url, count, env=None):
+    """`wattkeeper worker` processes sharing the ingest -> [Popen]."""
+    e = dict(os.environ, **(env or {}))
+    e["PYTHONPATH"] = os.pathsep.join([ROOT, os.path.join(ROOT, "firmware"), e.get("PYTHONPATH", "")])
+    procs = []
+    for i in range(count):
+        procs.append(subprocess.Popen([sys.executable, "-m", "headend.cli", "--db", db_url, "worker", "--mqtt",
+                                       mqtt_url, "--client-id", "wk-worker-%d-%d" % (os.getpid(), i)],
+                                      cwd=ROOT, env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      text=True))
+    for p in procs:
+        p.ready = threading.Event()
+        p.log = []
+        threading.Thread(target=_drain, args=(p,), daemon=True).start()
+    for p in procs:
+        if not p.ready.wait(60):
+            raise RuntimeError("worker did not start: %s" % "".join(p.log[-20:]))
+    return procs
+
+
+def _drain(p):
+    for line in p.stdout:
+        p.log.append(line)
+        if "ingest worker" in line:
+            p.ready.set()
+
+
+def stop_workers(procs):
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
