@@ -92,3 +92,20 @@ def maintain():
     console.print("partitions created: %s; dropped: %s; readings deleted: %d" % (
         ", ".join(r["partitions_created"]) or "none", ", ".join(r["partitions_dropped"]) or "none",
         r["readings_deleted"]))
+
+
+@app.command()
+def rollups():
+    """Recompute every meter's hourly, daily and monthly rollups from its raw
+    readings (after an upgrade from a head-end without rollups: until then
+    retention keeps every reading)."""
+    from ..services import rollups as rollups_mod
+    e = _engine()
+    migrate.upgrade(e)
+    sf = db.session_factory(e)
+    with _progress("rollups") as bar, sf() as s:
+        task = bar.add_task("", total=None)
+        n = rollups_mod.rebuild_all(s, progress=lambda done, total, what: bar.update(
+            task, completed=done, total=total, description=what))
+        s.commit()
+    console.print("rollups rebuilt: %d rows" % n)

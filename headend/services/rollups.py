@@ -277,9 +277,10 @@ def rebuild(session, meter_ids, start, end):
     return apply(session, recompute(session, ids, lo, hi))
 
 
-def rebuild_all(session, chunk=200):
+def rebuild_all(session, chunk=200, progress=None):
     """Every meter over all its readings; then every reading is rolled up
-    (the mark "since" goes to 0 and retention may prune)."""
+    (the mark "since" goes to 0 and retention may prune).
+    progress(done, total, what) after each chunk of meters."""
     lo, hi = session.execute(select(Reading.ts).where(Reading.ts > 0).order_by(Reading.ts).limit(1)).scalar(), \
         session.execute(select(Reading.ts).order_by(Reading.ts.desc()).limit(1)).scalar()
     n = 0
@@ -287,6 +288,8 @@ def rebuild_all(session, chunk=200):
         ids = [int(m) for m in session.execute(select(Meter.id).order_by(Meter.id)).scalars()]
         for i in range(0, len(ids), chunk):
             n += rebuild(session, ids[i:i + chunk], lo, hi + 1)
+            if progress is not None:
+                progress(min(i + chunk, len(ids)), len(ids), "meters")
     mark = session.get(RollupMark, "since")
     if mark is None:
         session.add(RollupMark(name="since", ts=0))

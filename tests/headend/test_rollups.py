@@ -202,3 +202,28 @@ def test_load_curve_from_readings(site):
         assert c["points"][1][2] == (recs[1][4][0] - recs[0][4][0]) * 4
         with pytest.raises(Inv):
             load_curves.curve(s, system_actor(s), mids[0], DAY0, DAY0 + 100 * 86400)
+
+
+def test_the_cli_rolls_up_readings_stored_before_rollups(site, engine):
+    """`wattkeeper db rollups` after an upgrade: readings with no rollups
+    get them (equal to the recomputation) and retention is unblocked."""
+    from sqlalchemy import delete
+    from typer.testing import CliRunner
+
+    from headend.cli.app import app as cli
+    from headend.models.rollup import Rollup, RollupMark
+    sf, ing, board, mids, accs, now = site
+    m = Meter(0, 1000, 25)
+    now[0] = DAY0 + 3 * 86400
+    ing.handle(*board.rd([m.read(i + 1, DAY0 + i * STEP) for i in range(96)]))
+    with sf() as s:
+        want = rollups.canonical(rollups.stored(s, mids))
+        s.execute(delete(Rollup))                     # as if stored by a head-end without rollups
+        s.get(RollupMark, "since").ts = DAY0 + 86400   # readings before this were never rolled up
+        s.commit()
+    r = CliRunner().invoke(cli, ["--db", engine.url.render_as_string(hide_password=False), "db", "rollups"])
+    assert r.exit_code == 0, r.output
+    assert "rollups rebuilt" in r.output
+    with sf() as s:
+        assert want and rollups.canonical(rollups.stored(s, mids)) == want
+        assert s.get(RollupMark, "since").ts == 0

@@ -132,7 +132,14 @@ def counts(ctx):
                 "report_rollups": c.execute(text("SELECT count(*) FROM rollup")).scalar()}
 
 
-METRICS = {"report_month_property_ms": month_report, "report_counts": counts}
+def statement_batch(ctx):
+    """Statements rendered per second (issue 11, check 6): tools.bench.statements."""
+    from tools.bench import statements
+    return {k: v for k, v in statements.run(ctx["quick"]).items() if k.startswith("statement_batch_per")}
+
+
+METRICS = {"report_month_property_ms": month_report, "report_counts": counts,
+           "statement_batch_per_s": statement_batch}
 
 
 def run(quick=False):
