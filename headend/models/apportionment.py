@@ -17,7 +17,7 @@ from typing import Any, Optional
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from .base import Body, BodyId, big, id_field, now_s
+from .base import MONTH_PATTERN, Body, BodyId, big, id_field, now_s
 
 KIND_COMMON, KIND_LOSS = "common", "loss"
 POOL_KINDS = (KIND_COMMON, KIND_LOSS)
@@ -25,7 +25,6 @@ RULE_AREA, RULE_CONSUMPTION, RULE_EQUAL = "area", "consumption", "equal"
 RULES = (RULE_AREA, RULE_CONSUMPTION, RULE_EQUAL)
 KIND_PATTERN = r"^(common|loss)$"
 RULE_PATTERN = r"^(area|consumption|equal)$"
-MONTH_PATTERN = r"^20[0-9]{2}-(0[1-9]|1[0-2])$"
 MAX_POOL_METERS = 50
 
 

@@ -9,6 +9,8 @@ from pydantic import model_validator
 from sqlalchemy import BigInteger
 from sqlmodel import Field, SQLModel
 
+MONTH_PATTERN = r"^20[0-9]{2}-(0[1-9]|1[0-2])$"   # a local calendar month, "2026-11"
+
 MAX_ID = 2 ** 31 - 1
 
 

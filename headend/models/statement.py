@@ -8,9 +8,8 @@ from typing import Optional
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from .base import Body, big, id_field, now_s
+from .base import MONTH_PATTERN, Body, big, id_field, now_s
 
-MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 RUNNING, DONE, FAILED = "running", "done", "failed"
 
 

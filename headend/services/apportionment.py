@@ -47,6 +47,7 @@ from . import audit, ledger, pushes, tariffs
 from .accounts import vacancy_account
 from .actor import scoped
 from .errors import Conflict, Invalid, NotFound
+from .months import bounds as month_bounds
 from .shares import largest_remainder
 
 DAY = 86400
@@ -74,30 +75,6 @@ def month_energy(session, meter_ids, start, end):
                               .order_by(Reading.ts.desc()).limit(1)).first()
         out[mid] = max(0, hi - (lo if before is None else int(before)))
     return out
-
-
-# ------------------------------------------------------------ months
-def month_bounds(month, tz_offset_s):
-    """"2026-11" -> (start, end) Unix seconds of that local calendar month."""
-    try:
-        y, m = int(month[:4]), int(month[5:7])
-        if len(month) != 7 or month[4] != "-" or not (2000 <= y <= 2099 and 1 <= m <= 12):
-            raise ValueError
-    except (TypeError, ValueError):
-        raise Invalid("a month is written YYYY-MM, e.g. 2026-11")
-    ny, nm = (y + 1, 1) if m == 12 else (y, m + 1)
-    return (T.days_from_civil(y, m, 1) * DAY - tz_offset_s, T.days_from_civil(ny, nm, 1) * DAY - tz_offset_s)
-
-
-def month_of(ts, tz_offset_s):
-    y, m, _d = T.civil_from_days((ts + tz_offset_s) // DAY)
-    return "%04d-%02d" % (y, m)
-
-
-def last_month(now, tz_offset_s):
-    y, m, _d = T.civil_from_days((now + tz_offset_s) // DAY)
-    y, m = (y - 1, 12) if m == 1 else (y, m - 1)
-    return "%04d-%02d" % (y, m)
 
 
 # ------------------------------------------------------------ pools

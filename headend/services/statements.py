@@ -29,6 +29,7 @@ from ..models.ledger import ADJUSTMENT, APPORTIONMENT, CONSUMPTION, LEDGER_KINDS
 from ..models.statement import DONE, FAILED, MONTH_PATTERN, RUNNING, Statement, StatementRun
 from . import accounts, audit, tariffs
 from .errors import Conflict, Invalid, NotFound
+from .months import bounds as month_bounds
 
 DAY = 86400
 # the order of the summary lines (every ledger kind, consumption and apportionment as debits)
@@ -38,31 +39,6 @@ DETAIL_KINDS = (RECHARGE, REVERSAL, REFUND, APPORTIONMENT, ADJUSTMENT)   # liste
 COMMIT_EVERY = 25          # statements per progress commit of a run
 MONTH_RE = re.compile(MONTH_PATTERN)
 _READING_REF = re.compile(r"^reading:([0-9]{1,19})/")
-
-
-# ------------------------------------------------------------ the month
-def month_bounds(month, tz_offset_s):
-    """"2026-11" -> (start, end) Unix s of that local calendar month. Invalid otherwise."""
-    if not isinstance(month, str) or not MONTH_RE.match(month):
-        raise Invalid("%r is not a month YYYY-MM" % (month,))
-    y, m = int(month[:4]), int(month[5:])
-    if not 2000 <= y <= 2200:
-        raise Invalid("month %s is out of range" % month)
-    ny, nm = (y + 1, 1) if m == 12 else (y, m + 1)
-    return (T.days_from_civil(y, m, 1) * DAY - tz_offset_s, T.days_from_civil(ny, nm, 1) * DAY - tz_offset_s)
-
-
-def month_of(t, tz_offset_s):
-    """Unix s -> "YYYY-MM" of its local month."""
-    y, m, _d = T.civil_from_days((t + tz_offset_s) // DAY)
-    return "%04d-%02d" % (y, m)
-
-
-def previous_month(t, tz_offset_s):
-    """The local month before the one containing t."""
-    y, m, _d = T.civil_from_days((t + tz_offset_s) // DAY)
-    y, m = (y - 1, 12) if m == 1 else (y, m - 1)
-    return "%04d-%02d" % (y, m)
 
 
 # ------------------------------------------------------------ money, from the ledger

@@ -13,7 +13,7 @@ The total energy does not change, so tier surcharges do not change either.
 from ..core import permissions as P
 from ..core.money import format_money
 from ..models import Property
-from . import accounts
+from . import accounts, months
 from .errors import Invalid
 
 SHARES_PCT = (10, 20, 30)       # what the portal form offers
@@ -69,8 +69,8 @@ def advice(session, actor, account_id, share_pct=DEFAULT_SHARE_PCT, now=None, mo
         from ..models import Meter
         now = session.exec(select(func.max(Meter.last_ts)).where(Meter.account_id == a.id)).one() or time.time()
     now = int(now)
-    month = month or statements.previous_month(now, prop.tz_offset_s)
-    start, end = statements.month_bounds(month, prop.tz_offset_s)
+    month = month or months.previous(now, prop.tz_offset_s)
+    start, end = months.bounds(month, prop.tz_offset_s)
     out = from_lines(statements.band_lines(session, a, start, end), share_pct)
     out["month"] = month
     out["account_id"] = a.id

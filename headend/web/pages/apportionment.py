@@ -14,6 +14,7 @@ from ...models import Building, Concentrator, Meter
 from ...models.apportionment import KIND_PATTERN, MONTH_PATTERN, RULE_PATTERN
 from ...models.receipt import IDEMPOTENCY_PATTERN
 from ...services import apportionment as svc
+from ...services import months
 from ...services.actor import Actor
 from ..i18n import N_
 from ..render import page
@@ -37,7 +38,7 @@ def _choices(session, property_id):
 
 def _render(request, session, actor, property_id=None, month=None, error=None, notice=None, status_code=200):
     props, prop = chosen_property(session, actor, property_id)
-    month = month or svc.last_month(now_s(), prop.tz_offset_s)
+    month = month or months.previous(now_s(), prop.tz_offset_s)
     view = svc.preview(session, actor, prop.id, month)
     meters = {m.id: m.meter_id for m in session.exec(select(Meter).where(Meter.id.in_(
         sorted({i for r in view["pools"] for i in r["pool"]["meter_ids"]})))).all()} if view["pools"] else {}

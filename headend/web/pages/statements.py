@@ -14,7 +14,7 @@ from ...api.routes.statements import Lang, Month, Share, run_in_background
 from ...core import permissions as P
 from ...core.paging import Paging
 from ...models.statement import MONTH_PATTERN
-from ...services import statements, tou_advice
+from ...services import months, statements, tou_advice
 from ...services.actor import Actor
 from ...services.errors import DomainError
 from .. import statement_doc
@@ -37,7 +37,7 @@ def statements_page(request: Request, session: SessionDep, actor: Annotated[Acto
                     property_id: OptId = None, month: MonthQ = None,
                     offset: Annotated[int, Query(ge=0, le=10 ** 7)] = 0):
     props, prop = chosen_property(session, actor, property_id)
-    month = month or statements.previous_month(int(time.time()), prop.tz_offset_s)
+    month = month or months.previous(int(time.time()), prop.tz_offset_s)
     return page(request, "staff/statements.html", _context(session, actor, prop, props, month, offset))
 
 
@@ -52,7 +52,7 @@ def start_run(request: Request, background: BackgroundTasks, session: SessionDep
         session.commit()
     except DomainError as e:
         session.rollback()
-        shown = month if statements.MONTH_RE.match(month) else statements.previous_month(int(time.time()),
+        shown = month if statements.MONTH_RE.match(month) else months.previous(int(time.time()),
                                                                                           prop.tz_offset_s)
         return page(request, "staff/statements.html", _context(session, actor, prop, props, shown, error=e.message),
                     status_code=e.status)
