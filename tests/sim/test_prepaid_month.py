@@ -74,5 +74,5 @@ def test_month_tiered_tou_board_and_headend_agree():
             assert st.ledger_sum(mc["id"]) == st.balance(mc["id"])
         # the tiers and the version change really mattered: the biggest user
         # crossed into the third tier in both halves of the month
-        big = vc.fw.meters[3].credit.state
+        big = vc.fw.credits.state[3]
         assert big["ver"] == 2
