@@ -123,7 +123,7 @@ def _meters():
     for i in range(len(app.meters)):
         m = app.meters[i]
         c = m.cfg
-        cr = app.credit_of(i) if hasattr(app, "credit_of") else m.credit.value()
+        cr = app.credit_of(i)
         e = m.last_energy if m.last_energy is not None else rd[i].energy_wh
         print("%2d  %-12s %-13s %-9s %-6s %-6s %10s %11s" % (
             i, c["id"][:12], c.get("model", "?")[:13], str(c["addr"])[:9],

@@ -6,7 +6,6 @@
 #
 # Nothing here loops forever or touches hardware except through the HAL.
 from concentrator import protocol as P
-from concentrator.credit import Credit
 from concentrator import relay as R
 from concentrator import __version__
 from array import array
@@ -24,7 +23,6 @@ class MeterState:
     # attributes cost ~5 KB of heap for 32 meters.
     def __init__(self, cfg):
         self.cfg = cfg
-        self.credit = Credit()
         self.rs = R.RelayState()
         self.policy = None          # per-meter relay policy (None: the site's)
         self.last_energy = None     # last cumulative register read (Wh)
@@ -68,7 +66,7 @@ class Concentrator:
         for i in range(len(self.meters)):
             m = self.meters[i]
             mid = m.cfg["id"]
-            creds[mid] = m.credit.to_state()
+            creds[mid] = self.credits.to_state(i)
             relays[mid] = m.rs.to_state()
             recs[mid] = self.t_rec[i]
             if m.policy is not None:
@@ -205,12 +203,12 @@ class Concentrator:
             # no record known for this interval: take one now
             self.t_rec_next[i] = ts // rec_s * rec_s
         due = (ts >= self.t_rec_next[i]) if ts else False
-        c = m.credit
+        cr = self.credits
         if not online:
             if due and m.last_energy is not None:
                 # a gap, never zero consumption
                 self.journal.append(P.KIND_READING, i, ts,
-                                    (m.last_energy, 0, P.FLAG_MISSING, c.charged) + tuple(c.bands))
+                                    (m.last_energy, 0, P.FLAG_MISSING, cr.charged[i]) + cr.band_tuple(i))
                 self._advance_record(i, ts)
                 appended = True
             return appended
@@ -228,17 +226,17 @@ class Concentrator:
         if not flags & P.FLAG_IMPLAUSIBLE:
             m.last_energy = r.energy_wh
             self.t_read[i] = ts
-            c.on_poll(self.tariff, r.energy_wh, ts)
+            cr.on_poll(i, self.tariff, r.energy_wh, ts)
         if m.relay_closed is False:
             flags |= P.FLAG_RELAY_OPEN
         if due or flags & P.FLAG_IMPLAUSIBLE:
             if due and not flags & P.FLAG_IMPLAUSIBLE:
-                c.on_record(self.tariff, ts)
+                cr.on_record(i, self.tariff, ts)
                 self.state_dirty = True
             # power comes from the "extra" registers, read every few polls: it
             # can still be unknown (None) here, which the journal cannot encode
             vals = (r.energy_wh, r.power_w if r.power_w is not None else 0, flags,
-                    c.charged) + tuple(c.bands)
+                    cr.charged[i]) + cr.band_tuple(i)
             self.journal.append(P.KIND_READING, i, ts, vals)
             if due:
                 self._advance_record(i, ts)
@@ -267,7 +265,7 @@ class Concentrator:
         return spec["price"]
 
     def credit_of(self, i):
-        return self.meters[i].credit.value(self.price_hint())
+        return self.credits.value(i, self.price_hint())
 
     def _enforce(self, i, m, power_w=None):
         hal = self.hal
@@ -467,10 +465,10 @@ class Concentrator:
         if t == P.CREDIT:
             i = body["m"]
             m = self.meters[i]
-            before = m.credit.value(self.price_hint())
-            if m.credit.sync(body["bal"], body["e"], body.get("c"), body.get("top")):
+            before = self.credits.value(i, self.price_hint())
+            if self.credits.sync(i, body["bal"], body["e"], body.get("c"), body.get("top")):
                 m.rs.armed = True      # a top-up re-arms the emergency credit
-            elif before is not None and m.credit.value(self.price_hint()) == before:
+            elif before is not None and self.credits.value(i, self.price_hint()) == before:
                 # a confirmation of what the board already knew: no flash write
                 return
         elif t == P.TARIFF:

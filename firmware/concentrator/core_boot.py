@@ -49,7 +49,7 @@ def boot(app):
     for i in range(len(app.meters)):
         m = app.meters[i]
         mid = m.cfg["id"]
-        m.credit.from_state(creds.get(mid))
+        app.credits.from_state(i, creds.get(mid))
         m.rs.from_state(relays.get(mid))
         m.policy = mpol.get(mid)
         last = recs.get(mid, 0)

@@ -4,6 +4,7 @@
 from concentrator import protocol as P
 from concentrator import __version__
 from concentrator.core import MeterState, _column, _unload
+from concentrator.credit import Credits
 from concentrator.journal import Journal
 from concentrator.meters import MeterBus
 from concentrator.mqtt import Jitter, Link
@@ -17,6 +18,7 @@ def init(app, hal, cfg, journal=None):
     app.key = P.key_from_hex(cfg["key"])
     app.meters = [MeterState(m) for m in cfg["meters"]]
     n = len(app.meters)
+    app.credits = Credits(n)   # local credit, by meter index (credit.py)
     # per-meter times, by meter index (see MeterState)
     app.t_poll_ms = [0] * n    # ticks_ms of the next poll
     app.t_due = _column(n)     # wall time of the next poll (multiple of poll_s)

@@ -1,4 +1,4 @@
-# Local credit of one meter: what the board bills itself between syncs.
+# Local credit of the meters: what the board bills itself between syncs.
 #
 # The board attributes the energy between two polls to the time-of-use band
 # in force at (poll time - 1 s) and keeps per-band cumulative counters. At
@@ -11,6 +11,11 @@
 # The head-end is authoritative: it pushes (balance, c) where c is the
 # board's own cumulative charge at the last reading the head-end has billed;
 # local credit = balance - (charged now - c).
+#
+# Kept as columns, one list entry per meter index (an object per meter cost
+# ~140 B of heap each; a list entry is one word). Lists, not arrays: an int
+# read from a 64-bit array is a new object every time in MicroPython, and
+# balances and charged totals can pass 2^31 mu; None is "not yet known".
 from concentrator import tariff
 
 BANDS = tariff.BANDS
@@ -37,31 +42,43 @@ def costliest_band(spec):
     return best
 
 
-class Credit:
-    def __init__(self):
-        self.bands = [0] * NBANDS    # cumulative Wh per band (board attribution)
-        self.e_last = None           # cumulative register at the last poll
-        self.state = None            # tariff state at the last record (None: no baseline)
-        self.charged = 0             # tariff.total_charged(state): mu since the baseline
-        self.provisional = 0         # mu for the energy since the last record
-        self.balance = None          # mu at the reference; None until the first sync
-        self.c_ref = None            # board's `charged` at the head-end's last billed reading
-        self.e_ref = 0               # energy at that reading (fallback without c_ref)
-        self.top = 0                 # recharges seen (emergency credit re-arms on growth)
+class Credits:
+    def __init__(self, n):
+        self.bands = [0] * (n * NBANDS)   # cumulative Wh per band (board attribution)
+        self.e_last = [None] * n      # cumulative register at the last poll
+        self.state = [None] * n       # tariff state at the last record (None: no baseline)
+        self.charged = [0] * n        # tariff.total_charged(state): mu since the baseline
+        self.provisional = [0] * n    # mu for the energy since the last record
+        self.balance = [None] * n     # mu at the reference; None until the first sync
+        self.c_ref = [None] * n       # board's `charged` at the head-end's last billed reading
+        self.e_ref = [0] * n          # energy at that reading (fallback without c_ref)
+        self.top = [0] * n            # recharges seen (emergency credit re-arms on growth)
 
     # -- energy -------------------------------------------------------------
-    def _regs(self):
+    def band_list(self, i):
+        b = self.bands
+        j = i * NBANDS
+        return [b[j + x] for x in range(NBANDS)]
+
+    def band_tuple(self, i):
+        b = self.bands
+        j = i * NBANDS
+        return (b[j], b[j + 1], b[j + 2], b[j + 3], b[j + 4])
+
+    def _regs(self, i):
         r = {}
-        for i in range(NBANDS):
-            r[BANDS[i]] = self.bands[i]
+        b = self.bands
+        j = i * NBANDS
+        for x in range(NBANDS):
+            r[BANDS[x]] = b[j + x]
         return r
 
-    def on_poll(self, versions, energy_wh, t):
+    def on_poll(self, i, versions, energy_wh, t):
         # A new cumulative reading at nominal time t (0: time unknown).
-        if self.e_last is None:
-            self.e_last = energy_wh
+        if self.e_last[i] is None:
+            self.e_last[i] = energy_wh
             return
-        d = energy_wh - self.e_last
+        d = energy_wh - self.e_last[i]
         if d > 0:
             if not versions:
                 band = "flat"
@@ -69,18 +86,19 @@ class Credit:
                 band = tariff.band_at(versions, t - 1)
             else:
                 band = costliest_band(tariff.spec_at(versions, 0x7FFFFFFF))
-            self.bands[BANDS.index(band)] += d
-        self.e_last = energy_wh
-        self._provisional(versions, t)
+            self.bands[i * NBANDS + BANDS.index(band)] += d
+        self.e_last[i] = energy_wh
+        self._provisional(i, versions, t)
 
-    def _provisional(self, versions, t):
-        if self.state is None or not versions:
-            self.provisional = 0
+    def _provisional(self, i, versions, t):
+        st = self.state[i]
+        if st is None or not versions:
+            self.provisional[i] = 0
             return
         if t:
-            s = _copy_state(self.state)
+            s = _copy_state(st)
             try:
-                self.provisional = tariff.charge_registers(versions, s, self._regs(), t - 1)
+                self.provisional[i] = tariff.charge_registers(versions, s, self._regs(i), t - 1)
             except ValueError:
                 pass
             return
@@ -88,65 +106,72 @@ class Credit:
         # price of the newest version (docs/relay-policy.md)
         spec = tariff.spec_at(versions, 0x7FFFFFFF)
         p = spec["prices"][costliest_band(spec)] if spec.get("tou") else spec["price"]
-        reg = self.state.get("reg") or {}
+        reg = st.get("reg") or {}
         done = 0
         for b in reg:
             done += reg[b]
-        self.provisional = (sum(self.bands) - done) * p // 1000
+        self.provisional[i] = (sum(self.band_tuple(i)) - done) * p // 1000
 
-    def on_record(self, versions, t):
+    def on_record(self, i, versions, t):
         # A reading record at nominal time t: advance the tariff state.
         # Returns the board's cumulative charge to put in the record.
         if not versions or not t:
-            return self.charged
-        if self.state is None:
-            self.state = tariff.new_state()
+            return self.charged[i]
+        st = self.state[i]
+        if st is None:
+            st = self.state[i] = tariff.new_state()
         try:
-            tariff.charge_registers(versions, self.state, self._regs(), t - 1)
+            tariff.charge_registers(versions, st, self._regs(i), t - 1)
         except ValueError:
             pass
-        self.charged = tariff.total_charged(self.state)
-        self.provisional = 0
-        return self.charged
+        self.charged[i] = tariff.total_charged(st)
+        self.provisional[i] = 0
+        return self.charged[i]
 
     # -- sync -----------------------------------------------------------------
-    def sync(self, balance, e_ref, c_ref=None, top=None):
-        self.balance = balance
-        self.e_ref = e_ref
-        self.c_ref = c_ref
+    def sync(self, i, balance, e_ref, c_ref=None, top=None):
+        self.balance[i] = balance
+        self.e_ref[i] = e_ref
+        self.c_ref[i] = c_ref
         armed = False
         if top is not None:
-            armed = top > self.top
-            self.top = top
+            armed = top > self.top[i]
+            self.top[i] = top
         return armed
 
-    def known(self):
-        return self.balance is not None
+    def known(self, i):
+        return self.balance[i] is not None
 
-    def value(self, price_hint=0):
+    def value(self, i, price_hint=0):
         # local credit in mu, or None while never synced
-        if self.balance is None:
+        bal = self.balance[i]
+        if bal is None:
             return None
-        if self.c_ref is not None:
-            return self.balance - (self.charged + self.provisional - self.c_ref)
-        e = self.e_last if self.e_last is not None else self.e_ref
-        return self.balance - max(0, e - self.e_ref) * price_hint // 1000
+        cr = self.c_ref[i]
+        if cr is not None:
+            return bal - (self.charged[i] + self.provisional[i] - cr)
+        e = self.e_last[i]
+        if e is None:
+            e = self.e_ref[i]
+        return bal - max(0, e - self.e_ref[i]) * price_hint // 1000
 
-    # -- persistence ------------------------------------------------------------
-    def to_state(self):
-        return {"b": self.bands, "el": self.e_last, "s": self.state, "ch": self.charged,
-                "bal": self.balance, "cr": self.c_ref, "er": self.e_ref, "top": self.top}
+    # -- persistence (one meter's entry of the state file) -----------------------
+    def to_state(self, i):
+        return {"b": self.band_list(i), "el": self.e_last[i], "s": self.state[i],
+                "ch": self.charged[i], "bal": self.balance[i], "cr": self.c_ref[i],
+                "er": self.e_ref[i], "top": self.top[i]}
 
-    def from_state(self, d):
+    def from_state(self, i, d):
         if not isinstance(d, dict):
             return
         b = d.get("b")
         if isinstance(b, list) and len(b) == NBANDS:
-            self.bands = b
-        self.e_last = d.get("el")
-        self.state = d.get("s")
-        self.charged = d.get("ch", 0)
-        self.balance = d.get("bal")
-        self.c_ref = d.get("cr")
-        self.e_ref = d.get("er", 0)
-        self.top = d.get("top", 0)
+            for x in range(NBANDS):
+                self.bands[i * NBANDS + x] = b[x]
+        self.e_last[i] = d.get("el")
+        self.state[i] = d.get("s")
+        self.charged[i] = d.get("ch", 0)
+        self.balance[i] = d.get("bal")
+        self.c_ref[i] = d.get("cr")
+        self.e_ref[i] = d.get("er", 0)
+        self.top[i] = d.get("top", 0)

@@ -51,8 +51,8 @@ class Board:
         """Sync meter i so that its local credit is `bal` now (the head-end's
         balance is at the last record: add what was used since)."""
         m = self.fw.meters[i]
-        self.push(P.CREDIT, m=i, bal=bal + m.credit.provisional, e=m.last_energy,
-                  c=m.credit.charged, top=top)
+        self.push(P.CREDIT, m=i, bal=bal + self.fw.credits.provisional[i], e=m.last_energy,
+                  c=self.fw.credits.charged[i], top=top)
         assert self.fw.credit_of(i) == bal
 
     def closed(self, i=0):

@@ -83,7 +83,7 @@ def _valid_bodies(b, rng):
     return [
         (P.ACK, {"seq": rng.randint(0, b.fw.journal.last_seq + 2)}),
         (P.CREDIT, {"m": m, "bal": rng.randint(-5000, 50000), "e": b.fw.meters[m].last_energy or 0,
-                    "c": b.fw.meters[m].credit.charged, "top": rng.randint(0, 5)}),
+                    "c": b.fw.credits.charged[m], "top": rng.randint(0, 5)}),
         (P.TARIFF, {"spec": [{"version": 2, "effective": 0, "tz_offset_s": 28800, "price": 6000}]}),
         (P.COMMAND, {"op": "relay", "m": m, "state": rng.choice(["open", "closed", "auto"]),
                      "until": now + rng.randint(1, 600), "exp": now + 300}),

@@ -65,7 +65,7 @@ def test_mixed_bus_week_bills_exactly_and_switches_both_kinds_of_relay():
         vc, meters = _pairs(st)
         for mid, (i, mc, sm) in meters.items():
             assert not _energized(sm), mid + " must be cut off when its credit ran out"
-            credit = vc.fw.meters[i].credit.value()
+            credit = vc.fw.credits.value(i)
             # opened at the first poll after zero: overshoot < one poll of
             # load + one register step (0.01 kWh)
             limit = (LOADS[mid] * POLL_S // 3600 + 10) * PRICE // 1000 + 1

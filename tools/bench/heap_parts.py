@@ -51,8 +51,7 @@ class M:
     def drop(self, name):
         app = self.app
         if name == 'credit':
-            for m in app.meters:
-                m.credit = None
+            app.credits = None
         elif name == 'relay_state':
             for m in app.meters:
                 m.rs = None

@@ -169,13 +169,18 @@ def case_config_check():
 
 # ---- credit -----------------------------------------------------------------
 def case_credit_sync():
-    c = CR.Credit()
-    assert not c.known() and c.value() is None
-    c.sync(52000, 123456)
-    assert c.known() and c.value() == 52000
-    c2 = CR.Credit()
-    c2.from_state(c.to_state())
-    assert c2.value() == 52000
+    c = CR.Credits(2)
+    assert not c.known(1) and c.value(1) is None
+    c.sync(1, 52000, 123456)
+    assert c.known(1) and c.value(1) == 52000 and c.value(0) is None
+    # balances and charged totals past 2^31 mu, kept exactly
+    c.sync(0, 3 << 40, 5, 7 << 33)
+    c2 = CR.Credits(3)
+    c2.from_state(2, c.to_state(1))
+    c2.from_state(0, c.to_state(0))
+    assert c2.value(2) == 52000 and c2.value(1) is None
+    assert c2.value(0) == (3 << 40) + (7 << 33), c2.value(0)
+    assert c2.to_state(0)["bal"] == 3 << 40 and c2.to_state(1)["bal"] is None
 
 
 # ---- schema (downlinks and the state file) -----------------------------------
