@@ -28,7 +28,7 @@ rollups stay equal to a recomputation (rebuild) whatever the arrival order.
 """
 import collections
 
-from sqlalchemy import and_, case, delete, or_, select, text, union_all
+from sqlalchemy import BigInteger, and_, bindparam, case, delete, or_, select, text, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 
 from concentrator import protocol, tariff
@@ -171,28 +171,67 @@ def _r(row):
              int(billed or 0))
 
 
-def _neighbours(session, spans):
-    """spans {meter: (first R, last R)} -> every present reading of those
-    meters from the one before first to the one after last (one statement)."""
+NEIGHBOUR_WINDOW_S = 7 * DAY     # a predecessor is looked for this far back first (then further, rarely)
+_NEIGHBOUR_SQL = {}              # number of meters -> the statement (built once: building it costs more than running it)
+
+
+def _p(name, i):
+    return bindparam("%s_%d" % (name, i), type_=BigInteger)
+
+
+def _neighbour_stmt(n):
+    """The statement _neighbours runs for n meters, with bind parameters
+    mid_i, lts_i, lseq_i, lwin_i (the first new reading and how far back to
+    look), hts_i, hseq_i (the last), lo, hi: cached per n, so a message pays
+    only for its execution (and SQLAlchemy's compiled cache hits)."""
+    stmt = _NEIGHBOUR_SQL.get(n)
+    if stmt is not None:
+        return stmt
     parts = []
-    for mid, (lo, hi) in spans.items():
-        before = (select(*_COLS).where(Reading.meter_id == mid, Reading.ts > 0, _PRESENT,
-                                       or_(Reading.ts < lo.ts, and_(Reading.ts == lo.ts, Reading.seq < lo.seq)))
+    for i in range(n):
+        mid, lts, lseq, hts, hseq = _p("mid", i), _p("lts", i), _p("lseq", i), _p("hts", i), _p("hseq", i)
+        before = (select(*_COLS).where(Reading.meter_id == mid, Reading.ts > 0, Reading.ts >= _p("lwin", i), _PRESENT,
+                                       or_(Reading.ts < lts, and_(Reading.ts == lts, Reading.seq < lseq)))
                   .order_by(Reading.ts.desc(), Reading.seq.desc()).limit(1).subquery())
-        after = (select(*_COLS).where(Reading.meter_id == mid, _PRESENT,
-                                      or_(Reading.ts > hi.ts, and_(Reading.ts == hi.ts, Reading.seq > hi.seq)))
+        after = (select(*_COLS).where(Reading.meter_id == mid, _PRESENT, Reading.ts >= hts,
+                                      or_(Reading.ts > hts, and_(Reading.ts == hts, Reading.seq > hseq)))
                  .order_by(Reading.ts, Reading.seq).limit(1).subquery())
         parts.append(select(*before.c))
         parts.append(select(*after.c))
-    inside = select(*_COLS).where(Reading.meter_id.in_(sorted(spans)), _PRESENT,
-                                  Reading.ts >= min(lo.ts for lo, _ in spans.values()),
-                                  Reading.ts <= max(hi.ts for _, hi in spans.values()))
+    inside = select(*_COLS).where(Reading.meter_id.in_(bindparam("mids", expanding=True)), _PRESENT,
+                                  Reading.ts >= bindparam("lo", type_=BigInteger),
+                                  Reading.ts <= bindparam("hi", type_=BigInteger))
     parts.append(inside)
-    rows = session.execute(union_all(*parts)).all()
+    stmt = _NEIGHBOUR_SQL[n] = union_all(*parts)
+    return stmt
+
+
+def _neighbours(session, spans, window_s=None):
+    """spans {meter: (first R, last R)} -> every present reading of those
+    meters from the one before first to the one after last (one statement;
+    a second, rarely, for meters with nothing in the NEIGHBOUR_WINDOW_S
+    before their first new reading, so a year of history costs nothing)."""
+    window_s = NEIGHBOUR_WINDOW_S if window_s is None else window_s
+    mids = sorted(spans)
+    params = {"mids": mids, "lo": min(lo.ts for lo, _ in spans.values()),
+              "hi": max(hi.ts for _, hi in spans.values())}
+    for i, mid in enumerate(mids):
+        lo, hi = spans[mid]
+        params.update({"mid_%d" % i: mid, "lts_%d" % i: lo.ts, "lseq_%d" % i: lo.seq,
+                       "lwin_%d" % i: lo.ts - window_s if window_s else 0,
+                       "hts_%d" % i: hi.ts, "hseq_%d" % i: hi.seq})
+    rows = session.execute(_neighbour_stmt(len(mids)), params).all()
     out = collections.defaultdict(dict)
     for row in rows:
         r = _r(row)
         out[r.meter_id][(r.ts, r.seq)] = r
+    if window_s:
+        far = {mid: spans[mid] for mid in mids
+               if not any(k < (spans[mid][0].ts, spans[mid][0].seq) for k in out.get(mid, ()))}
+        if far:
+            # nothing stored in the window before: look all the way back (a meter's first reading, a long gap)
+            for mid, got in _neighbours(session, far, window_s=0).items():
+                out[mid].update(got)
     return out
 
 

@@ -92,10 +92,26 @@ def cost_rate_per_day(session, meter_ids, end):
     """Money per day (mu) at the meters' recent use: their cost over the
     last seven days up to `end`, per day since the first reading in them.
     None with less than FORECAST_MIN_SPAN_S of readings."""
-    [b] = buckets(session, meter_ids, [end + 1 - FORECAST_WINDOW_S, end + 1])
-    if not b.readings or end - b.first_ts < FORECAST_MIN_SPAN_S:
+    n, first_ts, cost = window_cost(session, meter_ids, end + 1 - FORECAST_WINDOW_S, end + 1)
+    if not n or end - first_ts < FORECAST_MIN_SPAN_S:
         return None
-    return b.cost_mu * DAY // (end - b.first_ts)
+    return cost * DAY // (end - first_ts)
+
+
+def window_cost(session, meter_ids, start, end):
+    """(readings, first reading's ts or None, cost mu) of the meters'
+    present readings in [start, end): what buckets() says of that one
+    window but its energy, in ONE aggregate statement (no look-up of the
+    reading before the window: the cost needs none), so the forecast costs
+    the same with a year of history as with none."""
+    ids = sorted(set(meter_ids))
+    if not ids or end <= start:
+        return 0, None, 0
+    present = Reading.flags.op("&")(protocol.FLAG_MISSING) == 0
+    n, t0, cost = session.exec(select(func.count(), func.min(Reading.ts), func.coalesce(func.sum(Reading.billed_mu), 0))
+                               .where(Reading.meter_id.in_(ids), Reading.ts >= start, Reading.ts < end,
+                                      present)).one()
+    return int(n), (int(t0) if t0 is not None else None), int(cost)
 
 
 def days_left_tenths(balance_mu, rate_per_day_mu):
