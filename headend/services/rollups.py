@@ -206,6 +206,34 @@ def _neighbour_stmt(n):
     return stmt
 
 
+_PG_COLS = "meter_id, ts, seq, energy_wh, bands, billed_mu"
+_PG_NEIGHBOURS = text(
+    # per meter (arrays, one short plan whatever the number of meters): the reading
+    # before its first new one and the one after its last; then every reading in between.
+    # The literal lower bounds (:gwin, :ghts) let the planner skip older month partitions.
+    "SELECT r.* FROM unnest(CAST(:mid AS INTEGER[]), CAST(:lts AS BIGINT[]), CAST(:lseq AS BIGINT[]), "
+    "CAST(:lwin AS BIGINT[]), CAST(:hts AS BIGINT[]), CAST(:hseq AS BIGINT[])) AS s (mid, lts, lseq, lwin, hts, hseq) "
+    "CROSS JOIN LATERAL ("
+    "(SELECT {c} FROM reading WHERE meter_id = s.mid AND ts > 0 AND ts >= :gwin AND ts >= s.lwin AND flags & {m} = 0 "
+    " AND (ts < s.lts OR (ts = s.lts AND seq < s.lseq)) ORDER BY ts DESC, seq DESC LIMIT 1) "
+    "UNION ALL "
+    "(SELECT {c} FROM reading WHERE meter_id = s.mid AND ts >= :ghts AND ts >= s.hts AND flags & {m} = 0 "
+    " AND (ts > s.hts OR (ts = s.hts AND seq > s.hseq)) ORDER BY ts, seq LIMIT 1)) AS r "
+    "UNION ALL "
+    "SELECT {c} FROM reading WHERE meter_id = ANY(CAST(:mid AS INTEGER[])) AND flags & {m} = 0 "
+    "AND ts >= :lo AND ts <= :hi".format(c=_PG_COLS, m=protocol.FLAG_MISSING))
+
+
+def _pg_neighbours(session, mids, spans, params, window_s):
+    lo = [spans[m][0] for m in mids]
+    hi = [spans[m][1] for m in mids]
+    lwin = [r.ts - window_s if window_s else 0 for r in lo]
+    return session.execute(_PG_NEIGHBOURS, {
+        "mid": mids, "lts": [r.ts for r in lo], "lseq": [r.seq for r in lo], "lwin": lwin,
+        "hts": [r.ts for r in hi], "hseq": [r.seq for r in hi], "gwin": min(lwin), "ghts": min(r.ts for r in hi),
+        "lo": params["lo"], "hi": params["hi"]}).all()
+
+
 def _neighbours(session, spans, window_s=None):
     """spans {meter: (first R, last R)} -> every present reading of those
     meters from the one before first to the one after last (one statement;
@@ -220,7 +248,10 @@ def _neighbours(session, spans, window_s=None):
         params.update({"mid_%d" % i: mid, "lts_%d" % i: lo.ts, "lseq_%d" % i: lo.seq,
                        "lwin_%d" % i: lo.ts - window_s if window_s else 0,
                        "hts_%d" % i: hi.ts, "hseq_%d" % i: hi.seq})
-    rows = session.execute(_neighbour_stmt(len(mids)), params).all()
+    if session.get_bind().dialect.name == "postgresql":
+        rows = _pg_neighbours(session, mids, spans, params, window_s)
+    else:
+        rows = session.execute(_neighbour_stmt(len(mids)), params).all()
     out = collections.defaultdict(dict)
     for row in rows:
         r = _r(row)
