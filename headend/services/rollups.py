@@ -117,6 +117,17 @@ def _key_cols():
     return [Rollup.meter_id, Rollup.period, Rollup.start, Rollup.band]
 
 
+_PG_UPSERT = text(
+    "INSERT INTO rollup (meter_id, period, start, band, energy_wh, cost_mu, readings, first_ts) "
+    "SELECT * FROM unnest(CAST(:m AS INTEGER[]), CAST(:p AS VARCHAR[]), CAST(:s AS BIGINT[]), CAST(:b AS VARCHAR[]), "
+    "CAST(:e AS BIGINT[]), CAST(:c AS BIGINT[]), CAST(:n AS BIGINT[]), CAST(:f AS BIGINT[])) "
+    "ON CONFLICT (meter_id, period, start, band) DO UPDATE SET "
+    "energy_wh = rollup.energy_wh + EXCLUDED.energy_wh, cost_mu = rollup.cost_mu + EXCLUDED.cost_mu, "
+    "readings = rollup.readings + EXCLUDED.readings, "
+    "first_ts = CASE WHEN rollup.first_ts IS NULL THEN EXCLUDED.first_ts WHEN EXCLUDED.first_ts IS NULL "
+    "THEN rollup.first_ts WHEN EXCLUDED.first_ts < rollup.first_ts THEN EXCLUDED.first_ts ELSE rollup.first_ts END")
+
+
 def apply(session, acc):
     """Add acc {(meter_id, period, start, band): [wh, mu, n, first_ts]} to the
     rollups with one INSERT .. ON CONFLICT DO UPDATE (SQLite, PostgreSQL).
@@ -127,6 +138,14 @@ def apply(session, acc):
     if not rows:
         return 0
     dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        # one statement over arrays (psycopg2's executemany is a round trip per row)
+        for i in range(0, len(rows), 5000):
+            part = rows[i:i + 5000]
+            session.execute(_PG_UPSERT, {k: [r[c] for r in part] for k, c in (
+                ("m", "meter_id"), ("p", "period"), ("s", "start"), ("b", "band"), ("e", "energy_wh"),
+                ("c", "cost_mu"), ("n", "readings"), ("f", "first_ts"))})
+        return len(rows)
     ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Rollup.__table__)
     t, x = Rollup.__table__.c, ins.excluded
     stmt = ins.on_conflict_do_update(
