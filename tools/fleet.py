@@ -24,8 +24,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 class FleetBoard:
     def __init__(self, dev, key_hex, meters, broker_host, broker_port, t0, ack_timeout_s=10.0, record_s=900,
-                 energy0=1000, client=None):
+                 energy0=1000, client=None, resend_max_s=None):
         self.dev, self.key = dev, protocol.key_from_hex(key_hex)
+        # resend_max_s set: the firmware's back-off (concentrator/core.py): a batch not
+        # acknowledged in the ack timeout goes again, then after twice as long each time
+        # (+/- 25 %, concentrator.mqtt.Jitter from the device id), at most resend_max_s;
+        # an ack resets it. None: every ack timeout (the old behaviour).
+        self.resend_max_s = resend_max_s
+        self.resend_s = ack_timeout_s
+        self.jitter = firmware_jitter("up:" + dev) if resend_max_s else None
+        self.up_offset_s = 0
+        self.latencies = []          # records message sent -> its last record acknowledged (s)
+        self.awaiting = {}           # last seq of a records message -> when it was first sent
         self.meters, self.t0, self.record_s = meters, t0, record_s
         self.ack_timeout_s = ack_timeout_s
         self.n = 0
@@ -83,6 +93,10 @@ class FleetBoard:
                 for s in [s for s in self.journal if s <= a]:
                     del self.journal[s]
                     self.sent_at.pop(s, None)
+                now = time.monotonic()
+                for last in [x for x in self.awaiting if x <= a]:
+                    self.latencies.append(now - self.awaiting.pop(last))
+                self.resend_s = self.ack_timeout_s
                 if not self.journal:
                     self.acked_at = time.monotonic()
 
@@ -103,6 +117,7 @@ class FleetBoard:
                 self.sent_at[self.seq] = time.monotonic()
                 recs.append(rec)
             after = recs[0][0] - 1 if self.acked == recs[0][0] - 1 else None
+            self.awaiting[self.seq] = time.monotonic()
         self.sent_records += len(recs)
         fields = {"recs": recs, "ts": t}
         if after is not None:
@@ -116,10 +131,12 @@ class FleetBoard:
         """Send again, in one message, what waited longer than the ack timeout."""
         now = now or time.monotonic()
         with self.lock:
-            due = sorted(s for s, at in self.sent_at.items() if now - at >= self.ack_timeout_s)[:64]
+            due = sorted(s for s, at in self.sent_at.items() if now - at >= self.resend_s)[:64]
             recs = [self.journal[s] for s in due]
             for s in due:
                 self.sent_at[s] = now
+            if recs and self.jitter is not None:
+                self.resend_s = min(self.jitter.spread(int(self.resend_s * 2000)) / 1000.0, self.resend_max_s)
         if recs:
             self.resent += len(recs)
             self._publish(protocol.RECORDS, recs=recs, ts=recs[-1][3])
@@ -128,6 +145,21 @@ class FleetBoard:
     def done(self):
         with self.lock:
             return not self.journal and self.acked == self.seq
+
+
+def firmware_jitter(seed_text):
+    """The firmware's own concentrator.mqtt.Jitter (its module needs umqtt.simple, fetched by bootstrap)."""
+    if "umqtt.simple" not in sys.modules:
+        from sim.firmware import load_umqtt
+        load_umqtt()
+    from concentrator.mqtt import Jitter
+    return Jitter(seed_text)
+
+
+def upload_offset_s(dev, record_s=900, spread_s=None):
+    """The board's upload offset into a record interval, as concentrator/core_init.py computes it."""
+    spread = record_s // 2 if spread_s is None else spread_s
+    return firmware_jitter("up:" + dev).next() % spread if spread > 0 else 0
 
 
 class FleetMux:

@@ -18,7 +18,9 @@ the rule's repeat_s. A concentrator that falls silent sends nothing, so
 check_silence() runs from the notification worker every WK_ALERT_CHECK_S.
 """
 from sqlalchemy import event as sa_event
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
+from sqlalchemy import insert as sa_insert
+from sqlalchemy import update as sa_update
 from sqlmodel import select
 
 from concentrator import protocol
@@ -223,14 +225,16 @@ def low_balances(session, last_entries, rule, now):
     cached = {f.account_id: f for f in session.exec(select(
         AccountForecast.account_id, AccountForecast.rate_mu_per_day, AccountForecast.as_of).where(
         AccountForecast.account_id.in_(ids))).all()}
+    days_of = {a.id: own_days[a.tenant_id] if a.tenant_id in own_days else (rule.days_left or 0) for a in todo}
+    rates = forecast_rates(session, {a.id: ends[a.id] for a in todo if days_of[a.id] and ends.get(a.id)}, cached)
     for a in todo:
         e = last_entries[a.id]
         balance = e.balance_after_mu
         amount = alert_rules.amount_threshold(a, rule)
-        days = own_days[a.tenant_id] if a.tenant_id in own_days else (rule.days_left or 0)
+        days = days_of[a.id]
         tenths = None
-        if days and ends.get(a.id):
-            tenths = usage.days_left_tenths(balance, forecast_rate(session, a.id, ends[a.id], cached.get(a.id)))
+        if a.id in rates:
+            tenths = usage.days_left_tenths(balance, rates[a.id])
         by_days = bool(days) and tenths is not None and tenths < days * 10
         low = by_days or bool(amount and balance < amount)
         cur = active.get(a.id)
@@ -247,6 +251,35 @@ def low_balances(session, last_entries, rule, now):
         else:
             cur.values = dict(cur.values, balance_mu=balance, entry_id=e.id)   # topped up, still low: same episode
             session.add(cur)
+
+
+def _fresh(cached, end):
+    return cached is not None and 0 <= end - cached.as_of < FORECAST_REFRESH_S
+
+
+def forecast_rates(session, ends, cached):
+    """forecast_rate of many accounts ({account id: end}, cached {account
+    id: its AccountForecast row}) -> {account id: rate}: those due for a
+    refresh are computed together (usage.account_cost_rates, one
+    statement) and stored with one UPDATE and one INSERT, so a message pays
+    a few statements every FORECAST_REFRESH_S, none in between."""
+    out = {aid: cached[aid].rate_mu_per_day for aid, end in ends.items() if _fresh(cached.get(aid), end)}
+    due = {aid: end for aid, end in ends.items() if aid not in out}
+    if not due:
+        return out
+    rates = usage.account_cost_rates(session, due)
+    old = [{"account_id": aid, "rate_mu_per_day": rates[aid], "as_of": due[aid]} for aid in sorted(due) if aid in cached]
+    new = [{"account_id": aid, "rate_mu_per_day": rates[aid], "as_of": due[aid]} for aid in sorted(due)
+           if aid not in cached]
+    tbl = AccountForecast.__table__
+    if old:
+        session.execute(sa_update(tbl).where(tbl.c.account_id == bindparam("aid"))
+                        .values(rate_mu_per_day=bindparam("rate"), as_of=bindparam("at")),
+                        [{"aid": r["account_id"], "rate": r["rate_mu_per_day"], "at": r["as_of"]} for r in old])
+    if new:
+        session.execute(sa_insert(tbl), new)
+    out.update(rates)
+    return out
 
 
 def forecast_rate(session, account_id, end, cached=None):

@@ -28,7 +28,7 @@ rollups stay equal to a recomputation (rebuild) whatever the arrival order.
 """
 import collections
 
-from sqlalchemy import and_, case, delete, or_, select, text, union_all
+from sqlalchemy import BigInteger, and_, bindparam, case, delete, or_, select, text, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 
 from concentrator import protocol, tariff
@@ -117,6 +117,17 @@ def _key_cols():
     return [Rollup.meter_id, Rollup.period, Rollup.start, Rollup.band]
 
 
+_PG_UPSERT = text(
+    "INSERT INTO rollup (meter_id, period, start, band, energy_wh, cost_mu, readings, first_ts) "
+    "SELECT * FROM unnest(CAST(:m AS INTEGER[]), CAST(:p AS VARCHAR[]), CAST(:s AS BIGINT[]), CAST(:b AS VARCHAR[]), "
+    "CAST(:e AS BIGINT[]), CAST(:c AS BIGINT[]), CAST(:n AS BIGINT[]), CAST(:f AS BIGINT[])) "
+    "ON CONFLICT (meter_id, period, start, band) DO UPDATE SET "
+    "energy_wh = rollup.energy_wh + EXCLUDED.energy_wh, cost_mu = rollup.cost_mu + EXCLUDED.cost_mu, "
+    "readings = rollup.readings + EXCLUDED.readings, "
+    "first_ts = CASE WHEN rollup.first_ts IS NULL THEN EXCLUDED.first_ts WHEN EXCLUDED.first_ts IS NULL "
+    "THEN rollup.first_ts WHEN EXCLUDED.first_ts < rollup.first_ts THEN EXCLUDED.first_ts ELSE rollup.first_ts END")
+
+
 def apply(session, acc):
     """Add acc {(meter_id, period, start, band): [wh, mu, n, first_ts]} to the
     rollups with one INSERT .. ON CONFLICT DO UPDATE (SQLite, PostgreSQL).
@@ -127,6 +138,14 @@ def apply(session, acc):
     if not rows:
         return 0
     dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        # one statement over arrays (psycopg2's executemany is a round trip per row)
+        for i in range(0, len(rows), 5000):
+            part = rows[i:i + 5000]
+            session.execute(_PG_UPSERT, {k: [r[c] for r in part] for k, c in (
+                ("m", "meter_id"), ("p", "period"), ("s", "start"), ("b", "band"), ("e", "energy_wh"),
+                ("c", "cost_mu"), ("n", "readings"), ("f", "first_ts"))})
+        return len(rows)
     ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Rollup.__table__)
     t, x = Rollup.__table__.c, ins.excluded
     stmt = ins.on_conflict_do_update(
@@ -171,28 +190,98 @@ def _r(row):
              int(billed or 0))
 
 
-def _neighbours(session, spans):
-    """spans {meter: (first R, last R)} -> every present reading of those
-    meters from the one before first to the one after last (one statement)."""
+NEIGHBOUR_WINDOW_S = 7 * DAY     # a predecessor is looked for this far back first (then further, rarely)
+_NEIGHBOUR_SQL = {}              # number of meters -> the statement (built once: building it costs more than running it)
+
+
+def _p(name, i):
+    return bindparam("%s_%d" % (name, i), type_=BigInteger)
+
+
+def _neighbour_stmt(n):
+    """The statement _neighbours runs for n meters, with bind parameters
+    mid_i, lts_i, lseq_i, lwin_i (the first new reading and how far back to
+    look), hts_i, hseq_i (the last), lo, hi: cached per n, so a message pays
+    only for its execution (and SQLAlchemy's compiled cache hits)."""
+    stmt = _NEIGHBOUR_SQL.get(n)
+    if stmt is not None:
+        return stmt
     parts = []
-    for mid, (lo, hi) in spans.items():
-        before = (select(*_COLS).where(Reading.meter_id == mid, Reading.ts > 0, _PRESENT,
-                                       or_(Reading.ts < lo.ts, and_(Reading.ts == lo.ts, Reading.seq < lo.seq)))
+    for i in range(n):
+        mid, lts, lseq, hts, hseq = _p("mid", i), _p("lts", i), _p("lseq", i), _p("hts", i), _p("hseq", i)
+        before = (select(*_COLS).where(Reading.meter_id == mid, Reading.ts > 0, Reading.ts >= _p("lwin", i), _PRESENT,
+                                       or_(Reading.ts < lts, and_(Reading.ts == lts, Reading.seq < lseq)))
                   .order_by(Reading.ts.desc(), Reading.seq.desc()).limit(1).subquery())
-        after = (select(*_COLS).where(Reading.meter_id == mid, _PRESENT,
-                                      or_(Reading.ts > hi.ts, and_(Reading.ts == hi.ts, Reading.seq > hi.seq)))
+        after = (select(*_COLS).where(Reading.meter_id == mid, _PRESENT, Reading.ts >= hts,
+                                      or_(Reading.ts > hts, and_(Reading.ts == hts, Reading.seq > hseq)))
                  .order_by(Reading.ts, Reading.seq).limit(1).subquery())
         parts.append(select(*before.c))
         parts.append(select(*after.c))
-    inside = select(*_COLS).where(Reading.meter_id.in_(sorted(spans)), _PRESENT,
-                                  Reading.ts >= min(lo.ts for lo, _ in spans.values()),
-                                  Reading.ts <= max(hi.ts for _, hi in spans.values()))
+    inside = select(*_COLS).where(Reading.meter_id.in_(bindparam("mids", expanding=True)), _PRESENT,
+                                  Reading.ts >= bindparam("lo", type_=BigInteger),
+                                  Reading.ts <= bindparam("hi", type_=BigInteger))
     parts.append(inside)
-    rows = session.execute(union_all(*parts)).all()
+    stmt = _NEIGHBOUR_SQL[n] = union_all(*parts)
+    return stmt
+
+
+_PG_COLS = "meter_id, ts, seq, energy_wh, bands, billed_mu"
+_PG_NEIGHBOURS = text(
+    # per meter (arrays, one short plan whatever the number of meters): the reading
+    # before its first new one and the one after its last; then every reading in between.
+    # The literal lower bounds (:gwin, :ghts) let the planner skip older month partitions.
+    "SELECT r.* FROM unnest(CAST(:mid AS INTEGER[]), CAST(:lts AS BIGINT[]), CAST(:lseq AS BIGINT[]), "
+    "CAST(:lwin AS BIGINT[]), CAST(:hts AS BIGINT[]), CAST(:hseq AS BIGINT[])) AS s (mid, lts, lseq, lwin, hts, hseq) "
+    "CROSS JOIN LATERAL ("
+    "(SELECT {c} FROM reading WHERE meter_id = s.mid AND ts > 0 AND ts >= :gwin AND ts >= s.lwin AND flags & {m} = 0 "
+    " AND (ts < s.lts OR (ts = s.lts AND seq < s.lseq)) ORDER BY ts DESC, seq DESC LIMIT 1) "
+    "UNION ALL "
+    "(SELECT {c} FROM reading WHERE meter_id = s.mid AND ts >= :ghts AND ts >= s.hts AND flags & {m} = 0 "
+    " AND (ts > s.hts OR (ts = s.hts AND seq > s.hseq)) ORDER BY ts, seq LIMIT 1)) AS r "
+    "UNION ALL "
+    "SELECT {c} FROM reading WHERE meter_id = ANY(CAST(:mid AS INTEGER[])) AND flags & {m} = 0 "
+    "AND ts >= :lo AND ts <= :hi".format(c=_PG_COLS, m=protocol.FLAG_MISSING))
+
+
+def _pg_neighbours(session, mids, spans, params, window_s):
+    lo = [spans[m][0] for m in mids]
+    hi = [spans[m][1] for m in mids]
+    lwin = [r.ts - window_s if window_s else 0 for r in lo]
+    return session.execute(_PG_NEIGHBOURS, {
+        "mid": mids, "lts": [r.ts for r in lo], "lseq": [r.seq for r in lo], "lwin": lwin,
+        "hts": [r.ts for r in hi], "hseq": [r.seq for r in hi], "gwin": min(lwin), "ghts": min(r.ts for r in hi),
+        "lo": params["lo"], "hi": params["hi"]}).all()
+
+
+def _neighbours(session, spans, window_s=None):
+    """spans {meter: (first R, last R)} -> every present reading of those
+    meters from the one before first to the one after last (one statement;
+    a second, rarely, for meters with nothing in the NEIGHBOUR_WINDOW_S
+    before their first new reading, so a year of history costs nothing)."""
+    window_s = NEIGHBOUR_WINDOW_S if window_s is None else window_s
+    mids = sorted(spans)
+    params = {"mids": mids, "lo": min(lo.ts for lo, _ in spans.values()),
+              "hi": max(hi.ts for _, hi in spans.values())}
+    for i, mid in enumerate(mids):
+        lo, hi = spans[mid]
+        params.update({"mid_%d" % i: mid, "lts_%d" % i: lo.ts, "lseq_%d" % i: lo.seq,
+                       "lwin_%d" % i: lo.ts - window_s if window_s else 0,
+                       "hts_%d" % i: hi.ts, "hseq_%d" % i: hi.seq})
+    if session.get_bind().dialect.name == "postgresql":
+        rows = _pg_neighbours(session, mids, spans, params, window_s)
+    else:
+        rows = session.execute(_neighbour_stmt(len(mids)), params).all()
     out = collections.defaultdict(dict)
     for row in rows:
         r = _r(row)
         out[r.meter_id][(r.ts, r.seq)] = r
+    if window_s:
+        far = {mid: spans[mid] for mid in mids
+               if not any(k < (spans[mid][0].ts, spans[mid][0].seq) for k in out.get(mid, ()))}
+        if far:
+            # nothing stored in the window before: look all the way back (a meter's first reading, a long gap)
+            for mid, got in _neighbours(session, far, window_s=0).items():
+                out[mid].update(got)
     return out
 
 

@@ -11,7 +11,8 @@ energy: both belong to the interval the reading falls in.
 """
 import bisect
 
-from sqlalchemy import func
+from sqlalchemy import BigInteger, Integer, and_, column, func
+from sqlalchemy import values as sa_values
 from sqlmodel import select
 
 from concentrator import protocol, tariff
@@ -92,10 +93,54 @@ def cost_rate_per_day(session, meter_ids, end):
     """Money per day (mu) at the meters' recent use: their cost over the
     last seven days up to `end`, per day since the first reading in them.
     None with less than FORECAST_MIN_SPAN_S of readings."""
-    [b] = buckets(session, meter_ids, [end + 1 - FORECAST_WINDOW_S, end + 1])
-    if not b.readings or end - b.first_ts < FORECAST_MIN_SPAN_S:
+    n, first_ts, cost = window_cost(session, meter_ids, end + 1 - FORECAST_WINDOW_S, end + 1)
+    if not n or end - first_ts < FORECAST_MIN_SPAN_S:
         return None
-    return b.cost_mu * DAY // (end - b.first_ts)
+    return cost * DAY // (end - first_ts)
+
+
+def account_cost_rates(session, ends):
+    """cost_rate_per_day of many accounts at once ({account id: end} ->
+    {account id: mu per day or None}): each account's meters' cost over the
+    seven days up to its end, in ONE statement grouped by account (the
+    window of every account as VALUES; literal outer bounds so PostgreSQL
+    reads only the month partitions they touch)."""
+    if not ends:
+        return {}
+    from ..models import Meter
+    w = sa_values(column("aid", Integer), column("lo", BigInteger), column("hi", BigInteger), name="w").data(
+        [(int(aid), int(end) + 1 - FORECAST_WINDOW_S, int(end) + 1) for aid, end in sorted(ends.items())]).cte("w")
+    present = Reading.flags.op("&")(protocol.FLAG_MISSING) == 0
+    lo = min(ends.values()) + 1 - FORECAST_WINDOW_S
+    hi = max(ends.values()) + 1
+    rows = session.exec(select(w.c.aid, func.count(), func.min(Reading.ts),
+                               func.coalesce(func.sum(Reading.billed_mu), 0))
+                        .select_from(w).join(Meter, Meter.account_id == w.c.aid)
+                        .join(Reading, and_(Reading.meter_id == Meter.id, Reading.ts >= w.c.lo, Reading.ts < w.c.hi,
+                                            Reading.ts >= lo, Reading.ts < hi, present))
+                        .group_by(w.c.aid)).all()
+    out = dict.fromkeys(ends)
+    for aid, n, t0, cost in rows:
+        end = ends[aid]
+        if n and end - int(t0) >= FORECAST_MIN_SPAN_S:
+            out[aid] = int(cost) * DAY // (end - int(t0))
+    return out
+
+
+def window_cost(session, meter_ids, start, end):
+    """(readings, first reading's ts or None, cost mu) of the meters'
+    present readings in [start, end): what buckets() says of that one
+    window but its energy, in ONE aggregate statement (no look-up of the
+    reading before the window: the cost needs none), so the forecast costs
+    the same with a year of history as with none."""
+    ids = sorted(set(meter_ids))
+    if not ids or end <= start:
+        return 0, None, 0
+    present = Reading.flags.op("&")(protocol.FLAG_MISSING) == 0
+    n, t0, cost = session.exec(select(func.count(), func.min(Reading.ts), func.coalesce(func.sum(Reading.billed_mu), 0))
+                               .where(Reading.meter_id.in_(ids), Reading.ts >= start, Reading.ts < end,
+                                      present)).one()
+    return int(n), (int(t0) if t0 is not None else None), int(cost)
 
 
 def days_left_tenths(balance_mu, rate_per_day_mu):

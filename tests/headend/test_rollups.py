@@ -227,3 +227,27 @@ def test_the_cli_rolls_up_readings_stored_before_rollups(site, engine):
     with sf() as s:
         assert want and rollups.canonical(rollups.stored(s, mids)) == want
         assert s.get(RollupMark, "since").ts == 0
+def test_rollup_after_a_long_silence_counts_the_whole_rise(site):
+    """A meter heard again after 20 days (longer than the 7 days the ingest
+    looks back first for a reading's predecessor): its register rise since
+    the reading before the silence is its energy, in the rollups as in a
+    recomputation from the raw readings."""
+    sf, ing, board, mids, accs, now = site
+    m = Meter(0, 5000, 30)
+    first = [m.read(1, DAY0), m.read(2, DAY0 + STEP)]
+    now[0] = DAY0 + STEP + 30
+    ing.handle(*board.rd(first))
+    m.regs["flat"] += 12_345                       # used during the silence
+    later = DAY0 + 20 * 86400
+    back = [m.read(3, later), m.read(4, later + STEP)]
+    now[0] = later + STEP + 30
+    ing.handle(*board.rd(back))
+    with sf() as s:
+        kept = rollups.stored(s, mids)
+        assert rollups.canonical(kept) == rollups.canonical(rollups.recompute(s, mids, DAY0 - 86400,
+                                                                              later + 86400))
+        day = rollups.day_start(later, TZ)
+        rise = back[0][4][0] - first[-1][4][0]
+        assert rise > 12_345
+        got = sum(v[0] for k, v in kept.items() if k[0] == mids[0] and k[1] == "d" and k[2] == day)
+        assert got == back[-1][4][0] - first[-1][4][0]

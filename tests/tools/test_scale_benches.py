@@ -24,7 +24,7 @@ def test_ingest_and_api_benchmarks_print_their_figures(capsys):
     assert f["api_meter_list_bytes"] < 200_000, f       # one page, not the whole property
 
 
-FLEET = ("fleet_concentrators_realtime", "fleet_concentrators_spread", "fleet_msgs_per_s")
+FLEET = ("fleet_concentrators_realtime", "fleet_concentrators_burst", "fleet_msgs_per_s")
 
 
 def test_fleet_benchmark_prints_its_figures(capsys):

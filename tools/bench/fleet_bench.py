@@ -2,32 +2,102 @@
 (`wattkeeper worker`, shared subscription) on PostgreSQL.
 
 A fleet of 32-meter boards (tools/fleet.py: each with its journal, key,
-counters, 10 s ack timeout and resends; all boards over one multiplexed
-MQTT connection) records on the same 15-minute boundary, as today's
-firmware does: every board sends its 32 readings at once (the boundary
-burst) and a status message, and re-sends whatever was not acknowledged
-within the ack timeout. Measured over several intervals:
+counters and the firmware's defaults, concentrator/config.py: 10 s ack
+timeout, resends backed off x2 +/- 25 % up to 300 s with the firmware's
+Jitter; all boards over one multiplexed MQTT connection). Two phases:
+
+1. the burst: every board sends its 32 readings on the same boundary (as
+   with upload_spread_s = 0) and a status message: how fast the workers
+   drain a burst (messages acknowledged per second, R);
+2. the firmware's spread: each board sends its readings at its own offset
+   into the interval (concentrator.mqtt.Jitter("up:" + dev) % upload_spread_s,
+   default record_s / 2, as core_init.py computes it) and a status every
+   status_s (300 s) at its own phase. A fleet of F boards then offers
+   F / spread_s + F / status_s messages a second. F is first estimated from
+   R at 80 % load, F = 0.8 R / (1/spread_s + 1/status_s), then SIMULATED: the
+   boards here play the fleet with their offsets and status phases scaled
+   by boards/F (time-compressed: the same message rate as F boards; the ack
+   timeout and resend back-off stay real seconds). F is kept when every
+   records message is acknowledged within the ack timeout and resends stay
+   <= 0.1 %; then a fleet 1.5 times larger is tried (up to five runs in
+   all), and the largest that kept up is reported; when the first does not
+   keep up, it is lowered by a third and simulated again.
 
     fleet_boards_measured           boards simulated here (--quick: fewer)
     fleet_workers                   head-end worker processes
-    fleet_burst_drain_s             time from the boundary to the last ack (slowest interval)
-    fleet_msgs_per_s                uplink messages acknowledged per second while draining
-    fleet_concentrators_realtime    the largest fleet whose boundary burst is acknowledged within the
-                                    boards' ack timeout at that rate (goal >= 100,000)
-    fleet_concentrators_spread      the same if boards spread their uploads over the interval
-                                    (a per-board offset: firmware, issue 14)
-    fleet_resend_fraction           records sent again / records recorded (goal <= 0.001)
-    fleet_errors                    readings lost or doubled, balances off (must be 0)
+    fleet_burst_drain_s             phase 1: time from the boundary to the last ack (slowest interval)
+    fleet_msgs_per_s                phase 1: uplink messages acknowledged per second while draining (R)
+    fleet_concentrators_burst       the largest fleet whose boundary burst (everyone at once) is acked
+                                    within the ack timeout at R (the figure before the spread)
+    fleet_concentrators_realtime    phase 2: the largest fleet (F) simulated with the firmware's
+                                    spread and back-off whose records are all acked within the ack
+                                    timeout (goal >= 100,000)
+    fleet_spread_ack_max_s          phase 2: the slowest records message's ack at that F
+    fleet_spread_ack_p99_s          phase 2: its 99th percentile
+    fleet_resend_fraction           phase 2: records sent again / records recorded (goal <= 0.001)
+    fleet_burst_resend_fraction     phase 1: the same in the burst
+    fleet_errors                    readings lost or doubled, balances off, downlinks out of order (must be 0)
 """
 import secrets
 import time
 
 from sqlalchemy import text
 
+from concentrator.config import DEFAULTS as FW
+
 METERS = 32
 T0 = 1790000000
-ACK_TIMEOUT_S = 10.0
-RECORD_S = 900
+RECORD_S = FW["record_s"]                                            # 900
+STATUS_S = FW["status_s"]                                            # 300
+ACK_TIMEOUT_S = float(FW["ack_timeout_s"])                           # 10
+RESEND_MAX_S = FW["resend_max_s"]                                    # 300
+SPREAD_S = RECORD_S // 2 if FW["upload_spread_s"] is None else FW["upload_spread_s"]   # 450
+
+
+def _drain(boards, deadline):
+    while not all(b.done() for b in boards) and time.monotonic() < deadline:
+        for b in boards:
+            b.resend_due()
+        time.sleep(0.05)
+    if not all(b.done() for b in boards):
+        raise RuntimeError("the fleet was not acknowledged within 120 s")
+
+
+def _spread_run(boards, fleet, t, intervals):
+    """The boards playing a fleet of `fleet` boards with the firmware's
+    upload offsets and status phases, time scaled by len(boards)/fleet:
+    -> (ack latencies of records messages, records resent, records recorded, board time)."""
+    k = len(boards) / float(fleet)           # real seconds per fleet second
+    events = []
+    for i in range(intervals):
+        bt = t + RECORD_S * (i + 1)
+        base = RECORD_S * i
+        for j, b in enumerate(boards):
+            events.append((k * (base + b.up_offset_s), 0, j, bt))
+            phase = (b.up_offset_s * 7 + j * 131) % STATUS_S          # a status phase per board (its boot time)
+            for n in range(RECORD_S // STATUS_S):
+                events.append((k * (base + phase + n * STATUS_S), 1, j, bt))
+    events.sort()
+    start = time.monotonic()
+    last_poll = start
+    for at, kind, j, bt in events:
+        while True:
+            now = time.monotonic()
+            if now - last_poll >= 0.05:
+                for b in boards:
+                    b.resend_due(now)
+                last_poll = now
+            wait = start + at - now
+            if wait <= 0:
+                break
+            time.sleep(min(wait, 0.05))
+        if kind == 0:
+            boards[j].record_interval(bt)
+        else:
+            boards[j].status(bt)
+    _drain(boards, time.monotonic() + 120)
+    lat = [x for b in boards for x in b.latencies]
+    return lat, sum(b.resent for b in boards), sum(b.sent_records for b in boards), t + RECORD_S * intervals
 
 
 def run(quick=False):
@@ -35,9 +105,10 @@ def run(quick=False):
     from headend.services import ledger
     from headend.services.seed import seed_site
     from sim.brokers import MosquittoBroker
-    from tools.fleet import FleetMux, start_workers, stop_workers
+    from tools.fleet import FleetMux, start_workers, stop_workers, upload_offset_s
     from tools.pgtemp import temp_database
     boards_n, intervals, workers_n = (20, 3, 2) if quick else (120, 4, 2)
+    spread_intervals = 2 if quick else 4
     url, drop = temp_database("wk_fleet_")
     engine = db.make_engine(url)
     broker = None
@@ -54,7 +125,10 @@ def run(quick=False):
         broker = MosquittoBroker(extra="max_inflight_messages 1000\nmax_queued_messages 100000\n").start()
         workers = start_workers(url, broker.url, workers_n)
         mux = FleetMux(broker.host, broker.port)
-        boards = [mux.add(d, k, METERS, T0, ack_timeout_s=ACK_TIMEOUT_S) for d, k in keys.items()]
+        boards = [mux.add(d, k, METERS, T0, ack_timeout_s=ACK_TIMEOUT_S, resend_max_s=RESEND_MAX_S)
+                  for d, k in keys.items()]
+        for b in boards:
+            b.up_offset_s = upload_offset_s(b.dev, RECORD_S, SPREAD_S)
         time.sleep(0.5)
         drains, rates = [], []
         for i in range(intervals):
@@ -63,31 +137,49 @@ def run(quick=False):
             for b in boards:
                 b.record_interval(t)
                 b.status(t)
-            deadline = start + 120
-            while not all(b.done() for b in boards) and time.monotonic() < deadline:
-                for b in boards:
-                    b.resend_due()
-                time.sleep(0.05)
-            if not all(b.done() for b in boards):
-                raise RuntimeError("the fleet was not acknowledged within 120 s")
+            _drain(boards, start + 120)
             drain = max(b.acked_at for b in boards) - start
             drains.append(drain)
             rates.append(2 * boards_n / drain)
         rate = min(rates[1:] or rates)          # the first interval sets the baselines
-        drain = max(drains)
-        recorded = sum(b.sent_records for b in boards)
-        resent = sum(b.resent for b in boards)
+        burst_resent = sum(b.resent for b in boards)
+        burst_recorded = sum(b.sent_records for b in boards)
         out = {"fleet_boards_measured": boards_n, "fleet_workers": workers_n,
-               "fleet_burst_drain_s": round(drain, 3), "fleet_msgs_per_s": round(rate, 1),
+               "fleet_burst_drain_s": round(max(drains), 3), "fleet_msgs_per_s": round(rate, 1),
                # the burst: one records message per board must be acked within the timeout
                # (status messages queue behind it: both count)
-               "fleet_concentrators_realtime": int(rate * ACK_TIMEOUT_S / 2),
-               "fleet_concentrators_spread": int(rate * RECORD_S / 2),
-               "fleet_resend_fraction": round(resent / recorded, 4) if recorded else 0.0}
+               "fleet_concentrators_burst": int(rate * ACK_TIMEOUT_S / 2)}
+        per_board_per_s = 1.0 / SPREAD_S + 1.0 / STATUS_S
+        fleet = int(0.8 * rate / per_board_per_s)
+        t = T0 + RECORD_S * intervals
+        best = None                             # (fleet, latencies, resent, recorded) of the largest fleet that kept up
+        tried = None
+        for _try in range(5):
+            for b in boards:
+                b.latencies, b.resent, b.sent_records = [], 0, 0
+            lat, resent, recorded, t = _spread_run(boards, fleet, t, spread_intervals)
+            lat.sort()
+            tried = (fleet, lat, resent, recorded)
+            if lat and lat[-1] < ACK_TIMEOUT_S and resent <= 0.001 * recorded:
+                best = tried
+                fleet = int(fleet * 1.5)        # kept up: try a larger fleet
+            elif best is not None or fleet < 1000:
+                break
+            else:
+                fleet = int(fleet * 2 / 3)      # did not: a smaller one
+        fleet, lat, resent, recorded = best or tried
+        ok = best is not None
+        out.update({"fleet_concentrators_realtime": fleet if ok else 0,
+                    "fleet_spread_ack_max_s": round(lat[-1], 3) if lat else None,
+                    "fleet_spread_ack_p99_s": round(lat[int(0.99 * (len(lat) - 1))], 3) if lat else None,
+                    "fleet_resend_fraction": round(resent / recorded, 4) if recorded else 0.0,
+                    "fleet_burst_resend_fraction": round(burst_resent / burst_recorded, 4) if burst_recorded
+                    else 0.0})
         with engine.connect() as c:
             n, distinct = c.execute(text("SELECT count(*), count(DISTINCT (concentrator_id, seq)) FROM reading")).one()
         with db.session_factory(engine)() as s:
             off = len(ledger.check_cache(s))
+        recorded = sum(b.seq for b in boards)
         out["fleet_errors"] = abs(n - recorded) + (n - distinct) + off + sum(b.out_of_order for b in boards)
         return out
     finally:
