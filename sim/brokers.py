@@ -9,13 +9,7 @@ import sys
 import tempfile
 import time
 
-
-
-def free_port(host="127.0.0.1"):
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+from headend.transport.broker import free_port
 
 
 def stop_process(proc, timeout=10, kill=False):

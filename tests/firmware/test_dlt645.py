@@ -700,8 +700,7 @@ def test_meterbus_polls_a_dlt645_meter_through_profiles_table():
 
 # ------------------------------------------------------------ MicroPython VM
 VM_SCRIPT = r'''
-import gc, json, sys
-sys.path.insert(0, "/")
+import gc, json
 from concentrator import dlt645 as D
 def load(j):
     d = {}

@@ -3,55 +3,8 @@ and a virtual clock: no broker (the board is offline), downlink messages are
 handed to it signed as the head-end would sign them."""
 
 from concentrator import protocol as P
-from headend.transport.broker import free_port
 from sim.load import ConstantLoad
-from sim.site import Site
-
-PRICE = 6000                      # mu/kWh
-TARIFF = [{"version": 1, "effective": 0, "tz_offset_s": 28800, "price": PRICE}]
-START = 1793462400 + 8 * 3600     # 2026-11-01 08:00 local (a Sunday)
-
-
-class Board:
-    def __init__(self, tmp_path, policy=None, watts=1200, start=START, meters=2):
-        self.site = Site(concentrators=1, meters=meters, broker=("127.0.0.1", free_port()),
-                         workdir=str(tmp_path), start_unix=start, tariff=TARIFF)
-        self.vc = self.site.concentrators[0]
-        if policy is not None:
-            self.vc.cfg["policy"] = policy
-            self.vc.power_on()
-        self.n = 0
-        for sm in self.vc.meters:
-            sm.load = ConstantLoad(watts)
-        self.site.run(120, tick_s=1)      # boot, first polls (baselines)
-
-    @property
-    def fw(self):
-        return self.vc.fw
-
-    def push(self, kind, **fields):
-        self.n += 1
-        body = P.message(self.fw.dev, self.n, kind, self.fw.hal.time(), **fields)
-        self.fw._on_message(P.topic_down(self.fw.dev), P.seal(body, self.fw.key))
-
-    def credit(self, i=0, bal=0, top=1):
-        """Sync meter i so that its local credit is `bal` now (the head-end's
-        balance is at the last record: add what was used since)."""
-        m = self.fw.meters[i]
-        self.push(P.CREDIT, m=i, bal=bal + self.fw.credits.provisional[i], e=m.last_energy,
-                  c=self.fw.credits.charged[i], top=top)
-        assert self.fw.credit_of(i) == bal
-
-    def closed(self, i=0):
-        sm = self.vc.meters[i]
-        return sm.relay_closed and sm.supply_closed
-
-    def events(self, code, meter=None):
-        return [r for r in self.fw.journal.pending(10000)
-                if r[1] == P.KIND_EVENT and r[4][0] == code and (meter is None or r[2] == meter)]
-
-    def run(self, s):
-        self.site.run(s, tick_s=1)
+from tests.firmware.offline import Board
 
 
 def test_opens_within_one_poll_of_zero_credit(tmp_path):
