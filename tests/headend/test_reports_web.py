@@ -107,3 +107,6 @@ def test_a_meters_load_curve_page_and_api(app, client, login):
     assert page.text.count('<tr><td data-label=') == 12          # the latest readings
     zh = client.get("/staff/meters/%d?days=1&end=%d" % (mid, D0 + 86400), headers={"Accept-Language": "zh-CN"})
     assert "负荷曲线" in zh.text
+    # without `end` the window ends at the meter's latest reading (a simulated site's clock too)
+    latest = client.get("/staff/meters/%d?days=1" % mid)
+    assert 'id="meter-chart"' in latest.text and latest.text.count('<tr><td data-label=') == 12

@@ -25,12 +25,13 @@ DAY = 86400
 def meter_page(meter_pk: Id, request: Request, session: SessionDep,
                actor: Annotated[Actor, require_web(P.PROPERTY_READ)],
                days: Annotated[int, Query(ge=1, le=load_curves.MAX_WINDOW_S // DAY)] = 2,
-               end: Annotated[Optional[int], Query(ge=DAY, le=2 ** 32, description="Unix s; default now")] = None):
+               end: Annotated[Optional[int], Query(ge=DAY, le=2 ** 32, description="Unix s; default: the latest reading")] = None):
     m = session.get(Meter, meter_pk)
     conc = session.get(Concentrator, m.concentrator_id) if m is not None else None
     if conc is None or not actor.sees(conc.property_id):
         raise NotFound("no meter %s" % meter_pk)
-    end = end if end is not None else int(time.time()) + 60
+    if end is None:     # the window ends at the meter's latest reading (a board's clock, not the server's)
+        end = (m.last_ts or int(time.time())) + 1
     cur = load_curves.curve(session, actor, meter_pk, end - days * DAY, end)
     tz = session.get(Property, conc.property_id).tz_offset_s
     x = [format_local(ts, tz, seconds=False) for ts, _w, _a in cur["points"]]
