@@ -83,7 +83,7 @@ class Watch:
         self.app = app
         self.up = False
         self.fails = 0
-        self.online = [True] * len(app.meters)
+        self.online = bytearray(b"\x01" * len(app.meters))
 
     def step(self):
         app = self.app
@@ -99,9 +99,9 @@ class Watch:
         ms = app.meters
         on = self.online
         for i in range(len(ms)):
-            if ms[i].online != on[i]:
-                on[i] = ms[i].online
-                log("meter %d %s %s" % (i, ms[i].cfg["id"], "online" if on[i] else "offline"))
+            if ms.online[i] != on[i]:
+                on[i] = ms.online[i]
+                log("meter %d %s %s" % (i, ms.cfg[i]["id"], "online" if on[i] else "offline"))
         return d
 
 

@@ -26,10 +26,11 @@ def run(app, body, key):
         i = body.get("m")
         if i is None:
             app.policy = pol
-            for m in app.meters:
-                m.policy = None      # the site's policy for every meter
+            mp = app.meters.policy
+            for k in range(len(mp)):
+                mp[k] = None         # the site's policy for every meter
         else:
-            app.meters[i].policy = pol
+            app.meters.policy[i] = pol
         return i
     if op == "rekey":
         # new key = HMAC(the key that signed this command, nonce): the
@@ -54,15 +55,15 @@ def run(app, body, key):
 def override(app, i, closed, until, reason=P.R_OVERRIDE):
     # Staff or technician override: keep the relay closed/open until
     # `until` (Unix s); closed=None ends an override.
-    m = app.meters[i]
+    rs = app.meters.rs
     if closed is None:
-        m.rs.override = None
-        m.rs.reason = 0
-        app._enforce(i, m)
+        rs.override[i] = None
+        rs.reason[i] = 0
+        app._enforce(i)
     else:
-        m.rs.override = [bool(closed), until]
+        rs.override[i] = [bool(closed), until]
         app._event(P.EV_OVERRIDE, i, reason * 10 + (1 if closed else 0))
-        if m.relay_closed != bool(closed):
+        if app.meters.relay_closed[i] != bool(closed):
             app.set_relay(i, bool(closed), reason)
     app._save_state()
     app.journal.flush()

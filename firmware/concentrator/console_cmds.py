@@ -49,7 +49,7 @@ def _meter(cmd, app, m):
             return m
     elif isinstance(m, str):
         for i in range(n):
-            if app.meters[i].cfg["id"] == m:
+            if app.meters.cfg[i]["id"] == m:
                 return i
         if m.isdigit() and int(m) < n:
             return int(m)
@@ -119,15 +119,15 @@ def _meters():
     app = _app("meters")
     print(" #  id           model         addr      online relay   credit mu"
           "   energy Wh")
-    rd = app.bus.readings
-    for i in range(len(app.meters)):
-        m = app.meters[i]
-        c = m.cfg
+    rd = app.bus.readings.energy_wh
+    ms = app.meters
+    for i in range(len(ms)):
+        c = ms.cfg[i]
         cr = app.credit_of(i)
-        e = m.last_energy if m.last_energy is not None else rd[i].energy_wh
+        e = ms.last_energy[i] if ms.last_energy[i] is not None else rd[i]
         print("%2d  %-12s %-13s %-9s %-6s %-6s %10s %11s" % (
             i, c["id"][:12], c.get("model", "?")[:13], str(c["addr"])[:9],
-            "yes" if m.online else "NO", _relay_str(m.relay_closed),
+            "yes" if ms.online[i] else "NO", _relay_str(ms.relay_closed[i]),
             "-" if cr is None else cr, "-" if e is None else e))
 
 
@@ -135,7 +135,7 @@ def _read(m):
     app = _app("read")
     i = _meter("read", app, m)
     bus = app.bus
-    c = app.meters[i].cfg
+    c = app.meters.cfg[i]
     p = bus.profile(i)
     if p is None:
         raise _Err("read: meter %d %s: unknown model %r" % (i, c["id"], c.get("model")))
@@ -184,13 +184,14 @@ def _relay(m, state):
     else:
         raise _Err("relay: state %r: use 'on' (closed) or 'off' (open)" % (state,))
     from concentrator import protocol as P
-    ms = app.meters[i]
+    ms = app.meters
+    c = ms.cfg[i]
     app._event(P.EV_OVERRIDE, i, P.R_TECHNICIAN)
     app.set_relay(i, closed, P.R_TECHNICIAN)
     app.journal.flush()
-    _board.log("technician: relay %d %s -> %s" % (i, ms.cfg["id"], "on" if closed else "off"))
-    got = ms.relay_closed
-    gpio = ms.cfg.get("relay")
+    _board.log("technician: relay %d %s -> %s" % (i, c["id"], "on" if closed else "off"))
+    got = ms.relay_closed[i]
+    gpio = c.get("relay")
     if got != closed and gpio is not None:
         # a contactor's auxiliary contact follows 10-50 ms later: look again
         app.hal.sleep_ms(200)
@@ -198,14 +199,14 @@ def _relay(m, state):
         if fb is not None:
             got = fb
             if fb == closed:
-                ms.relay_closed = fb
-                ms.rs.reason = P.R_TECHNICIAN
+                ms.relay_closed[i] = fb
+                ms.rs.reason[i] = P.R_TECHNICIAN
     if got == closed:
-        print("relay %d %s: %s (read back %s)" % (i, ms.cfg["id"], _relay_str(closed),
+        print("relay %d %s: %s (read back %s)" % (i, c["id"], _relay_str(closed),
                                                  _relay_str(got)))
     else:
         print("relay %d %s: MISMATCH: commanded %s, read back %s" % (
-            i, ms.cfg["id"], _relay_str(closed), _relay_str(got)))
+            i, c["id"], _relay_str(closed), _relay_str(got)))
 
 
 def _journal():

@@ -16,19 +16,24 @@ COUNTER_BLOCK = 1000   # uplink counters reserved in flash per write
 RELAY_SETTLE_MS = 60   # a contactor's auxiliary contact follows within this
 
 
-class MeterState:
-    # What the core keeps of one meter. Its times (next poll, records) are
-    # kept apart, in the Concentrator's columns (t_* arrays, core_init.py): Unix
-    # seconds are not small ints in MicroPython, and 4 of them per meter as
-    # attributes cost ~5 KB of heap for 32 meters.
-    def __init__(self, cfg):
-        self.cfg = cfg
-        self.rs = R.RelayState()
-        self.policy = None          # per-meter relay policy (None: the site's)
-        self.last_energy = None     # last cumulative register read (Wh)
-        self.relay_closed = None    # what we believe / read back
-        self.online = True
-        self.offline_n = 0          # times this meter went offline since boot
+class Meters:
+    # What the core keeps of every meter, as columns by meter index: 32
+    # objects of 7 attributes (and their relay states) cost ~5 KB of heap,
+    # these columns ~1.5 KB. Their times (next poll, records) are the
+    # Concentrator's t_* columns (core_init.py): Unix seconds are not small
+    # ints in MicroPython, an array("I") holds them in 4 bytes.
+    def __init__(self, cfgs):
+        n = len(cfgs)
+        self.cfg = cfgs                  # the site file's meter dicts
+        self.rs = R.Relays(n)            # relay state (relay.py)
+        self.policy = [None] * n         # per-meter relay policy (None: the site's)
+        self.last_energy = [None] * n    # last cumulative register read (Wh)
+        self.relay_closed = [None] * n   # what we believe / read back
+        self.online = bytearray(b"\x01" * n)
+        self.offline_n = [0] * n         # times the meter went offline since boot
+
+    def __len__(self):
+        return len(self.cfg)
 
 
 def _column(n):
@@ -63,14 +68,14 @@ class Concentrator:
         relays = {}
         recs = {}
         mpol = {}
-        for i in range(len(self.meters)):
-            m = self.meters[i]
-            mid = m.cfg["id"]
+        ms = self.meters
+        for i in range(len(ms)):
+            mid = ms.cfg[i]["id"]
             creds[mid] = self.credits.to_state(i)
-            relays[mid] = m.rs.to_state()
+            relays[mid] = ms.rs.to_state(i)
             recs[mid] = self.t_rec[i]
-            if m.policy is not None:
-                mpol[mid] = m.policy
+            if ms.policy[i] is not None:
+                mpol[mid] = ms.policy[i]
         st = {"boots": self.boots, "n_res": self.n_res, "n_down": self.n_down,
               "credit": creds, "relay": relays, "key": self.key_hex, "rec": recs,
               "jseq": self.journal.last_seq, "policy": self.policy, "mpol": mpol}
@@ -175,10 +180,9 @@ class Concentrator:
                 nominal = 0
                 self.t_due[i] = 0
                 self.t_poll_ms[i] = now + poll_s * 1000
-            m = self.meters[i]
             budget -= 1
             polled = True
-            if self._poll_one(i, m, nominal):
+            if self._poll_one(i, nominal):
                 appended = True
         if polled:
             self.cycles += 1
@@ -186,16 +190,17 @@ class Concentrator:
             self.due_min = min(self.t_due)
         return appended
 
-    def _poll_one(self, i, m, ts):
+    def _poll_one(self, i, ts):
         r = self.bus.poll(i)
+        ms = self.meters
         appended = False
         online = r is not None and r.ok
         if online:
             self.answered += 1
-        if online != m.online:
-            m.online = online
+        if online != bool(ms.online[i]):
+            ms.online[i] = 1 if online else 0
             if not online:
-                m.offline_n += 1
+                ms.offline_n[i] += 1
             self._event(P.EV_METER_ONLINE if online else P.EV_METER_OFFLINE, i)
             appended = True
         rec_s = self.cfg["record_s"]
@@ -205,16 +210,17 @@ class Concentrator:
         due = (ts >= self.t_rec_next[i]) if ts else False
         cr = self.credits
         if not online:
-            if due and m.last_energy is not None:
+            if due and ms.last_energy[i] is not None:
                 # a gap, never zero consumption
                 self.journal.append(P.KIND_READING, i, ts,
-                                    (m.last_energy, 0, P.FLAG_MISSING, cr.charged[i]) + cr.band_tuple(i))
+                                    (ms.last_energy[i], 0, P.FLAG_MISSING, cr.charged[i]) + cr.band_tuple(i))
                 self._advance_record(i, ts)
                 appended = True
             return appended
         flags = 0
-        if m.last_energy is not None:
-            delta = r.energy_wh - m.last_energy
+        last = ms.last_energy[i]
+        if last is not None:
+            delta = r.energy_wh - last
             last_ts = self.t_read[i]
             dt = ts - last_ts if (ts and last_ts) else self.cfg["poll_s"]
             if delta < 0 or delta * 3600 > self.cfg["max_power_w"] * max(dt, 1) + 3600:
@@ -222,12 +228,12 @@ class Concentrator:
                 self._event(P.EV_IMPLAUSIBLE, i, delta)
                 appended = True
         if r.relay_closed is not None:
-            m.relay_closed = r.relay_closed
+            ms.relay_closed[i] = r.relay_closed
         if not flags & P.FLAG_IMPLAUSIBLE:
-            m.last_energy = r.energy_wh
+            ms.last_energy[i] = r.energy_wh
             self.t_read[i] = ts
             cr.on_poll(i, self.tariff, r.energy_wh, ts)
-        if m.relay_closed is False:
+        if ms.relay_closed[i] is False:
             flags |= P.FLAG_RELAY_OPEN
         if due or flags & P.FLAG_IMPLAUSIBLE:
             if due and not flags & P.FLAG_IMPLAUSIBLE:
@@ -241,7 +247,7 @@ class Concentrator:
             if due:
                 self._advance_record(i, ts)
             appended = True
-        if self._enforce(i, m, r.power_w):
+        if self._enforce(i, r.power_w):
             appended = True
         return appended
 
@@ -267,13 +273,14 @@ class Concentrator:
     def credit_of(self, i):
         return self.credits.value(i, self.price_hint())
 
-    def _enforce(self, i, m, power_w=None):
+    def _enforce(self, i, power_w=None):
         hal = self.hal
         now = hal.time()
         local = now + self.cfg["tz_offset_s"] if now else 0
-        pol = m.policy or self.policy
-        closed = m.relay_closed
-        want, reason = R.decide(pol, m.rs, self.credit_of(i), closed, now, local, power_w)
+        ms = self.meters
+        pol = ms.policy[i] or self.policy
+        closed = ms.relay_closed[i]
+        want, reason = R.decide(pol, ms.rs, i, self.credit_of(i), closed, now, local, power_w)
         if want is None or want == closed:
             return False
         return self.set_relay(i, want, reason)
@@ -282,8 +289,9 @@ class Concentrator:
         # Operate meter i's relay (meter's own, or a GPIO contactor), read it
         # back (retrying twice), and record an event. Returns True (an event
         # was appended).
-        m = self.meters[i]
-        gpio = m.cfg.get("relay")
+        ms = self.meters
+        rs = ms.rs
+        gpio = ms.cfg[i].get("relay")
         ok = False
         for _ in range(3):
             if gpio is not None:
@@ -296,13 +304,13 @@ class Concentrator:
             if ok:
                 break
         self._event(P.EV_RELAY_CLOSE if closed else P.EV_RELAY_OPEN, i, reason)
-        m.rs.last_switch = self.hal.time()
-        m.rs.reason = reason
+        rs.last_switch[i] = self.hal.time()
+        rs.reason[i] = reason
         if ok:
-            m.relay_closed = closed
-            m.rs.failures = 0
+            ms.relay_closed[i] = closed
+            rs.failures[i] = 0
         else:
-            m.rs.failures += 1
+            rs.failures[i] = min(255, rs.failures[i] + 1)
             self._event(P.EV_RELAY_MISMATCH, i, 1 if closed else 0)
         self.state_dirty = True
         return True
@@ -311,7 +319,7 @@ class Concentrator:
     def _upload(self):
         hal = self.hal
         if not self.hello_sent:
-            ids = [m.cfg["id"] for m in self.meters]
+            ids = [c["id"] for c in self.meters.cfg]
             ota = self.ota_status()
             extra = {"ota": ota} if ota else {}
             # fw: the version /boot.json names; code: the package's own
@@ -364,12 +372,13 @@ class Concentrator:
         # offline] of the meters that have any (the message stays small)
         rows = []
         bus = []
-        for i in range(len(self.meters)):
-            m = self.meters[i]
-            rc = None if m.relay_closed is None else (1 if m.relay_closed else 0)
-            rows.append([i, 1 if m.online else 0, rc, self.credit_of(i)])
+        ms = self.meters
+        for i in range(len(ms)):
+            rc = ms.relay_closed[i]
+            rc = None if rc is None else (1 if rc else 0)
+            rows.append([i, ms.online[i], rc, self.credit_of(i)])
             st = self.bus.stats(i)
-            e = [i, st["timeouts"], st["crc"], st["wrong_address"], st["exceptions"], m.offline_n]
+            e = [i, st["timeouts"], st["crc"], st["wrong_address"], st["exceptions"], ms.offline_n[i]]
             if e[1] or e[2] or e[3] or e[4] or e[5]:
                 bus.append(e)
         up = self.hal.ticks_diff(self.hal.ticks_ms(), self.started_ms) // 1000
@@ -381,60 +390,13 @@ class Concentrator:
         return out
 
     # -- downlink ----------------------------------------------------------------
-    # Every downlink is verified (MAC under the device key, counter, expiry),
-    # then checked against its schema, and only then applied: a bad one is
-    # refused whole, the last good settings stay in force, and nothing is
-    # written to flash for it (rejections are counted and reported at a
-    # bounded rate, _report_rejections).
     def _on_message(self, topic, data):
-        if not self.booted:
-            return                   # (the link runs only after boot: never reached)
+        # every downlink: verified, checked, applied (core_down.py, loaded for it)
+        from concentrator import core_down
         try:
-            body, key = self._verify(data)
-        except P.ProtocolError as e:
-            self._reject(e.args[0] if e.args else "malformed")
-            return
-        except Exception:
-            self._reject("malformed")
-            return
-        t = body.get("t")
-        try:
-            if t == P.ACK:
-                P.check_ack(body)
-            elif t == P.CREDIT:
-                P.check_credit(body, len(self.meters))
-            else:
-                from concentrator import schema
-                try:
-                    schema.check_downlink(body, len(self.meters))
-                finally:
-                    _unload("schema")
-        except Exception as e:       # ValueError from the checks (or a bug in them)
-            self._reject("bad_fields", "%s" % (e.args[0] if e.args else type(e).__name__))
-            return
-        if key is self.key and self.key_prev is not None:
-            # the head-end signs with the new key: it has seen the board use
-            # it, the previous one is done with
-            self.key_prev = None
-            self.state_dirty = True
-        self._apply(body, key)
-
-    def _verify(self, data):
-        # -> (body, the key that verified it): the current key, or during a
-        # rotation the previous one (docs/protocol.md, rekey)
-        try:
-            return P.verify(data, self.key, self.dev, self.n_down, self.hal.time()), self.key
-        except P.ProtocolError as e:
-            if self.key_prev is None or not e.args or e.args[0] != "bad_mac":
-                raise
-        return P.verify(data, self.key_prev, self.dev, self.n_down, self.hal.time()), self.key_prev
-
-    def _reject(self, reason, why=None):
-        self.rejected += 1
-        i = P.REJECT_REASONS.index(reason) if reason in P.REJECT_REASONS else 0
-        self.rej[i] += 1
-        self.rej_pending = True
-        self.last_reject = (reason if why is None else reason + ": " + why)[:160]
+            core_down.on_message(self, topic, data)
+        finally:
+            _unload("core_down")
 
     def _report_rejections(self):
         # at most once per record interval (rejections.py, loaded then)
@@ -448,65 +410,6 @@ class Concentrator:
             rejections.report(self)
         finally:
             _unload("rejections")
-
-    def _apply(self, body, key):
-        t = body["t"]
-        self.n_down = body["n"]
-        if t == P.ACK:
-            seq = body["seq"]
-            if 0 < seq <= self.journal.last_seq and seq > self.journal.acked_seq:
-                self.journal.ack(seq)
-            if seq >= self.inflight:
-                self.inflight = 0
-                self.resend_ms = self.cfg["ack_timeout_s"] * 1000
-            self._sync_time(body.get("ts", 0))
-            return
-        i = None
-        if t == P.CREDIT:
-            i = body["m"]
-            m = self.meters[i]
-            before = self.credits.value(i, self.price_hint())
-            if self.credits.sync(i, body["bal"], body["e"], body.get("c"), body.get("top")):
-                m.rs.armed = True      # a top-up re-arms the emergency credit
-            elif before is not None and self.credits.value(i, self.price_hint()) == before:
-                # a confirmation of what the board already knew: no flash write
-                return
-        elif t == P.TARIFF:
-            spec = body["spec"]
-            if isinstance(spec, dict):
-                spec = [spec]
-            self.tariff = spec
-            self.hal.write_json(TARIFF, spec)
-        elif t == P.COMMAND:
-            i = self._command(body, key)
-        elif t == P.OTA_CHUNK:
-            self._ota().on_chunk(body)
-            return
-        self._save_state()
-        # act on a new balance or command right away, not at the next poll
-        if isinstance(i, int) and 0 <= i < len(self.meters):
-            if self._enforce(i, self.meters[i]):
-                self.journal.flush()
-
-    def _sync_time(self, ts):
-        # The head-end's clock in every ack: follow it when we are off by
-        # more than 2 s, and report the correction (drift) as an event.
-        if not ts:
-            return
-        now = self.hal.time()
-        d = ts - now
-        if not self.hal.time_known() or d > 2 or d < -2:
-            self.hal.set_time(ts)
-            if self.hal.time() != now:
-                self._event(P.EV_TIME_SET, 0, max(-99999, min(99999, d if now else 0)))
-
-    def _command(self, body, key):
-        # a cmd (passed schema.check_command): commands.py, loaded for it
-        from concentrator import commands
-        try:
-            return commands.run(self, body, key)
-        finally:
-            _unload("commands")
 
     def _ota(self):
         from concentrator.ota import Updater

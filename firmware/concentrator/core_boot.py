@@ -11,7 +11,7 @@ def boot(app):
     hal = app.hal
     app.journal.recover()
     from concentrator import schema as S
-    ids = [m.cfg["id"] for m in app.meters]
+    ids = [c["id"] for c in app.meters.cfg]
     st, bad = S.check_state(hal.read_json(STATE, None), ids)
     try:
         app.policy = S.check_policy(app.cfg.get("policy") or {})
@@ -46,12 +46,12 @@ def boot(app):
     # journal lost that last batch, the record times are not to be trusted
     trust = app.journal.last_seq >= st.get("jseq", 0)
     rec_s = app.cfg["record_s"]
-    for i in range(len(app.meters)):
-        m = app.meters[i]
-        mid = m.cfg["id"]
+    ms = app.meters
+    for i in range(len(ms)):
+        mid = ms.cfg[i]["id"]
         app.credits.from_state(i, creds.get(mid))
-        m.rs.from_state(relays.get(mid))
-        m.policy = mpol.get(mid)
+        ms.rs.from_state(i, relays.get(mid))
+        ms.policy[i] = mpol.get(mid)
         last = recs.get(mid, 0)
         if trust and last:
             app.t_rec[i] = last

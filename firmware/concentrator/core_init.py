@@ -3,7 +3,7 @@
 # built, and every attribute the step works with set to its start value.
 from concentrator import protocol as P
 from concentrator import __version__
-from concentrator.core import MeterState, _column, _unload
+from concentrator.core import Meters, _column, _unload
 from concentrator.credit import Credits
 from concentrator.journal import Journal
 from concentrator.meters import MeterBus
@@ -16,10 +16,10 @@ def init(app, hal, cfg, journal=None):
     app.cfg = cfg = check(cfg)
     app.dev = cfg["dev"]
     app.key = P.key_from_hex(cfg["key"])
-    app.meters = [MeterState(m) for m in cfg["meters"]]
+    app.meters = Meters(cfg["meters"])   # per-meter state, by meter index (core.py)
     n = len(app.meters)
     app.credits = Credits(n)   # local credit, by meter index (credit.py)
-    # per-meter times, by meter index (see MeterState)
+    # per-meter times, by meter index (see Meters)
     app.t_poll_ms = [0] * n    # ticks_ms of the next poll
     app.t_due = _column(n)     # wall time of the next poll (multiple of poll_s)
     app.t_rec_next = _column(n)   # next record time (0: record at the next poll)

@@ -343,7 +343,7 @@ def _tariff_state(s):
 
 
 def _relay_state(r):
-    # RelayState.to_state(): [override, armed, trip_until, last_switch, reason]
+    # relay.Relays.to_state(i): [override, armed, trip_until, last_switch, reason]
     if type(r) is not list or len(r) != 5:
         raise ValueError
     ov = r[0]

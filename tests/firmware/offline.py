@@ -50,8 +50,8 @@ class Board:
     def credit(self, i=0, bal=0, top=1):
         """Sync meter i so that its local credit is `bal` now (the head-end's
         balance is at the last record: add what was used since)."""
-        m = self.fw.meters[i]
-        self.push(P.CREDIT, m=i, bal=bal + self.fw.credits.provisional[i], e=m.last_energy,
+        self.push(P.CREDIT, m=i, bal=bal + self.fw.credits.provisional[i],
+                  e=self.fw.meters.last_energy[i],
                   c=self.fw.credits.charged[i], top=top)
         assert self.fw.credit_of(i) == bal
 

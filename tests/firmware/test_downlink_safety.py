@@ -48,7 +48,7 @@ def test_a_bad_policy_in_the_state_file_boots_with_the_site_policy(tmp_path):
     b.credit(0, bal=1200)                   # 10 minutes
     b.run(20 * 60)
     assert b.fw.policy == S.check_policy(site_policy)
-    assert b.fw.meters[0].policy is None
+    assert b.fw.meters.policy[0] is None
     assert not b.closed(0), "relays enforced by the site's policy after the reboot"
     parts = sorted(P.STATE_PARTS[r[4][1]] for r in b.events(P.EV_STATE_REJECTED))
     assert parts == ["mpol", "policy"]
@@ -82,7 +82,7 @@ def _valid_bodies(b, rng):
     m = rng.randrange(n)
     return [
         (P.ACK, {"seq": rng.randint(0, b.fw.journal.last_seq + 2)}),
-        (P.CREDIT, {"m": m, "bal": rng.randint(-5000, 50000), "e": b.fw.meters[m].last_energy or 0,
+        (P.CREDIT, {"m": m, "bal": rng.randint(-5000, 50000), "e": b.fw.meters.last_energy[m] or 0,
                     "c": b.fw.credits.charged[m], "top": rng.randint(0, 5)}),
         (P.TARIFF, {"spec": [{"version": 2, "effective": 0, "tz_offset_s": 28800, "price": 6000}]}),
         (P.COMMAND, {"op": "relay", "m": m, "state": rng.choice(["open", "closed", "auto"]),
@@ -188,10 +188,10 @@ def test_ten_thousand_fuzzed_downlinks_never_crash_a_step(tmp_path):
     assert 300 < accepted < 9000, accepted         # the fuzz reaches both paths
     assert b.fw.rejected + accepted == 10000
     # whatever was accepted is a valid policy: decide() runs on it all day
-    for pol in [b.fw.policy] + [m.policy for m in b.fw.meters if m.policy]:
+    for pol in [b.fw.policy] + [p for p in b.fw.meters.policy if p]:
         assert S.check_policy(pol) == pol
         for h in range(0, 86400 * 7, 1800):
-            R.decide(pol, R.RelayState(), -1, True, START + h, START + h + 28800, 100)
+            R.decide(pol, R.Relays(1), 0, -1, True, START + h, START + h + 28800, 100)
     # the last good policy is enforced: end every override, refuse a bad
     # policy, run a meter out of credit
     b.push(P.COMMAND, op="policy", policy={"min_switch_s": 0})

@@ -117,7 +117,7 @@ def test_firmware_master_reads_pymodbus_server(pymodbus_server):
     mb = MeterBus(hal, meters)
     mb.driver("modbus").timeout_ms = 1000    # a Python server on a pty
     _wait_until_up(mb, srv)
-    r = mb.readings[0]
+    r = mb.reading(0)
     assert r.ok and r.energy_wh == 12345670
     assert (r.voltage_dv, r.current_ma, r.power_w) == (2301, 4500, 1035)
 

@@ -75,7 +75,7 @@ def test_rekey_with_the_boards_reply_lost(tmp_path):
     srv.outbox.clear()
     srv.lose = False
     # the server still signs with the old key: the board still obeys it
-    srv.send(P.CREDIT, m=1, bal=10 ** 7, e=b.fw.meters[1].last_energy,
+    srv.send(P.CREDIT, m=1, bal=10 ** 7, e=b.fw.meters.last_energy[1],
              c=b.fw.credits.charged[1], top=1)
     assert b.fw.rejected == 0
     b.fw.next_status_ms = 0                # the next uplink proves the new key

@@ -146,6 +146,6 @@ def test_the_board_uses_the_site_models_and_survives_a_bad_one(tmp_path):
     assert b.fw.bus.profiles["my-prepaid"]["regs"] == mine["regs"]
     assert "junk" not in b.fw.bus.profiles
     b.run(180)
-    assert all(m.online for m in b.fw.meters)
+    assert all(b.fw.meters.online)
     ev = b.events(P.EV_STATE_REJECTED)
     assert [P.STATE_PARTS[e[4][1]] for e in ev] == ["models"]

@@ -44,7 +44,7 @@ def test_rekey_twice_during_an_outage_then_obeys():
         until = int(time.time()) + 3600
         r = st.http.post("/api/meters/%d/override" % meter.id, json={"state": "open", "until": until})
         assert r.status_code == 202, r.text
-        assert st.site.settle(20, until=lambda: vc.fw.meters[1].relay_closed is False)
+        assert st.site.settle(20, until=lambda: vc.fw.meters.relay_closed[1] is False)
         # a power cycle keeps the rotated key on both sides
         vc.power_cycle()
         assert st.site.settle(20, until=lambda: vc.fw.link.connected and st.site.pending() == 0)

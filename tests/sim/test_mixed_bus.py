@@ -153,8 +153,8 @@ def test_one_bus_two_protocols_keeps_the_silence_and_switches_relays():
     assert bus.silence_violations == 0 and bus.collisions == 0 and bus.timeouts == 0
     assert mb.stats(0)["requests"] == 20, "one Modbus request per poll"
     # the last poll read what the registers showed then (< 1 s of load ago)
-    assert 0 <= pre.register_wh() - mb.readings[0].energy_wh <= 10
-    assert 0 <= dl.register_wh() - mb.readings[1].energy_wh <= 10
+    assert 0 <= pre.register_wh() - mb.readings.energy_wh[0] <= 10
+    assert 0 <= dl.register_wh() - mb.readings.energy_wh[1] <= 10
     assert mb.set_relay(1, False) and not dl.relay_closed
     assert mb.set_relay(0, False) and not pre.relay_closed
     assert mb.poll(1).relay_closed is False and mb.poll(0).relay_closed is False

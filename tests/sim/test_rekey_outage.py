@@ -33,7 +33,7 @@ def test_rekey_during_a_broker_outage_ends_on_one_key():
         # reachable: a command under the server's key is obeyed
         now = vc.fw.hal.time()
         peer.command("relay", m=1, state="open", until=now + 3600)
-        assert site.settle(20, until=lambda: vc.fw.meters[1].relay_closed is False), \
+        assert site.settle(20, until=lambda: vc.fw.meters.relay_closed[1] is False), \
             "the board obeys the server after the rotation"
         assert site.settle(10, until=lambda: vc.fw.key_prev is None)
         # and a power cycle keeps the rotated key

@@ -281,7 +281,7 @@ def test_a_month_of_polling_runs_fast_and_tracks_truth():
     wall = time.monotonic() - t0
     for i, d in enumerate(devs):
         d.advance(bus.clock.now_us)
-        r = mb.readings[i]
+        r = mb.reading(i)
         assert r.ok
         assert 0 <= d.energy_wh - r.energy_wh < 200      # one poll's worth + 0.01 kWh
         assert d.energy_wh > 30 * 1000

@@ -61,7 +61,7 @@ def test_board_speaks_tls_to_mosquitto_with_the_ca_of_its_config(tls_broker, tmp
         # and downlinks arrive through it
         now = vc.fw.hal.time()
         peer.command("relay", m=1, state="open", until=now + 3600)
-        assert site.settle(10, until=lambda: vc.fw.meters[1].relay_closed is False)
+        assert site.settle(10, until=lambda: vc.fw.meters.relay_closed[1] is False)
         assert peer.refused == {}
     finally:
         peer.stop()

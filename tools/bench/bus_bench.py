@@ -98,7 +98,7 @@ def run(quick=False):
         t_sum += t
         b_sum += b
         req += r
-    ok = all(mb.readings[i].ok and mb.readings[i].energy_wh == sims[i].register_wh()
+    ok = all(mb.readings.ok[i] and mb.readings.energy_wh[i] == sims[i].register_wh()
              for i in range(len(sims)))
     out = {
         "bus_cycle_over_wire_bound": round(t_sum / b_sum, 4),

@@ -7,7 +7,7 @@ heap is that part's share:
 
   fw_part_<name>_bytes   the heap freed by dropping <name>, in this order:
       credit, relay_state, readings, bus_stats, times (the per-meter
-      columns), meter_objects (MeterState), meter_config (the site file's
+      columns), meter_objects (core.Meters), meter_config (the site file's
       meter dicts), journal, bus (drivers, profiles), link (MQTT client,
       socket), app (the rest of the Concentrator), then the modules one by
       one (mod_<name>: its bytecode, constants and globals, once nothing
@@ -53,8 +53,7 @@ class M:
         if name == 'credit':
             app.credits = None
         elif name == 'relay_state':
-            for m in app.meters:
-                m.rs = None
+            app.meters.rs = None
         elif name == 'readings':
             app.bus.readings = None
         elif name == 'bus_stats':
