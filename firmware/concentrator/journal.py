@@ -93,22 +93,47 @@ def _get_u32(b, i):
     return b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)
 
 
+_W = 2 + _NX  # values per meter in a Journal's encoder table
+
+
 class _Codec:
-    # Encoder/decoder state of one segment. `m` (meter -> [energy, power,
-    # band...]) may be the previous segment's table: its lists are zeroed
-    # (a meter's first reading in a segment is encoded against 0) and kept,
-    # so appending allocates nothing new once every meter has a list.
-    def __init__(self, base_seq, base_ts, m=None):
+    # Encoder/decoder state of one segment: per meter its last [energy,
+    # power, extra values...]. `t` is a Journal's table (one flat list,
+    # _W values for each meter it was made for: the previous segment's,
+    # zeroed, as a meter's first reading in a segment is encoded against 0),
+    # so appending allocates nothing; `m` (meter -> list) holds any other
+    # meter, or one with more values (and every meter of a decoder).
+    def __init__(self, base_seq, base_ts, t=None):
         self.seq = base_seq
         self.ts = base_ts
-        self.m = {} if m is None else _zero(m)
+        self.t = None if t is None else _zero(t)
+        self.m = {}
 
 
-def _zero(m):
-    for st in m.values():
-        for k in range(len(st)):
-            st[k] = 0
-    return m
+def _zero(t):
+    for k in range(len(t)):
+        t[k] = 0
+    return t
+
+
+def _state(codec, meter, n):
+    # -> (list, offset) of meter's n values in codec
+    st = codec.m.get(meter)
+    t = codec.t
+    o = meter * _W
+    if st is None and t is not None and n <= _W and o < len(t):
+        return t, o
+    if st is None or len(st) < n:
+        st2 = [0] * n
+        if st is not None:
+            for k in range(len(st)):
+                st2[k] = st[k]
+        elif t is not None and o < len(t):
+            for k in range(_W):
+                st2[k] = t[o + k]         # (more values than the table holds)
+        st = st2
+        codec.m[meter] = st
+    return st, 0
 
 
 class Journal:
@@ -131,16 +156,17 @@ class Journal:
         self._cur_size = 0        # durable bytes in the current segment file
         self._codec = None        # encoder state of the current segment
         self._new = False         # current segment file not yet created
-        self._buf = bytearray(256)
+        # the pending frame: room for a poll cycle of every meter's reading
+        # (~24 B each, encoded) from the start, so the heap does not grow
+        # in the first busy cycle (it still grows for a bigger frame)
+        self._buf = bytearray(_MAXREC + 80 + 24 * max(meters, 4))
         self._n = 0               # bytes of the pending (unflushed) frame payload
         self._durable = 0         # last seq that is in flash
         self._rbuf = None         # segment read buffer: allocated by _load,
                                   # dropped after each read pass (not kept live)
         self._ready = False
         self._pend_event = None
-        self._ms = {}             # encoder state per meter, kept across segments
-        for i in range(meters):
-            self._ms[i] = [0] * (2 + _NX)
+        self._ms = [0] * (_W * meters)   # encoder table (_Codec), kept across segments
 
     # ---- paths ----------------------------------------------------------
     def _p(self, name):
@@ -258,26 +284,19 @@ class Journal:
                         u, i = _rv(b, i)
                         vals.append(_unzz(u))
                 else:
-                    st = codec.m.get(meter)
-                    if st is None or len(st) < 2 + nx:
-                        st2 = [0] * (2 + nx)
-                        if st is not None:
-                            for k in range(min(len(st), len(st2))):
-                                st2[k] = st[k]
-                        st = st2
-                        codec.m[meter] = st
+                    st, o = _state(codec, meter, 2 + nx)
                     u, i = _rv(b, i)
-                    st[0] += _unzz(u)
+                    st[o] += _unzz(u)
                     u, i = _rv(b, i)
-                    st[1] += _unzz(u)
+                    st[o + 1] += _unzz(u)
                     fl = 0
                     if h & 4:
                         fl, i = _rv(b, i)
-                    vals = [st[0], st[1], fl]
-                    for k in range(nx):
+                    vals = [st[o], st[o + 1], fl]
+                    for k in range(o + 2, o + 2 + nx):
                         u, i = _rv(b, i)
-                        st[2 + k] += _unzz(u)
-                        vals.append(st[2 + k])
+                        st[k] += _unzz(u)
+                        vals.append(st[k])
                 if i > end:
                     return False
                 codec.seq = seq
@@ -320,26 +339,19 @@ class Journal:
             for v in values:
                 i = _wv(b, i, _zz(v))
         else:
-            st = codec.m.get(meter)
-            if st is None or len(st) < 2 + nx:
-                st2 = [0] * (2 + nx)
-                if st is not None:
-                    for k in range(min(len(st), len(st2))):
-                        st2[k] = st[k]
-                st = st2
-                codec.m[meter] = st
+            st, o = _state(codec, meter, 2 + nx)
             e = values[0]
             p = values[1] if len(values) > 1 else 0
-            i = _wv(b, i, _zz(e - st[0]))
-            st[0] = e
-            i = _wv(b, i, _zz(p - st[1]))
-            st[1] = p
+            i = _wv(b, i, _zz(e - st[o]))
+            st[o] = e
+            i = _wv(b, i, _zz(p - st[o + 1]))
+            st[o + 1] = p
             if fl:
                 i = _wv(b, i, fl)
             for k in range(nx):
                 v = values[3 + k]
-                i = _wv(b, i, _zz(v - st[2 + k]))
-                st[2 + k] = v
+                i = _wv(b, i, _zz(v - st[o + 2 + k]))
+                st[o + 2 + k] = v
         codec.seq = seq
         codec.ts = ts
         self._n = i

@@ -1,7 +1,7 @@
 # The journal's recovery at boot (Journal.recover loads this module for the
 # boot only): find the segment files, read the ack cursor, scan the newest
 # segment past a torn tail and go on appending to it when it has room.
-from concentrator.journal import _ACK_LEN, _MAGIC0, _MAXREC, _crc32, _get_u32, _zero
+from concentrator.journal import _ACK_LEN, _MAGIC0, _MAXREC, _W, _crc32, _get_u32, _zero
 
 
 def recover(self):
@@ -50,10 +50,14 @@ def recover(self):
             self._cur = first
             self._cur_size = n
             self._codec = codec
-            ms = _zero(self._ms)
-            for k in codec.m:
-                ms[k] = codec.m[k]
-            codec.m = ms
+            # the decoded state into the encoder table (what fits there)
+            t = codec.t = _zero(self._ms)
+            for k in list(codec.m):
+                st = codec.m[k]
+                if len(st) <= _W and k * _W < len(t):
+                    for x in range(len(st)):
+                        t[k * _W + x] = st[x]
+                    del codec.m[k]
         break
     if segs:
         # a segment's records all precede the next segment's first seq

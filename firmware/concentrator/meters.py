@@ -4,8 +4,11 @@
 # backs off from meters that stop answering so they cost the others little.
 from . import modbus
 
+# what the bus keeps of each meter's last reading (Readings); the band
+# registers a meter may have are the poll's only: the core attributes energy
+# to tariff bands itself (credit.py)
 FIELDS = ("energy_wh", "power_w", "voltage_dv", "current_ma", "relay_closed",
-          "bands", "ok", "t_ms")
+          "ok", "t_ms")
 
 
 class Reading:
@@ -16,14 +19,14 @@ class Reading:
         self.voltage_dv = None    # int 0.1 V
         self.current_ma = None    # int mA
         self.relay_closed = None  # True / False / None (unknown)
-        self.bands = None         # None or [Wh per tariff band]
+        self.bands = None         # None or [Wh per tariff band] (this poll's)
         self.ok = False           # last poll succeeded
         self.t_ms = 0             # hal.ticks_ms() of the last good read
 
 
 class Readings:
     # The last Reading of every meter as columns (one list per field, by
-    # meter index): 32 Reading objects cost ~3.7 KB of heap, these ~1.3 KB.
+    # meter index): 32 Reading objects cost ~3.7 KB of heap, these ~1 KB.
     def __init__(self, n):
         for k in FIELDS:
             setattr(self, k, [None] * n)
@@ -141,6 +144,7 @@ class MeterBus:
         # due for a probe). Bounded: at most retries * (timeout + frame time).
         # The Reading returned is the bus's own, valid until the next poll.
         r = self.readings.load(i, self._r)
+        r.bands = None
         try:
             return self._poll(i, r)
         finally:

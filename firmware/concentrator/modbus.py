@@ -25,11 +25,7 @@ STAT_KEYS = ("polls", "ok", "requests", "timeouts", "crc", "wrong_address",
 # unknown), "_x" / "_dx" (polls until the "extra" registers are due, Modbus /
 # DL/T 645).
 ROW_KEYS = STAT_KEYS + ("offline", "last_exc", "rtt_ms", "_x", "_dx")
-_COL = {}
-for _i in range(len(ROW_KEYS)):
-    _COL[ROW_KEYS[_i]] = _i
-_RTT = _COL["rtt_ms"]
-_OFFLINE = _COL["offline"]
+_RTT = ROW_KEYS.index("rtt_ms")
 
 
 def stats_table(n):
@@ -49,14 +45,14 @@ class Stats:
         self.at = i * len(ROW_KEYS)
 
     def __getitem__(self, k):
-        v = self.table[self.at + _COL[k]]
+        v = self.table[self.at + ROW_KEYS.index(k)]
         return bool(v) if k == "offline" else v
 
     def __setitem__(self, k, v):
-        self.table[self.at + _COL[k]] = v
+        self.table[self.at + ROW_KEYS.index(k)] = v
 
     def get(self, k, default=None):
-        return self[k] if k in _COL else default
+        return self[k] if k in ROW_KEYS else default
 
     def keys(self):
         return ROW_KEYS

@@ -67,10 +67,18 @@ class Pin:
     DRIVE_2 = 2
     DRIVE_3 = 3
 
+    # As on an ESP32, Pin(n, ...) is the GPIO's one static object (re)configured,
+    # not a new object on the heap: the pins exist before the firmware runs.
+    def __new__(cls, id, *args, **kw):
+        p = _PINS.get(id)
+        if p is None:
+            p = _PINS[id] = object.__new__(cls)
+            p._id = id
+            p._mode = Pin.IN
+            p._pull = None
+        return p
+
     def __init__(self, id, mode=-1, pull=-1, value=None, drive=None, hold=None):
-        self._id = id
-        self._mode = Pin.IN
-        self._pull = None
         self.init(mode, pull, value)
 
     def init(self, mode=-1, pull=-1, value=None, drive=None, hold=None):
@@ -104,6 +112,11 @@ class Pin:
 
     def __repr__(self):
         return "Pin(%s)" % (self._id,)
+
+
+_PINS = {}
+for _n in range(40):       # the ESP32's GPIOs
+    Pin.__new__(Pin, _n)
 
 
 class Signal:
