@@ -2,7 +2,8 @@
 apportionment part), on a site without internet, at 1366x768 and 375x812:
 a manager opens the apportionment page of check 1's building, previews
 November (the hand-checked shares of tests/headend/test_apportionment.py),
-posts it, and posting again changes nothing. Screenshots under
+posts it, and posting again changes nothing; on the phone the pool's edit
+form renames it. Screenshots under
 build/screenshots/ (or $WK_SCREENSHOTS)."""
 import os
 
@@ -70,6 +71,16 @@ def test_a_manager_previews_and_posts_the_month_on_a_desktop_and_a_phone(tmp_pat
                 desk.click("#post-month button[type=submit]")          # again: nothing changes
                 desk.wait_for_selector(".notice.ok", timeout=10000)
                 assert "nothing changed" in desk.locator(".notice.ok").inner_text()
+                # the pool's edit form on the phone, in Chinese: renamed, saved, back on the page
+                phone.click('.pool[data-pool="%d"] a.edit-pool' % site.pools["lift"])
+                phone.wait_for_selector("#edit-pool", timeout=10000)
+                assert "编辑公摊池" in phone.locator("h1").inner_text()
+                assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], "no sideways scroll"
+                phone.screenshot(path=os.path.join(shots, "apportionment-pool-edit-phone.png"), full_page=True)
+                phone.fill("#edit-pool input[name=name]", "电梯")
+                phone.click("#save-pool")
+                phone.wait_for_selector("#preview", timeout=10000)
+                assert "电梯" in phone.locator('.pool[data-pool="%d"] h2' % site.pools["lift"]).inner_text()
                 assert desk.blocked == [] and phone.blocked == [], (desk.blocked, phone.blocked)
                 browser.close()
         finally:
@@ -79,5 +90,5 @@ def test_a_manager_previews_and_posts_the_month_on_a_desktop_and_a_phone(tmp_pat
         assert s.exec(select(func.count()).select_from(LedgerEntry)
                       .where(LedgerEntry.kind == "apportionment")).one() == 11
     for name in ("apportionment-preview-desktop.png", "apportionment-preview-phone.png",
-                 "apportionment-posted-desktop.png"):
+                 "apportionment-posted-desktop.png", "apportionment-pool-edit-phone.png"):
         assert os.path.getsize(os.path.join(shots, name)) > 10000

@@ -291,6 +291,11 @@ def examples(w):
         ("GET", "/staff/apportionment"): dict(params={"property_id": A["property"], "month": "2020-01"}, scoped=True),
         ("POST", "/staff/apportionment/pools"): dict(data={"property_id": A["property"], "name": "mx web pool",
                                                            "meter_ids": [str(A["lift"])]}, scoped=True),
+        ("GET", "/staff/apportionment/pools/{pool_id}"): dict(scoped=True),
+        ("POST", "/staff/apportionment/pools/{pool_id}"): dict(data={"name": "%s lift" % ALPHA, "rule": "area",
+                                                                     "meter_ids": [str(A["lift"])],
+                                                                     "vacant_weight_pct": "50", "active": "1"},
+                                                               scoped=True),
         ("POST", "/staff/apportionment/post"): dict(data={"property_id": A["property"], "month": "2020-01",
                                                           "idempotency_key": "matrix-apportion"}, scoped=True),
         # monthly statements (issue 11)

@@ -1,17 +1,17 @@
 """Apportionment (公摊) on the dashboard: a property's pools (managers
-configure them), a month's preview (every pool, every unit's share) and the
+add and edit them), a month's preview (every pool, every unit's share) and the
 button that posts it (once). docs/apportionment.md says how it is computed."""
 from typing import Annotated, Optional
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import select
 
 from ...api.deps import SessionDep, require_web
 from ...core import permissions as P
-from ...core.money import now_s
+from ...core.money import format_price, now_s
 from ...models import Building, Concentrator, Meter
-from ...models.apportionment import KIND_PATTERN, MONTH_PATTERN, RULE_PATTERN
+from ...models.apportionment import KIND_PATTERN, MONTH_PATTERN, RULE_PATTERN, ApportionPool
 from ...models.receipt import IDEMPOTENCY_PATTERN
 from ...services import apportionment as svc
 from ...services import months
@@ -43,7 +43,11 @@ def _render(request, session, actor, property_id=None, month=None, error=None, n
     meters = {m.id: m.meter_id for m in session.exec(select(Meter).where(Meter.id.in_(
         sorted({i for r in view["pools"] for i in r["pool"]["meter_ids"]})))).all()} if view["pools"] else {}
     buildings = session.exec(select(Building).where(Building.property_id == prop.id).order_by(Building.name)).all()
+    inactive = session.exec(select(ApportionPool).where(ApportionPool.property_id == prop.id,
+                                                        ApportionPool.active.is_(False))
+                            .order_by(ApportionPool.name).limit(MAX_CHOICES)).all()
     return page(request, "staff/apportionment.html", {
+        "inactive": inactive,
         "properties": props, "prop": prop, "month": month, "view": view, "meter_names": meters,
         "buildings": {b.id: b.name for b in buildings}, "choices": _choices(session, prop.id),
         "rule_text": RULE_TEXT, "kind_text": KIND_TEXT, "key": new_key(), "error": error, "notice": notice,
@@ -75,6 +79,59 @@ def create_pool(request: Request, session: SessionDep, actor: Annotated[Actor, r
     if error:
         return _render(request, session, actor, property_id, error=error, status_code=status)
     return RedirectResponse("/staff/apportionment?property_id=%d" % property_id, status_code=303)
+
+
+def _render_pool(request, session, actor, pool, form=None, error=None, status_code=200):
+    """The edit form of one pool; `form`: what was sent (shown again after a refusal)."""
+    v = svc.pool_public(pool)
+    if v["price_mu_per_kwh"] is not None:
+        v["price"] = format_price(v["price_mu_per_kwh"])
+    v.update(form or {})
+    buildings = session.exec(select(Building).where(Building.property_id == pool.property_id)
+                             .order_by(Building.name)).all()
+    choices = list(_choices(session, pool.property_id))
+    known = {m.id for m in choices}
+    # a pool's meters stay listed (and ticked) even if they moved into a unit since
+    choices += [m for m in session.exec(select(Meter).where(Meter.id.in_(v["meter_ids"]))).all() if m.id not in known]
+    return page(request, "staff/pool_edit.html", {
+        "pool": v, "buildings": {b.id: b.name for b in buildings}, "choices": choices,
+        "rule_text": RULE_TEXT, "kind_text": KIND_TEXT, "error": error}, status_code=status_code)
+
+
+PoolId = Annotated[int, Path(ge=1, le=2 ** 31 - 1)]
+
+
+@router.get("/pools/{pool_id}", response_class=HTMLResponse)
+def pool_page(request: Request, session: SessionDep, actor: Annotated[Actor, require_web(P.POOLS_WRITE)],
+              pool_id: PoolId):
+    pool = svc.get_pool(session, actor, pool_id)
+    actor.check(P.POOLS_WRITE, pool.property_id)
+    return _render_pool(request, session, actor, pool)
+
+
+@router.post("/pools/{pool_id}", response_class=HTMLResponse)
+def edit_pool(request: Request, session: SessionDep, actor: Annotated[Actor, require_web(P.POOLS_WRITE)],
+              pool_id: PoolId,
+              name: Annotated[str, Form(min_length=1, max_length=100)],
+              rule: Annotated[str, Form(pattern=RULE_PATTERN)] = "area",
+              building_id: Annotated[str, Form(max_length=10)] = "",
+              meter_ids: Annotated[list[int], Form(max_length=50)] = [],
+              vacant_weight_pct: Annotated[int, Form(ge=0, le=100)] = 0,
+              price: Annotated[str, Form(max_length=24)] = "",
+              tolerance_pct: Annotated[int, Form(ge=1, le=100)] = 8,
+              window_h: Annotated[int, Form(ge=1, le=24 * 7)] = 24,
+              active: Annotated[str, Form(max_length=5)] = ""):
+    pool = svc.get_pool(session, actor, pool_id)
+    bid = int(building_id) if building_id.isdigit() and len(building_id) < 10 else None
+    ids = [m for m in meter_ids if 0 < m < 2 ** 31]
+    _p, error, status = attempt(session, lambda: svc.update_pool(
+        session, actor, pool_id, name.strip(), rule, bid, ids, vacant_weight_pct, price.strip() or None,
+        tolerance_pct, window_h, bool(active)))
+    if error:
+        form = {"name": name, "rule": rule, "building_id": bid, "meter_ids": ids, "vacant_weight_pct": vacant_weight_pct,
+                "price": price, "tolerance_pct": tolerance_pct, "window_h": window_h, "active": bool(active)}
+        return _render_pool(request, session, actor, svc.get_pool(session, actor, pool_id), form, error, status)
+    return RedirectResponse("/staff/apportionment?property_id=%d" % pool.property_id, status_code=303)
 
 
 @router.post("/post", response_class=HTMLResponse)
