@@ -2,7 +2,7 @@
 a handful of statements whatever the number of readings, none of whose
 cost depends on how much history is stored.
 
-    load_meters     the board's meters (one SELECT, plain MeterState rows)
+    load_meters     the board's meters (one SELECT, plain MeterState rows; load_meters_of: several boards)
     lock_accounts   their accounts, locked in id order (SELECT ... FOR UPDATE)
     existing_seqs   which of a resent batch's seqs are stored (bounded by the batch)
     insert_readings one multi-row INSERT ... RETURNING id
@@ -56,11 +56,11 @@ class AccountState:
 
 
 class ReadingRow:
-    __slots__ = ("id", "seq", "meter_index", "meter_id", "ts", "energy_wh", "power_w", "flags", "bands",
+    __slots__ = ("id", "concentrator_id", "seq", "meter_index", "meter_id", "ts", "energy_wh", "power_w", "flags", "bands",
                  "charged_mu", "billed_mu", "billed", "received")
 
-    def __init__(self, seq, idx, meter_id, ts, values, now):
-        self.id = None
+    def __init__(self, seq, idx, meter_id, ts, values, now, conc_id=None):
+        self.id, self.concentrator_id = None, conc_id
         self.seq, self.meter_index, self.meter_id, self.ts = seq, idx, meter_id, ts
         self.energy_wh, self.power_w, self.flags = values[0], values[1], values[2]
         self.charged_mu = values[3] if len(values) > 3 else None
@@ -70,10 +70,11 @@ class ReadingRow:
 
 class LedgerRow:
     """A consumption entry as alerts.after_ingest reads it (seen.entries)."""
-    __slots__ = ("id", "account_id", "kind", "amount_mu", "balance_after_mu")
+    __slots__ = ("id", "account_id", "kind", "amount_mu", "balance_after_mu", "concentrator_id")
 
-    def __init__(self, account_id, kind, amount_mu, balance_after_mu):
+    def __init__(self, account_id, kind, amount_mu, balance_after_mu, conc_id=None):
         self.id, self.account_id, self.kind = None, account_id, kind
+        self.concentrator_id = conc_id
         self.amount_mu, self.balance_after_mu = amount_mu, balance_after_mu
 
 
@@ -84,6 +85,11 @@ def is_pg(s):
 def load_meters(s, conc_id):
     """index -> MeterState of the board's meters, with the time of each
     one's latest swap and how many other boards' meters share its account."""
+    return load_meters_of(s, [conc_id]).get(conc_id, {})
+
+
+def load_meters_of(s, conc_ids):
+    """load_meters for several boards in one SELECT -> {board id: {index: MeterState}}."""
     c = METER.c
     swapped = (select(func.max(MeterSwap.__table__.c.ts)).where(MeterSwap.__table__.c.meter_id == c.id)
                .scalar_subquery())
@@ -91,8 +97,12 @@ def load_meters(s, conc_id):
     elsewhere = (select(func.count()).select_from(m2)
                  .where(m2.c.account_id == c.account_id, m2.c.concentrator_id != c.concentrator_id)
                  .scalar_subquery())
-    q = select(*[c[k] for k in _LOADED], swapped, elsewhere).where(c.concentrator_id == conc_id)
-    return {r[1]: MeterState(r) for r in s.execute(q).all()}
+    q = select(*[c[k] for k in _LOADED], swapped, elsewhere, c.concentrator_id).where(
+        c.concentrator_id.in_(sorted(conc_ids)))
+    out = {}
+    for r in s.execute(q).all():
+        out.setdefault(r[-1], {})[r[1]] = MeterState(r)
+    return out
 
 
 def lock_accounts(s, ids):
@@ -132,31 +142,35 @@ def stored_above(s, conc_id, cur, top):
     return seqs
 
 
-def insert_readings(s, conc_id, rows):
-    """One INSERT for the batch's readings; sets each row's id."""
+def insert_readings(s, rows):
+    """One INSERT for the readings (ReadingRows of one or several boards,
+    each naming its board); sets each row's id."""
     if not rows:
         return
     if is_pg(s):
         # arrays, one per column: a short statement whatever the batch size
         res = s.execute(text(
             "INSERT INTO reading (concentrator_id, seq, meter_index, meter_id, ts, energy_wh, power_w, flags, bands, "
-            "charged_mu, billed_mu, billed, received) SELECT :c, * FROM unnest(CAST(:seq AS BIGINT[]), "
+            "charged_mu, billed_mu, billed, received) SELECT * FROM unnest(CAST(:c AS INTEGER[]), "
+            "CAST(:seq AS BIGINT[]), "
             "CAST(:idx AS INTEGER[]), CAST(:mid AS INTEGER[]), CAST(:ts AS BIGINT[]), CAST(:e AS BIGINT[]), "
             "CAST(:p AS BIGINT[]), CAST(:f AS INTEGER[]), CAST(:b AS JSON[]), CAST(:ch AS BIGINT[]), "
-            "CAST(:bm AS BIGINT[]), CAST(:bd AS BOOLEAN[])) AS v, (SELECT CAST(:now AS BIGINT)) AS r "
-            "RETURNING id, seq"),
-            {"c": conc_id, "seq": [r.seq for r in rows], "idx": [r.meter_index for r in rows],
+            "CAST(:bm AS BIGINT[]), CAST(:bd AS BOOLEAN[]), CAST(:rc AS BIGINT[])) "
+            "RETURNING id, concentrator_id, seq"),
+            {"c": [r.concentrator_id for r in rows], "seq": [r.seq for r in rows],
+             "idx": [r.meter_index for r in rows],
              "mid": [r.meter_id for r in rows], "ts": [r.ts for r in rows], "e": [r.energy_wh for r in rows],
              "p": [r.power_w for r in rows], "f": [r.flags for r in rows], "b": [json.dumps(r.bands) for r in rows],
              "ch": [r.charged_mu for r in rows], "bm": [r.billed_mu for r in rows], "bd": [r.billed for r in rows],
-             "now": rows[0].received})
-        ids = {seq: rid for rid, seq in res.all()}
+             "rc": [r.received for r in rows]})
+        ids = {(cid, seq): rid for rid, cid, seq in res.all()}
         for r in rows:
-            r.id = ids[r.seq]
+            r.id = ids[(r.concentrator_id, r.seq)]
         return
-    params = [{"concentrator_id": conc_id, "seq": r.seq, "meter_index": r.meter_index, "meter_id": r.meter_id,
-               "ts": r.ts, "energy_wh": r.energy_wh, "power_w": r.power_w, "flags": r.flags, "bands": r.bands,
-               "charged_mu": r.charged_mu, "billed_mu": r.billed_mu, "billed": r.billed, "received": r.received}
+    params = [{"concentrator_id": r.concentrator_id, "seq": r.seq, "meter_index": r.meter_index,
+               "meter_id": r.meter_id, "ts": r.ts, "energy_wh": r.energy_wh, "power_w": r.power_w, "flags": r.flags,
+               "bands": r.bands, "charged_mu": r.charged_mu, "billed_mu": r.billed_mu, "billed": r.billed,
+               "received": r.received}
               for r in rows]
     for r, rid in zip(rows, _sqlite_insert(s, READING, params)):
         r.id = rid
@@ -171,26 +185,26 @@ def _sqlite_insert(s, table, params):
     return range(top + 1, top + 1 + len(params))
 
 
-def insert_ledger(s, conc_id, entries, now):
-    """entries: [(LedgerRow, reference)] (references unique) -> one INSERT;
-    sets each row's id."""
+def insert_ledger(s, entries, now):
+    """entries: [(LedgerRow, reference)] (references unique; each row names
+    its board) -> one INSERT; sets each row's id."""
     if not entries:
         return
     if is_pg(s):
         res = s.execute(text(
             "INSERT INTO ledger_entry (account_id, kind, amount_mu, balance_after_mu, concentrator_id, source, "
-            "reference, note, created) SELECT v.a, :k, v.m, v.b, :c, 'ingest', v.r, '', :now FROM "
-            "unnest(CAST(:a AS INTEGER[]), CAST(:m AS BIGINT[]), CAST(:b AS BIGINT[]), CAST(:r AS VARCHAR[])) "
-            "AS v (a, m, b, r) RETURNING id, reference"),
-            {"k": entries[0][0].kind, "c": conc_id, "now": now, "a": [e.account_id for e, _r in entries],
+            "reference, note, created) SELECT v.a, :k, v.m, v.b, v.c, 'ingest', v.r, '', :now FROM "
+            "unnest(CAST(:a AS INTEGER[]), CAST(:m AS BIGINT[]), CAST(:b AS BIGINT[]), CAST(:c AS INTEGER[]), "
+            "CAST(:r AS VARCHAR[])) AS v (a, m, b, c, r) RETURNING id, reference"),
+            {"k": entries[0][0].kind, "now": now, "a": [e.account_id for e, _r in entries],
              "m": [e.amount_mu for e, _r in entries], "b": [e.balance_after_mu for e, _r in entries],
-             "r": [ref[:200] for _e, ref in entries]})
+             "c": [e.concentrator_id for e, _r in entries], "r": [ref[:200] for _e, ref in entries]})
         ids = {ref: i for i, ref in res.all()}
         for e, ref in entries:
             e.id = ids[ref[:200]]
         return
     params = [{"account_id": e.account_id, "kind": e.kind, "amount_mu": e.amount_mu,
-               "balance_after_mu": e.balance_after_mu, "user_id": None, "concentrator_id": conc_id,
+               "balance_after_mu": e.balance_after_mu, "user_id": None, "concentrator_id": e.concentrator_id,
                "source": "ingest", "related_entry_id": None, "reference": ref[:200], "note": "", "created": now}
               for e, ref in entries]
     for (e, _ref), eid in zip(entries, _sqlite_insert(s, LEDGER, params)):

@@ -46,7 +46,8 @@ def meters_of(session, conc):
     return int(session.exec(select(func.count()).select_from(Meter).where(Meter.concentrator_id == conc.id)).one())
 
 
-def _seal_n(conc, n, kind, ts, fields, n_meters):
+def seal_n(conc, n, kind, ts, fields, n_meters):
+    """Seal one message with counter n (already reserved with next_n)."""
     body = protocol.message(conc.dev, n, kind, int(ts if ts is not None else now_s()), **fields)
     try:
         schema.check_downlink(json.loads(json.dumps(body)), n_meters)
@@ -59,7 +60,7 @@ def _seal_n(conc, n, kind, ts, fields, n_meters):
 def seal(session, conc, kind, ts=None, **fields):
     """-> (topic, payload bytes) for concentrator `conc` (model instance)."""
     n_meters = meters_of(session, conc)
-    return _seal_n(conc, next_n(session, conc.id), kind, ts, fields, n_meters)
+    return seal_n(conc, next_n(session, conc.id), kind, ts, fields, n_meters)
 
 
 def seal_many(session, conc, items, ts=None, n_meters=None):
@@ -71,7 +72,7 @@ def seal_many(session, conc, items, ts=None, n_meters=None):
     if n_meters is None:
         n_meters = meters_of(session, conc)
     n = next_n(session, conc.id, len(items))
-    return [_seal_n(conc, n + i, kind, ts, fields, n_meters) for i, (kind, fields) in enumerate(items)]
+    return [seal_n(conc, n + i, kind, ts, fields, n_meters) for i, (kind, fields) in enumerate(items)]
 
 
 def command(session, conc, op, ts=None, **fields):

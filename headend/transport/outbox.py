@@ -41,6 +41,24 @@ def queue_own(session, conc_id, dev, msgs):
         queue(session, [(t, p) for t, p in msgs if protocol.device_of_topic(t) != dev])
 
 
+def queue_replies(session, replies):
+    """queue_own for several messages' replies [(board id, dev, msgs)], in
+    order: those to their own boards in one INSERT."""
+    own, other = [], []
+    now = now_s()
+    for conc_id, dev, msgs in replies:
+        for t, p in msgs:
+            if protocol.device_of_topic(t) == dev:
+                own.append({"concentrator_id": conc_id, "n": counter_of(p), "topic": t, "payload": bytes(p),
+                            "created": now, "sent": None})
+            else:
+                other.append((t, p))
+    if own:
+        session.execute(insert(Downlink.__table__), own)
+    if other:
+        queue(session, other)
+
+
 def pending(session, limit=MAX_BATCH, dev=None, below=None, exclusive=False):
     """Unsent messages, oldest counter first per board (of board `dev`
     only, with a counter below `below`, when given).
