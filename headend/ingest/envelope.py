@@ -23,8 +23,10 @@ def is_int(x):
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def parse(topic, payload):
-    """-> (dev, payload bytes) or raise Rejected."""
+def parse(topic, payload, kind=False):
+    """-> (dev, payload bytes) or raise Rejected. kind: -> (dev, payload,
+    the message type as the not yet verified body says), what a batch
+    prepares for before it checks each message."""
     try:
         dev = protocol.device_of_topic(topic)
     except Exception:
@@ -39,19 +41,10 @@ def parse(topic, payload):
         raise Rejected("malformed", "payload type")
     payload = bytes(payload)
     try:
-        protocol.split(payload)
+        _raw, body = protocol.split(payload)
     except protocol.ProtocolError as e:
         raise Rejected(e.args[0] if e.args else "malformed")
-    return dev, payload
-
-
-def kind_of(payload):
-    """The message type as the (not yet verified) body says: what a batch
-    prepares for before it checks each message."""
-    try:
-        return protocol.split(payload)[1].get("t")
-    except protocol.ProtocolError:
-        return None
+    return (dev, payload, body.get("t")) if kind else (dev, payload)
 
 
 def verify(s, conc, payload, dev, now):

@@ -128,9 +128,10 @@ class Work:
         for todo in by_conc.values():
             conc = todo[0][0]
             n = downlink.next_n(s, conc.id, sum(len(items) for _c, _o, items, _n in todo))
+            key = downlink.keys_of(conc).signing_key()
             for _c, out, items, n_meters in todo:
                 for kind, fields in items:
-                    out.append(downlink.seal_n(conc, n, kind, self.now, fields, n_meters))
+                    out.append(downlink.seal_n(conc, n, kind, self.now, fields, n_meters, key))
                     n += 1
         # ORM objects read before these writes would show the old values
         for o in list(s.identity_map.values()):

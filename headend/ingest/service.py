@@ -127,8 +127,7 @@ class Ingest:
         todo = []                      # (index, dev, payload, unverified type)
         for i, (topic, payload) in enumerate(items):
             try:
-                dev, payload = envelope.parse(topic, payload)
-                todo.append((i, dev, payload, envelope.kind_of(payload)))
+                todo.append((i,) + envelope.parse(topic, payload, kind=True))
             except Rejected as r:
                 results[i] = r
         if not todo:

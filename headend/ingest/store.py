@@ -5,13 +5,14 @@ cost depends on how much history is stored.
     load_meters     the board's meters (one SELECT, plain MeterState rows; load_meters_of: several boards)
     lock_accounts   their accounts, locked in id order (SELECT ... FOR UPDATE)
     existing_seqs   which of a resent batch's seqs are stored (bounded by the batch)
-    insert_readings one multi-row INSERT ... RETURNING id
-    insert_ledger   one multi-row INSERT of the consumption entries
+    insert_readings COPY (PostgreSQL, ids from the sequence) / executemany (SQLite)
+    insert_ledger   the same for the consumption entries
     add_to_accounts one UPDATE ... FROM (VALUES ...) (PostgreSQL) / executemany (SQLite)
     update_meters   one UPDATE ... FROM (VALUES ...) / executemany
 
 Lock order (no deadlock between workers): the board's row, then its
 accounts by id."""
+import io
 import json
 
 from sqlalchemy import func, insert, select, text
@@ -148,24 +149,14 @@ def insert_readings(s, rows):
     if not rows:
         return
     if is_pg(s):
-        # arrays, one per column: a short statement whatever the batch size
-        res = s.execute(text(
-            "INSERT INTO reading (concentrator_id, seq, meter_index, meter_id, ts, energy_wh, power_w, flags, bands, "
-            "charged_mu, billed_mu, billed, received) SELECT * FROM unnest(CAST(:c AS INTEGER[]), "
-            "CAST(:seq AS BIGINT[]), "
-            "CAST(:idx AS INTEGER[]), CAST(:mid AS INTEGER[]), CAST(:ts AS BIGINT[]), CAST(:e AS BIGINT[]), "
-            "CAST(:p AS BIGINT[]), CAST(:f AS INTEGER[]), CAST(:b AS JSON[]), CAST(:ch AS BIGINT[]), "
-            "CAST(:bm AS BIGINT[]), CAST(:bd AS BOOLEAN[]), CAST(:rc AS BIGINT[])) "
-            "RETURNING id, concentrator_id, seq"),
-            {"c": [r.concentrator_id for r in rows], "seq": [r.seq for r in rows],
-             "idx": [r.meter_index for r in rows],
-             "mid": [r.meter_id for r in rows], "ts": [r.ts for r in rows], "e": [r.energy_wh for r in rows],
-             "p": [r.power_w for r in rows], "f": [r.flags for r in rows], "b": [json.dumps(r.bands) for r in rows],
-             "ch": [r.charged_mu for r in rows], "bm": [r.billed_mu for r in rows], "bd": [r.billed for r in rows],
-             "rc": [r.received for r in rows]})
-        ids = {(cid, seq): rid for rid, cid, seq in res.all()}
-        for r in rows:
-            r.id = ids[(r.concentrator_id, r.seq)]
+        # COPY (a multi-row INSERT's parameters cost more to send and parse than the rows)
+        ids = _pg_ids(s, "reading", len(rows))
+        for r, rid in zip(rows, ids):
+            r.id = rid
+        _pg_copy(s, "reading", ("id", "concentrator_id", "seq", "meter_index", "meter_id", "ts", "energy_wh", "power_w",
+                                "flags", "bands", "charged_mu", "billed_mu", "billed", "received"),
+                 [(r.id, r.concentrator_id, r.seq, r.meter_index, r.meter_id, r.ts, r.energy_wh, r.power_w, r.flags,
+                   json.dumps(r.bands), r.charged_mu, r.billed_mu, r.billed, r.received) for r in rows])
         return
     params = [{"concentrator_id": r.concentrator_id, "seq": r.seq, "meter_index": r.meter_index,
                "meter_id": r.meter_id, "ts": r.ts, "energy_wh": r.energy_wh, "power_w": r.power_w, "flags": r.flags,
@@ -174,6 +165,30 @@ def insert_readings(s, rows):
               for r in rows]
     for r, rid in zip(rows, _sqlite_insert(s, READING, params)):
         r.id = rid
+
+
+def _pg_ids(s, table, n):
+    """n new ids of the table's id sequence (one statement)."""
+    return [r[0] for r in s.execute(text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
+                                    {"t": table, "n": n})]
+
+
+def _copy_text(v):
+    t = type(v)
+    if t is int:
+        return str(v)
+    if v is None:
+        return "\\N"
+    if t is bool:
+        return "t" if v else "f"
+    return str(v).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _pg_copy(s, table, columns, rows):
+    """COPY rows into the table, in the session's transaction."""
+    buf = io.StringIO("".join("\t".join(map(_copy_text, r)) + "\n" for r in rows))
+    with s.connection().connection.cursor() as cur:
+        cur.copy_expert("COPY %s (%s) FROM STDIN" % (table, ", ".join(columns)), buf)
 
 
 def _sqlite_insert(s, table, params):
@@ -191,17 +206,13 @@ def insert_ledger(s, entries, now):
     if not entries:
         return
     if is_pg(s):
-        res = s.execute(text(
-            "INSERT INTO ledger_entry (account_id, kind, amount_mu, balance_after_mu, concentrator_id, source, "
-            "reference, note, created) SELECT v.a, :k, v.m, v.b, v.c, 'ingest', v.r, '', :now FROM "
-            "unnest(CAST(:a AS INTEGER[]), CAST(:m AS BIGINT[]), CAST(:b AS BIGINT[]), CAST(:c AS INTEGER[]), "
-            "CAST(:r AS VARCHAR[])) AS v (a, m, b, c, r) RETURNING id, reference"),
-            {"k": entries[0][0].kind, "now": now, "a": [e.account_id for e, _r in entries],
-             "m": [e.amount_mu for e, _r in entries], "b": [e.balance_after_mu for e, _r in entries],
-             "c": [e.concentrator_id for e, _r in entries], "r": [ref[:200] for _e, ref in entries]})
-        ids = {ref: i for i, ref in res.all()}
-        for e, ref in entries:
-            e.id = ids[ref[:200]]
+        ids = _pg_ids(s, "ledger_entry", len(entries))
+        for (e, _ref), eid in zip(entries, ids):
+            e.id = eid
+        _pg_copy(s, "ledger_entry", ("id", "account_id", "kind", "amount_mu", "balance_after_mu", "concentrator_id",
+                                     "source", "reference", "note", "created"),
+                 [(e.id, e.account_id, e.kind, e.amount_mu, e.balance_after_mu, e.concentrator_id, "ingest", ref[:200],
+                   "", now) for e, ref in entries])
         return
     params = [{"account_id": e.account_id, "kind": e.kind, "amount_mu": e.amount_mu,
                "balance_after_mu": e.balance_after_mu, "user_id": None, "concentrator_id": e.concentrator_id,

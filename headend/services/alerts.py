@@ -18,7 +18,7 @@ the rule's repeat_s. A concentrator that falls silent sends nothing, so
 check_silence() runs from the notification worker every WK_ALERT_CHECK_S.
 """
 from sqlalchemy import event as sa_event
-from sqlalchemy import bindparam, func
+from sqlalchemy import bindparam, func, text
 from sqlalchemy import insert as sa_insert
 from sqlalchemy import update as sa_update
 from sqlmodel import select
@@ -272,7 +272,13 @@ def forecast_rates(session, ends, cached):
     new = [{"account_id": aid, "rate_mu_per_day": rates[aid], "as_of": due[aid]} for aid in sorted(due)
            if aid not in cached]
     tbl = AccountForecast.__table__
-    if old:
+    if old and session.get_bind().dialect.name == "postgresql":
+        session.execute(text("UPDATE account_forecast SET rate_mu_per_day = v.r, as_of = v.t FROM "
+                             "unnest(CAST(:a AS INTEGER[]), CAST(:r AS BIGINT[]), CAST(:t AS BIGINT[])) AS v (a, r, t) "
+                             "WHERE account_forecast.account_id = v.a"),
+                        {"a": [r["account_id"] for r in old], "r": [r["rate_mu_per_day"] for r in old],
+                         "t": [r["as_of"] for r in old]})
+    elif old:
         session.execute(sa_update(tbl).where(tbl.c.account_id == bindparam("aid"))
                         .values(rate_mu_per_day=bindparam("rate"), as_of=bindparam("at")),
                         [{"aid": r["account_id"], "rate": r["rate_mu_per_day"], "at": r["as_of"]} for r in old])
