@@ -99,11 +99,21 @@ class Work:
         return self.tariffs[property_id]
 
     # --------------------------------------------------------------- writes
-    def flush(self):
+    def flush(self, conc_id=None):
         """Write what is pending: rollups, readings, ledger entries,
         balances, meters (one statement each), then seal the pending
-        replies (one counter reservation per board, in message order)."""
+        replies (one counter reservation for all boards, each board's in
+        message order). conc_id: only that board's meters (before an ORM
+        path reads and changes them)."""
         s = self.s
+        if conc_id is not None:
+            dirty_meters = [m for m in self.meters.get(conc_id, {}).values() if m.dirty]
+            if dirty_meters:
+                store.update_meters(s, dirty_meters)
+                for m in dirty_meters:
+                    m.dirty = False
+                self._expire()
+            return
         dirty_meters = [m for ms in self.meters.values() for m in ms.values() if m.dirty]
         if not (self.readings or self.charges or self.deltas or dirty_meters or self.seals):
             return
@@ -120,20 +130,28 @@ class Work:
         store.update_meters(s, dirty_meters)
         for m in dirty_meters:
             m.dirty = False
+        wrote = bool(dirty_meters or self.deltas)
         self.readings, self.charges, self.deltas = [], [], {}
         seals, self.seals = self.seals, []
         by_conc = {}
         for item in seals:
             by_conc.setdefault(item[0].id, []).append(item)
-        for todo in by_conc.values():
-            conc = todo[0][0]
-            n = downlink.next_n(s, conc.id, sum(len(items) for _c, _o, items, _n in todo))
-            key = downlink.keys_of(conc).signing_key()
-            for _c, out, items, n_meters in todo:
-                for kind, fields in items:
-                    out.append(downlink.seal_n(conc, n, kind, self.now, fields, n_meters, key))
-                    n += 1
+        if by_conc:
+            first = downlink.next_n_many(s, {cid: sum(len(items) for _c, _o, items, _n in todo)
+                                             for cid, todo in by_conc.items()})
+            for cid, todo in by_conc.items():
+                conc, n = todo[0][0], first[cid]
+                key = downlink.keys_of(conc).signing_key()
+                for _c, out, items, n_meters in todo:
+                    for kind, fields in items:
+                        out.append(downlink.seal_n(conc, n, kind, self.now, fields, n_meters, key))
+                        n += 1
+        if wrote:
+            self._expire()
+
+    def _expire(self):
         # ORM objects read before these writes would show the old values
+        s = self.s
         for o in list(s.identity_map.values()):
             if isinstance(o, (Meter, Account)) and o not in s.dirty:
                 s.expire(o)

@@ -160,13 +160,15 @@ class Ingest:
                     handled[conc.id] = (conc, status_body)
             work.flush()
             s.flush()
+            # alerts and their notifications, in this very transaction
+            hooks = []
             for conc, status_body in handled.values():
                 s.add(conc)
-                # alerts and their notifications, in this very transaction
                 mine = alerts.Seen()
                 mine.events = [e for e in seen.events if e.concentrator_id == conc.id]
                 mine.entries = work.entries_of.get(conc.id, [])
-                alerts.after_ingest(s, conc, now, mine, status_body)
+                hooks.append((conc, mine, status_body))
+            alerts.after_ingest_many(s, hooks, now)
             if self.outbox:
                 outbox.queue_replies(s, [(conc.id, conc.dev, out) for conc, out in replies if out])
             s.commit()
@@ -220,6 +222,8 @@ class Ingest:
         if t == protocol.RECORDS:
             records.records(work, conc, body, now, recs, out)
             return out
+        if t == protocol.STATUS:
+            return status.status(s, conc, body, now, work=work, out=out)
         # the other kinds read and write through the ORM: what is pending
         # goes first (and their counters), the board's meters are read again after
         work.flush()
@@ -232,6 +236,4 @@ class Ingest:
             if isinstance(body.get("fw"), str):
                 conc.fw = body["fw"][:40]
             out += ota.on_board_report(s, conc, body, now)
-        else:
-            out += status.status(s, conc, body, now)
         return out

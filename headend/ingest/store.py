@@ -12,11 +12,11 @@ cost depends on how much history is stored.
 
 Lock order (no deadlock between workers): the board's row, then its
 accounts by id."""
-import io
 import json
 
 from sqlalchemy import func, insert, select, text
 
+from ..core import bulk
 from ..models import Account, Event, LedgerEntry, Meter, MeterSwap, Reading
 
 READING = Reading.__table__
@@ -173,22 +173,8 @@ def _pg_ids(s, table, n):
                                     {"t": table, "n": n})]
 
 
-def _copy_text(v):
-    t = type(v)
-    if t is int:
-        return str(v)
-    if v is None:
-        return "\\N"
-    if t is bool:
-        return "t" if v else "f"
-    return str(v).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-
-
 def _pg_copy(s, table, columns, rows):
-    """COPY rows into the table, in the session's transaction."""
-    buf = io.StringIO("".join("\t".join(map(_copy_text, r)) + "\n" for r in rows))
-    with s.connection().connection.cursor() as cur:
-        cur.copy_expert("COPY %s (%s) FROM STDIN" % (table, ", ".join(columns)), buf)
+    bulk.copy_rows(s, table, columns, rows)
 
 
 def _sqlite_insert(s, table, params):

@@ -120,30 +120,51 @@ def clear(session, key, now):
 # ------------------------------------------------------------ the ingest hook
 def after_ingest(session, conc, now, seen, status_body=None):
     """Alerts for what one ingest transaction stored (see the module doc)."""
-    if conc.property_id is None:
+    after_ingest_many(session, [(conc, seen, status_body)], now)
+
+
+def after_ingest_many(session, items, now):
+    """after_ingest for the boards of one ingest transaction (a batch of
+    messages): items [(conc, seen, status_body)], one board each. The
+    boards' offline alerts are looked up in one query, and the low-balance
+    check runs once per property over every account the batch charged."""
+    items = [it for it in items if it[0].property_id is not None]
+    if not items:
         return
     session.flush()
-    clear(session, subject_key(K.CONCENTRATOR_OFFLINE, "concentrator:%d" % conc.id), now)
-    if not (seen.events or seen.entries or status_body):
-        return
-    rules = alert_rules.LazyRules(session, conc.property_id)
+    keys = {subject_key(K.CONCENTRATOR_OFFLINE, "concentrator:%d" % conc.id) for conc, _s, _b in items}
+    for a in session.exec(select(Alert).where(Alert.dedup_key.in_(sorted(keys)))).all():
+        if a.active:
+            a.active = False
+            a.cleared = now
+            a.dedup_key = None
+            session.add(a)
+    rules_of, last_of = {}, {}
     meters = {}
 
     def meter(mid):
         if mid is not None and mid not in meters:
             meters[mid] = session.get(Meter, mid)
         return meters.get(mid)
-    for ev in seen.events:
-        if ev.concentrator_id == conc.id:
-            _from_event(session, conc, ev, meter(ev.meter_id), rules, now)
-    last_entry = {}
-    for e in seen.entries:
-        if e.kind == CONSUMPTION:
-            last_entry[e.account_id] = e
-    if last_entry:
-        low_balances(session, last_entry, rules[K.LOW_BALANCE], now)
-    if status_body is not None:
-        _bus_errors(session, conc, status_body, rules[K.BUS_ERRORS], now)
+    for conc, seen, status_body in items:
+        if not (seen.events or seen.entries or status_body):
+            continue
+        pid = conc.property_id
+        if pid not in rules_of:
+            rules_of[pid] = alert_rules.LazyRules(session, pid)
+        rules = rules_of[pid]
+        for ev in seen.events:
+            if ev.concentrator_id == conc.id:
+                _from_event(session, conc, ev, meter(ev.meter_id), rules, now)
+        last_entry = last_of.setdefault(pid, {})
+        for e in seen.entries:
+            if e.kind == CONSUMPTION:
+                last_entry[e.account_id] = e
+        if status_body is not None:
+            _bus_errors(session, conc, status_body, rules[K.BUS_ERRORS], now)
+    for pid, last_entry in last_of.items():
+        if last_entry:
+            low_balances(session, last_entry, rules_of[pid][K.LOW_BALANCE], now)
 
 
 def _meter_values(session, m):

@@ -12,7 +12,7 @@ import hmac
 import json
 import logging
 
-from sqlalchemy import func, update
+from sqlalchemy import func, text, update
 from sqlmodel import select
 
 from concentrator import protocol, schema
@@ -36,6 +36,22 @@ def next_n(session, conc_id, count=1):
         .execution_options(synchronize_session=False)
     ).first()
     return int(row[0]) - count + 1
+
+
+def next_n_many(session, counts):
+    """next_n for several boards {board id: count} -> {board id: first
+    counter}: one statement on PostgreSQL."""
+    counts = {cid: k for cid, k in counts.items() if k}
+    if not counts:
+        return {}
+    if len(counts) == 1 or session.get_bind().dialect.name != "postgresql":
+        return {cid: next_n(session, cid, k) for cid, k in sorted(counts.items())}
+    ids = sorted(counts)
+    rows = session.execute(text(
+        "UPDATE concentrator SET last_down_n = concentrator.last_down_n + v.k FROM unnest(CAST(:i AS INTEGER[]), "
+        "CAST(:k AS BIGINT[])) AS v (id, k) WHERE concentrator.id = v.id RETURNING concentrator.id, "
+        "concentrator.last_down_n"), {"i": ids, "k": [counts[c] for c in ids]}).all()
+    return {int(cid): int(last) - counts[cid] + 1 for cid, last in rows}
 
 
 def keys_of(conc):

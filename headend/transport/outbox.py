@@ -8,6 +8,7 @@ from sqlmodel import select
 
 from concentrator import protocol
 
+from ..core import bulk
 from ..models import Concentrator, Downlink, now_s
 from .downlink import counter_of
 
@@ -53,7 +54,10 @@ def queue_replies(session, replies):
                             "created": now, "sent": None})
             else:
                 other.append((t, p))
-    if own:
+    if own and session.get_bind().dialect.name == "postgresql":
+        cols = ("concentrator_id", "n", "topic", "payload", "created")
+        bulk.copy_rows(session, "downlink", cols, [tuple(r[c] for c in cols) for r in own])
+    elif own:
         session.execute(insert(Downlink.__table__), own)
     if other:
         queue(session, other)
