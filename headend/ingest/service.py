@@ -23,6 +23,16 @@ REJECTION_EVENT_INTERVAL_S = 60
 REKEY_RESEND_S = 10      # a pending rekey is sent again at most this often (and on every hello)
 
 
+DEFERRED = object()      # a batch's message whose board another worker holds: handled next
+
+
+class Done:
+    """A message handled one by one (after its batch failed): its replies."""
+
+    def __init__(self, out):
+        self.out = out
+
+
 class Ingest:
     def __init__(self, session_factory, clock=time.time, attempts=3, outbox=False):
         """outbox: the replies are also queued in the outbox in the message's
@@ -58,14 +68,26 @@ class Ingest:
         if len(items) <= 1:
             return [self.handle(t, p) for t, p in items]
         self.stats.inc("received", len(items))
+        # boards another worker holds right now (its batch has their other
+        # messages) are not waited for: their messages go in a second
+        # transaction, after the first one's commit, still in arrival order
+        results = self._batch(items, skip_locked=True)
+        later = [i for i, r in enumerate(results) if r is DEFERRED]
+        if later:
+            self.stats.inc("batch_deferred", len(later))
+            for i, r in zip(later, self._batch([items[i] for i in later], skip_locked=False)):
+                results[i] = r
+        return [self._result(topic, res) for (topic, _p), res in zip(items, results)]
+
+    def _batch(self, items, skip_locked):
         try:
-            results = self._transaction(items)
+            results = self._transaction(items, skip_locked=skip_locked)
         except Exception as e:
             self.stats.inc("batch_fallbacks")
             log.info("ingest batch of %d failed (%s: %s): one message at a time", len(items), type(e).__name__, e)
-            return [self._one(t, p) for t, p in items]
+            return [Done(self._one(t, p)) for t, p in items]
         self.stats.inc("batches")
-        return [self._result(topic, res) for (topic, _p), res in zip(items, results)]
+        return results
 
     def _one(self, topic, payload):
         try:
@@ -86,6 +108,8 @@ class Ingest:
         return []
 
     def _result(self, topic, res):
+        if isinstance(res, Done):
+            return res.out          # handled (and counted) one by one
         if isinstance(res, Rejected):
             self._rejected(topic, res)
             return []
@@ -117,11 +141,12 @@ class Ingest:
         except Exception:
             log.exception("could not store rejection event")
 
-    def _transaction(self, items):
+    def _transaction(self, items, skip_locked=False):
         """Handle items [(topic, payload)] in one transaction -> for each,
         its replies or the Rejected it was refused with (refused while
-        checked: nothing of it was written). Raises when the transaction
-        fails (nothing of any message is stored then)."""
+        checked: nothing of it was written), or DEFERRED (skip_locked: its
+        board was locked by another transaction). Raises when the
+        transaction fails (nothing of any message is stored then)."""
         now = int(self.clock())
         results = [None] * len(items)
         todo = []                      # (index, dev, payload, unverified type)
@@ -138,7 +163,16 @@ class Ingest:
             # taken in id order (then the accounts, in id order: no deadlock)
             devs = sorted({dev for _i, dev, _p, _t in todo})
             boards = {c.dev: c for c in s.exec(select(Concentrator).where(Concentrator.dev.in_(devs))
-                                                .order_by(Concentrator.id).with_for_update()).all()}
+                                                .order_by(Concentrator.id)
+                                                .with_for_update(skip_locked=skip_locked)).all()}
+            busy = set()
+            if skip_locked and len(boards) < len(devs):
+                busy = set(s.exec(select(Concentrator.dev).where(
+                    Concentrator.dev.in_([d for d in devs if d not in boards]))).all())
+                for i, dev, _p, _t in todo:
+                    if dev in busy:
+                        results[i] = DEFERRED
+                todo = [x for x in todo if x[1] not in busy]
             work = records.Work(s, now, self.bill, self.stats)
             work.preload([boards[dev] for _i, dev, _p, t in todo if t == protocol.RECORDS and dev in boards])
             handled = {}               # board id -> (conc, its last status body)
