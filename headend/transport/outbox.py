@@ -74,14 +74,16 @@ def pending(session, limit=MAX_BATCH, dev=None, below=None, exclusive=False):
     connection). Counters are allocated under the board's row lock, so a
     board's messages commit in counter order: what one dispatcher sees is a
     prefix of what the next one will."""
-    q = select(Downlink).where(Downlink.sent.is_(None))
+    d = Downlink.__table__.c
+    # plain rows (id, topic, payload): the dispatcher reads hundreds at a time
+    q = select(d.id, d.concentrator_id, d.n, d.topic, d.payload).where(d.sent.is_(None))
     if exclusive and session.get_bind().dialect.name == "postgresql":
-        q = q.where(func.pg_try_advisory_xact_lock(DISPATCH_LOCK, Downlink.concentrator_id))
+        q = q.where(func.pg_try_advisory_xact_lock(DISPATCH_LOCK, d.concentrator_id))
     if dev is not None:
-        q = q.where(Downlink.concentrator_id.in_(select(Concentrator.id).where(Concentrator.dev == dev)))
+        q = q.where(d.concentrator_id.in_(select(Concentrator.id).where(Concentrator.dev == dev)))
     if below is not None:
-        q = q.where(Downlink.n < below)
-    return session.exec(q.order_by(Downlink.concentrator_id, Downlink.n).limit(limit)).all()
+        q = q.where(d.n < below)
+    return session.execute(q.order_by(d.concentrator_id, d.n).limit(limit)).all()
 
 
 def mark_sent(session, ids):

@@ -180,10 +180,6 @@ def run(quick=False):
         with db.session_factory(engine)() as s:
             off = len(ledger.check_cache(s))
         recorded = sum(b.seq for b in boards)
-        import sys
-        print("DEBUG n", n, "recorded", recorded, "distinct", distinct, "off", off, "ooo", sum(b.out_of_order for b in boards), "dups", sum(b.duplicates for b in boards), file=sys.stderr)
-        with db.session_factory(engine)() as s:
-            print("DEBUG cache", ledger.check_cache(s), file=sys.stderr)
         out["fleet_errors"] = abs(n - recorded) + (n - distinct) + off + sum(b.out_of_order for b in boards)
         return out
     finally:
