@@ -13,8 +13,9 @@ ledger, no billing mismatch between board and head-end.
 The main figures are the batch path, as a worker runs it when it finds
 messages queued (transport/mqtt.py drains up to WK_INGEST_BATCH of them into
 one Ingest.handle_batch transaction): the messages are handed over BATCH at a
-time, as a backlog of the board's messages waiting in the worker's queue
-(after an outage, or a burst). The single-message figures (one
+time (64, the worker's default), as a backlog of the board's messages waiting
+in the worker's queue (after an outage, or a burst): 64 messages are 16 hours
+of this board's records. The single-message figures (one
 Ingest.handle transaction per message: what an idle worker does with a
 message that arrives alone) are kept beside them.
 
@@ -52,7 +53,7 @@ TOU_TIERS = {"version": 1, "effective": 0, "tz_offset_s": 28800,
                      "seasons": [{"from": "01-01", "to": "12-31", "weekday": "workday"}]},
              "tiers": [{"from_wh": 0, "add": 0}, {"from_wh": 230000, "add": 500}, {"from_wh": 400000, "add": 3000}]}
 OPENING_WH = 1_000_000
-BATCH = 16                    # messages per Ingest.handle_batch
+BATCH = 64                    # messages per Ingest.handle_batch: a worker's default (WK_INGEST_BATCH)
 READING_COLUMNS = ("concentrator_id", "seq", "meter_index", "meter_id", "ts", "energy_wh", "power_w", "flags",
                    "bands", "charged_mu", "billed_mu", "billed", "received")
 
@@ -321,7 +322,7 @@ def run(quick=False):
     out = {}
     with tempfile.TemporaryDirectory(prefix="wk-bench-") as tmp:
         for kind in ("sqlite", "postgresql"):
-            _measure(kind, messages=32 if quick else 160, history_days=30 if quick else 365, tmpdir=tmp, out=out)
+            _measure(kind, messages=128 if quick else 640, history_days=30 if quick else 365, tmpdir=tmp, out=out)
     order = ("ingest_readings_per_s_sqlite", "ingest_readings_per_s_postgres", "ingest_single_readings_per_s_sqlite",
              "ingest_single_readings_per_s_postgres", "ingest_batch_messages", "ingest_naive_per_s_postgres",
              "ingest_bulk_per_s_postgres", "ingest_vs_naive_ratio_postgres", "ingest_vs_bulk_ratio_postgres",
