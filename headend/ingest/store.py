@@ -14,7 +14,7 @@ Lock order (no deadlock between workers): the board's row, then its
 accounts by id."""
 import json
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, select, text
 
 from ..core import bulk
 from ..models import Account, Event, LedgerEntry, Meter, MeterSwap, Reading
@@ -158,12 +158,11 @@ def insert_readings(s, rows):
                  [(r.id, r.concentrator_id, r.seq, r.meter_index, r.meter_id, r.ts, r.energy_wh, r.power_w, r.flags,
                    json.dumps(r.bands), r.charged_mu, r.billed_mu, r.billed, r.received) for r in rows])
         return
-    params = [{"concentrator_id": r.concentrator_id, "seq": r.seq, "meter_index": r.meter_index,
-               "meter_id": r.meter_id, "ts": r.ts, "energy_wh": r.energy_wh, "power_w": r.power_w, "flags": r.flags,
-               "bands": r.bands, "charged_mu": r.charged_mu, "billed_mu": r.billed_mu, "billed": r.billed,
-               "received": r.received}
-              for r in rows]
-    for r, rid in zip(rows, _sqlite_insert(s, READING, params)):
+    ids = _sqlite_rows(s, READING, ("concentrator_id", "seq", "meter_index", "meter_id", "ts", "energy_wh", "power_w",
+                                    "flags", "bands", "charged_mu", "billed_mu", "billed", "received"),
+                       [(r.concentrator_id, r.seq, r.meter_index, r.meter_id, r.ts, r.energy_wh, r.power_w, r.flags,
+                         json.dumps(r.bands), r.charged_mu, r.billed_mu, r.billed, r.received) for r in rows])
+    for r, rid in zip(rows, ids):
         r.id = rid
 
 
@@ -177,13 +176,20 @@ def _pg_copy(s, table, columns, rows):
     bulk.copy_rows(s, table, columns, rows)
 
 
-def _sqlite_insert(s, table, params):
-    """executemany on SQLite -> the new ids. The transaction holds the
-    database's write lock (BEGIN IMMEDIATE) and the key is a plain rowid, so
-    the rows get max(id) + 1, + 2, ... in order."""
+def _sqlite_rows(s, table, columns, rows):
+    """executemany of plain tuples on SQLite's own cursor -> the new ids.
+    The transaction holds the database's write lock (BEGIN IMMEDIATE): the
+    rows get max(id) + 1, + 2, ... (written explicitly)."""
     top = s.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar()
-    s.execute(insert(table), params)
-    return range(top + 1, top + 1 + len(params))
+    ids = range(top + 1, top + 1 + len(rows))
+    cur = s.connection().connection.cursor()
+    try:
+        cur.executemany("INSERT INTO %s (id, %s) VALUES (%s)" % (table.name, ", ".join(columns),
+                                                                ", ".join("?" * (len(columns) + 1))),
+                        [(i,) + tuple(r) for i, r in zip(ids, rows)])
+    finally:
+        cur.close()
+    return ids
 
 
 def insert_ledger(s, entries, now):
@@ -200,11 +206,11 @@ def insert_ledger(s, entries, now):
                  [(e.id, e.account_id, e.kind, e.amount_mu, e.balance_after_mu, e.concentrator_id, "ingest", ref[:200],
                    "", now) for e, ref in entries])
         return
-    params = [{"account_id": e.account_id, "kind": e.kind, "amount_mu": e.amount_mu,
-               "balance_after_mu": e.balance_after_mu, "user_id": None, "concentrator_id": e.concentrator_id,
-               "source": "ingest", "related_entry_id": None, "reference": ref[:200], "note": "", "created": now}
-              for e, ref in entries]
-    for (e, _ref), eid in zip(entries, _sqlite_insert(s, LEDGER, params)):
+    ids = _sqlite_rows(s, LEDGER, ("account_id", "kind", "amount_mu", "balance_after_mu", "concentrator_id", "source",
+                                   "reference", "note", "created"),
+                       [(e.account_id, e.kind, e.amount_mu, e.balance_after_mu, e.concentrator_id, "ingest", ref[:200],
+                         "", now) for e, ref in entries])
+    for (e, _ref), eid in zip(entries, ids):
         e.id = eid
 
 

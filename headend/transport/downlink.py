@@ -24,6 +24,7 @@ from ..services.errors import Invalid
 log = logging.getLogger("headend.downlink")
 
 COMMAND_TTL_S = 300
+_PLAIN = (protocol.ACK, protocol.CREDIT)
 
 
 def next_n(session, conc_id, count=1):
@@ -70,7 +71,8 @@ def seal_n(conc, n, kind, ts, fields, n_meters, key=None):
     body = protocol.message(conc.dev, n, kind, int(ts if ts is not None else now_s()), **fields)
     raw = json.dumps(body).encode()
     try:
-        schema.check_downlink(json.loads(raw), n_meters)
+        # acks and credits are built of ints here: checked as they are; the rest as the board will parse them
+        schema.check_downlink(body if kind in _PLAIN else json.loads(raw), n_meters)
     except ValueError as e:
         log.error("%s: refusing to send a downlink the board would refuse: %s (%r)", conc.dev, e, body)
         raise Invalid("%s" % e)
