@@ -188,3 +188,34 @@ def test_downlinks_sealed_as_the_firmware_seals_them():
     body = protocol.message("d1", 7, protocol.CREDIT, T0, m=3, bal=-12, e=5, top=1)
     assert downlink.seal_raw(json.dumps(body).encode(), key) == protocol.seal(body, key)
     assert protocol.verify(downlink.seal_raw(json.dumps(body).encode(), key), key, dev="d1") == body
+
+
+def test_a_board_held_by_another_worker_is_handled_after_the_others(two_boards):
+    """PostgreSQL: the batch does not wait for a board another transaction
+    holds; the others commit first, that board's messages follow in order."""
+    import threading
+    import time
+    sf, engine, (a, b), (a_id, b_id) = two_boards
+    if engine.dialect.name != "postgresql":
+        pytest.skip("row locks: PostgreSQL")
+    ma, mb = Meters(a), Meters(b)
+    batch = [ma.interval()[0], mb.interval()[0], ma.interval()[0]]
+    ing = Ingest(sf, clock=lambda: NOW)
+    holder = engine.connect()
+    holder.execute(text("SELECT id FROM concentrator WHERE id = :a FOR UPDATE"), {"a": a_id})
+    got = {}
+    t = threading.Thread(target=lambda: got.setdefault("outs", ing.handle_batch(batch)))
+    t.start()
+    deadline = time.monotonic() + 20
+    while not readings(engine, b_id) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(readings(engine, b_id)) == METERS and not readings(engine, a_id)   # B did not wait for A
+    holder.rollback()
+    holder.close()
+    t.join(20)
+    assert all(got["outs"]) and ing.stats.get("batch_deferred") == 2
+    acks = [bd["seq"] for bd in a.receive([m for o in got["outs"] for m in o if m[0] == protocol.topic_down(a.dev)])
+            if bd["t"] == protocol.ACK]
+    assert acks == [METERS, 2 * METERS]
+    assert [r[0] for r in readings(engine, a_id)] == list(range(1, 2 * METERS + 1))
+    assert balances_equal_ledger(sf)
