@@ -107,7 +107,8 @@ def create_app(settings=None, start_mqtt=True, engine=None, migrate_db=True, sta
             from .transport.mqtt import MqttService
             app.state.mqtt = MqttService(ingest, mqtt_url, shared=settings.mqtt_shared,
                                          client_id=settings.mqtt_client_id or None, session_factory=sf,
-                                         ca_file=settings.mqtt_ca_file or None).start()
+                                         ca_file=settings.mqtt_ca_file or None,
+                                         batch_max=settings.ingest_batch).start()
         if start_mqtt if start_notifier is None else start_notifier:
             app.state.notifier = make_notifier(settings, sf).start()
         try:

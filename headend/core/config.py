@@ -28,6 +28,9 @@ class Settings(BaseSettings):
                             description="the folder `wattkeeper broker-config` writes; the embedded broker takes "
                                         "its password files (made there on first start)")
     mqtt_client_id: str = ""
+    ingest_batch: int = Field(default=64, ge=1, le=1000,
+                              description="an ingest worker handles up to this many queued uplinks in one "
+                                          "transaction (1: one message per transaction)")
     host: str = "127.0.0.1"
     port: int = 8000
     offline_after_s: int = Field(default=900, description="a concentrator is offline after this silence")

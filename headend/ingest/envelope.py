@@ -23,8 +23,10 @@ def is_int(x):
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def parse(topic, payload):
-    """-> (dev, payload bytes) or raise Rejected."""
+def parse(topic, payload, kind=False):
+    """-> (dev, payload bytes) or raise Rejected. kind: -> (dev, payload,
+    the message type as the not yet verified body says), what a batch
+    prepares for before it checks each message."""
     try:
         dev = protocol.device_of_topic(topic)
     except Exception:
@@ -39,10 +41,10 @@ def parse(topic, payload):
         raise Rejected("malformed", "payload type")
     payload = bytes(payload)
     try:
-        protocol.split(payload)
+        _raw, body = protocol.split(payload)
     except protocol.ProtocolError as e:
         raise Rejected(e.args[0] if e.args else "malformed")
-    return dev, payload
+    return (dev, payload, body.get("t")) if kind else (dev, payload)
 
 
 def verify(s, conc, payload, dev, now):
@@ -50,19 +52,41 @@ def verify(s, conc, payload, dev, now):
     (concentrator.keyring.ServerKeys). -> (body, signed_with_confirmed);
     raises protocol.ProtocolError. An uplink under a pending key completes
     the rotation: the key is confirmed, the pending ones dropped (event 107)."""
+    body, keys, confirmed_now = check(conc, payload, dev, now)
+    if confirmed_now:
+        confirm_key(s, conc, keys, now)
+    return body, not confirmed_now
+
+
+def check(conc, payload, dev, now):
+    """verify() without writing anything: -> (body, keys, confirmed_now);
+    confirm_key(s, conc, keys, now) applies a completed rotation (a batch
+    checks every message before it changes the board's row)."""
     keys = downlink.keys_of(conc)
-    pending = [p[0] for p in keys.entries]
     # counters inside the anti-replay window are let through here; claim_counter decides
     body, confirmed_now = keys.verify(payload, dev, last_n=max(-1, conc.last_up_n - UP_WINDOW - 1), now=now)
-    if confirmed_now:
-        nonce = next((p[0] for p in conc.key_pending if p[1] == keys.confirmed), "?")
-        s.add(Event(concentrator_id=conc.id, code=EV_REKEYED, ts=now,
-                    message=("rekey complete: %s signs with the new key (nonce %s; rekeys pending were %s)"
-                             % (conc.dev, nonce, ", ".join(pending)))[:1000]))
-        conc.key_hex = keys.confirmed
-        conc.key_pending = keys.entries          # late siblings the board may still take
-        conc.rekey_started = conc.rekey_sent_at = None
-    return body, not confirmed_now
+    return body, keys, confirmed_now
+
+
+def confirm_key(s, conc, keys, now):
+    pending = [p[0] for p in (conc.key_pending or [])]
+    nonce = next((p[0] for p in conc.key_pending if p[1] == keys.confirmed), "?")
+    s.add(Event(concentrator_id=conc.id, code=EV_REKEYED, ts=now,
+                message=("rekey complete: %s signs with the new key (nonce %s; rekeys pending were %s)"
+                         % (conc.dev, nonce, ", ".join(pending)))[:1000]))
+    conc.key_hex = keys.confirmed
+    conc.key_pending = keys.entries          # late siblings the board may still take
+    conc.rekey_started = conc.rekey_sent_at = None
+
+
+def check_counter(conc, n):
+    """Raise Rejected("replay") when claim_counter would (writes nothing)."""
+    last, window = conc.last_up_n, conc.up_window or 0
+    if n > last:
+        return
+    bit = last - 1 - n
+    if bit < 0 or bit >= UP_WINDOW or window >> bit & 1:
+        raise Rejected("replay", "n=%d" % n, conc.id)
 
 
 def claim_counter(s, conc, n):
@@ -73,13 +97,11 @@ def claim_counter(s, conc, n):
     after its newer records), and marked. The caller holds the board's row
     (SELECT ... FOR UPDATE; BEGIN IMMEDIATE on SQLite): the new values are
     written with the board's row at commit."""
+    check_counter(conc, n)
     last, window = conc.last_up_n, conc.up_window or 0
     if n > last:
         shift = n - last
         window = ((window << shift) | (1 << (shift - 1))) & WINDOW_MASK if shift <= UP_WINDOW else 0
         conc.last_up_n, conc.up_window = n, window
         return
-    bit = last - 1 - n
-    if bit < 0 or bit >= UP_WINDOW or window >> bit & 1:
-        raise Rejected("replay", "n=%d" % n, conc.id)
-    conc.up_window = window | (1 << bit)
+    conc.up_window = window | (1 << (last - 1 - n))

@@ -18,7 +18,7 @@ from concentrator import protocol
 
 from ..core.events import EV_BAD_RECORD, EV_LOW_BALANCE, EV_OUT_OF_RANGE, describe_event
 from ..core.money import format_money
-from ..models import Event, Meter
+from ..models import Account, Event, Meter
 from ..models.ledger import CONSUMPTION
 from ..services import pushes, rollups
 from ..services.accounts import vacancy_account
@@ -32,13 +32,139 @@ MAX_RECORDS = 64
 REPLAY = protocol.REJECT_REASONS.index("replay")
 
 
-class Batch:
-    """One message's work in memory: what bill() reads and produces."""
+class Work:
+    """One transaction's records work, over one message or a batch of them
+    (several boards, several messages of a board in sequence): the boards'
+    meters read once (one SELECT for all), their accounts locked once, and
+    the writes kept in memory until flush(): the readings, the ledger
+    entries, the balances, the meters, the rollups in one statement each,
+    the replies sealed with one counter reservation per board. flush() runs
+    before anything reads them back (a resent batch's seqs, the ack's gap,
+    another kind of message, a push to other boards) and before the commit;
+    the messages in between cost no statement of their own."""
 
-    def __init__(self, s, conc, now, meters):
-        self.s, self.conc, self.now = s, conc, now
+    def __init__(self, s, now, bill, stats):
+        self.s, self.now, self.bill, self.stats = s, now, bill, stats
+        self.meters = {}          # board id -> {index: store.MeterState}
+        self.accounts = {}        # id -> store.AccountState (locked)
+        self.vacancy = {}         # property id -> its vacancy account's id
+        self.tariffs = {}         # property id -> Biller.tariff_cache
+        self.readings = []        # store.ReadingRow (each names its board)
+        self.charges = []         # [(ReadingRow, LedgerRow)]
+        self.deltas = {}          # account id -> mu
+        self.seals = []           # [(conc, replies list, [(kind, fields)], n_meters)]
+        self.entries_of = {}      # board id -> [LedgerRow] (alerts.after_ingest)
+
+    # ---------------------------------------------------------------- reads
+    def preload(self, concs):
+        """The meters of these boards (one SELECT) and their accounts,
+        locked in id order (one SELECT ... FOR UPDATE): before any message
+        of the batch is handled, so workers lock boards, then accounts."""
+        concs = [c for c in {c.id: c for c in concs}.values() if c.id not in self.meters]
+        if not concs:
+            return
+        loaded = store.load_meters_of(self.s, [c.id for c in concs])
+        need = set()
+        for c in concs:
+            ms = self.meters[c.id] = loaded.get(c.id, {})
+            for m in ms.values():
+                need.add(m.account_id if m.account_id is not None else self.vacancy_of(c.property_id))
+        self.lock(need)
+
+    def meters_of(self, conc):
+        if conc.id not in self.meters:
+            if self.s.dirty:
+                self.s.flush()        # what an ORM path changed of the board's meters
+            self.preload([conc])
+        return self.meters[conc.id]
+
+    def forget(self, conc_id):
+        """The board's meters are read and changed through the ORM next
+        (hello, status): load them again for its next records message."""
+        self.meters.pop(conc_id, None)
+
+    def lock(self, ids):
+        missing = set(ids) - set(self.accounts)
+        if missing:
+            self.accounts.update(store.lock_accounts(self.s, missing))
+
+    def vacancy_of(self, property_id):
+        if property_id not in self.vacancy:
+            self.vacancy[property_id] = vacancy_account(self.s, property_id).id
+        return self.vacancy[property_id]
+
+    def tariff_cache(self, property_id):
+        if property_id not in self.tariffs:
+            self.tariffs[property_id] = self.bill.tariff_cache(self.s, property_id)
+        return self.tariffs[property_id]
+
+    # --------------------------------------------------------------- writes
+    def flush(self, conc_id=None):
+        """Write what is pending: rollups, readings, ledger entries,
+        balances, meters (one statement each), then seal the pending
+        replies (one counter reservation for all boards, each board's in
+        message order). conc_id: only that board's meters (before an ORM
+        path reads and changes them)."""
+        s = self.s
+        if conc_id is not None:
+            dirty_meters = [m for m in self.meters.get(conc_id, {}).values() if m.dirty]
+            if dirty_meters:
+                store.update_meters(s, dirty_meters)
+                for m in dirty_meters:
+                    m.dirty = False
+                self._expire()
+            return
+        dirty_meters = [m for ms in self.meters.values() for m in ms.values() if m.dirty]
+        if not (self.readings or self.charges or self.deltas or dirty_meters or self.seals):
+            return
+        if any(isinstance(o, (Meter, Account)) for o in s.dirty):
+            s.flush()                 # ORM changes first: the Core writes below come after them
+        if self.readings:
+            # before the INSERT: the neighbours it reads are then only those stored before (bounded, indexed)
+            rollups.after_billing(s, [(rd.meter_id, rd.ts, rd.seq, rd.energy_wh, rd.flags, rd.bands, rd.billed_mu)
+                                      for rd in self.readings if rd.meter_id is not None])
+            store.insert_readings(s, self.readings)
+        if self.charges:
+            store.insert_ledger(s, [(e, "reading:%d/seq:%d" % (rd.id, rd.seq)) for rd, e in self.charges], self.now)
+        store.add_to_accounts(s, self.deltas)
+        store.update_meters(s, dirty_meters)
+        for m in dirty_meters:
+            m.dirty = False
+        wrote = bool(dirty_meters or self.deltas)
+        self.readings, self.charges, self.deltas = [], [], {}
+        seals, self.seals = self.seals, []
+        by_conc = {}
+        for item in seals:
+            by_conc.setdefault(item[0].id, []).append(item)
+        if by_conc:
+            first = downlink.next_n_many(s, {cid: sum(len(items) for _c, _o, items, _n in todo)
+                                             for cid, todo in by_conc.items()})
+            for cid, todo in by_conc.items():
+                conc, n = todo[0][0], first[cid]
+                key = downlink.keys_of(conc).signing_key()
+                for _c, out, items, n_meters in todo:
+                    for kind, fields in items:
+                        out.append(downlink.seal_n(conc, n, kind, self.now, fields, n_meters, key))
+                        n += 1
+        if wrote:
+            self._expire()
+
+    def _expire(self):
+        # ORM objects read before these writes would show the old values
+        s = self.s
+        for o in list(s.identity_map.values()):
+            if isinstance(o, (Meter, Account)) and o not in s.dirty:
+                s.expire(o)
+
+
+class Batch:
+    """One message's view of the Work: what bill() reads and produces."""
+
+    def __init__(self, work, conc, now, meters):
+        self.s, self.conc, self.now = work.s, conc, now
+        self.work = work
         self.meters = meters            # index -> store.MeterState
-        self.accounts = {}              # id -> store.AccountState (locked)
+        self.accounts = work.accounts   # id -> store.AccountState (locked)
         self.vacancy_id = None
         self.cache = None               # tariffs (Biller.tariff_cache)
         self.events = []
@@ -54,8 +180,10 @@ class Batch:
         return e
 
 
-def _check(conc, recs, stats, now):
-    """-> (good records, [(bad record, error)], every storable seq)."""
+def check(conc, body, stats, now):
+    """The records of a message, checked before anything is written
+    (raises Rejected) -> (good records, [(bad record, error)], every storable seq)."""
+    recs = body.get("recs")
     if not isinstance(recs, list) or len(recs) > MAX_RECORDS:
         raise Rejected("bad_fields", "recs", conc.id)
     good, bad = [], []
@@ -77,24 +205,26 @@ def _check(conc, recs, stats, now):
     return good, bad, seen
 
 
-def records(s, conc, body, now, stats, bill, seen=None):
-    """bill: a billing_run.Biller. seen: alerts.track()'s collector (the
-    ledger entries written here are Core rows, handed to it directly)."""
-    with s.no_autoflush:     # the board's row is written once, at the end
-        return _records(s, conc, body, now, stats, bill, seen)
+def records(work, conc, body, now, checked, out):
+    """Store and bill one message's records (check()ed) in `work`; its
+    replies go to `out`: at once, or when work.flush() seals them."""
+    with work.s.no_autoflush:     # the board's row is written once, at the end
+        _records(work, conc, body, now, checked, out)
 
 
-def _records(s, conc, body, now, stats, bill, seen):
-    good, bad, seqs = _check(conc, body.get("recs"), stats, now)
+def _records(work, conc, body, now, checked, out):
+    s, stats, bill = work.s, work.stats, work.bill
+    good, bad, seqs = checked
     acked = conc.acked_seq
     maybe_stored = [x for x in seqs if acked < x <= conc.top_seq]
     existing = set()
     if maybe_stored:
         # a resent batch (its ack was lost): look up only its own seqs
+        work.flush()                # an earlier message of this batch may have brought them
         tss = [r[3] for r in good if r[1] == protocol.KIND_READING and acked < r[0] <= conc.top_seq]
         existing = store.existing_seqs(s, conc.id, maybe_stored, (min(tss), max(tss)) if tss else None)
-    meters = store.load_meters(s, conc.id)
-    b = Batch(s, conc, now, meters)
+    meters = work.meters_of(conc)
+    b = Batch(work, conc, now, meters)
     resync = False    # the board dropped a downlink of ours as a replay: send its state again
     readings = []     # [(ReadingRow, MeterState or None)]
     stored = set()
@@ -114,7 +244,7 @@ def _records(s, conc, body, now, stats, bill, seen):
         m = meters.get(idx)
         stored.add(seq)
         if kind == protocol.KIND_READING:
-            rd = store.ReadingRow(seq, idx, m.id if m else None, ts, values, now)
+            rd = store.ReadingRow(seq, idx, m.id if m else None, ts, values, now, conc.id)
             readings.append((rd, m))
             if m is not None and not (values[2] & protocol.FLAG_MISSING) and seq > (m.last_seq or 0):
                 m.last_seq, m.last_energy_wh, m.last_power_w, m.last_ts = seq, values[0], values[1], ts
@@ -138,36 +268,33 @@ def _records(s, conc, body, now, stats, bill, seen):
                     m.online, m.dirty = True, True
     stats.inc("records_stored", len(stored))
     charges = _bill(b, bill, readings)
-    # the writes: one statement each
-    store.insert_readings(s, conc.id, [rd for rd, _m in readings])
-    entries = _ledger(b, charges)
-    store.insert_ledger(s, conc.id, entries, now)
-    if seen is not None:
-        seen.entries.extend(e for e, _ref in entries)
-    store.update_meters(s, meters.values())
-    # interval rollups of what was just stored and billed (issue 11)
-    rollups.after_billing(s, [(rd.meter_id, rd.ts, rd.seq, rd.energy_wh, rd.flags, rd.bands, rd.billed_mu)
-                              for rd, _m in readings if rd.meter_id is not None])
+    # the writes wait in `work` (one statement each at its flush)
+    work.readings.extend(rd for rd, _m in readings)
+    _ledger(b, charges)
     if stored:
         conc.top_seq = max(conc.top_seq or 0, max(stored))
-    _advance(s, conc, body.get("after"), seqs, stored | existing)
+    _advance(work, conc, body.get("after"), seqs, stored | existing)
     items = [(protocol.ACK, {"seq": conc.acked_seq})]
     if resync:
         from .status import board_state
+        work.flush()
         s.flush()
         orm_meters = s.exec(select(Meter).where(Meter.concentrator_id == conc.id)).all()
         others = s.exec(select(Meter).where(Meter.account_id.in_(sorted(b.changed)))).all() if b.changed else []
-        return downlink.seal_many(s, conc, items, ts=now, n_meters=len(meters)) \
-            + board_state(s, conc, orm_meters, now, extra_meters=others)
+        out.extend(downlink.seal_many(s, conc, items, ts=now, n_meters=len(meters))
+                   + board_state(s, conc, orm_meters, now, extra_meters=others))
+        return
     if any(m.elsewhere for m in meters.values() if m.account_id in b.changed):
         # an account with meters on other boards too: every board hears it
-        return downlink.seal_many(s, conc, items, ts=now, n_meters=len(meters)) \
-            + pushes.credit_for_accounts(s, b.changed, ts=now)
+        work.flush()
+        out.extend(downlink.seal_many(s, conc, items, ts=now, n_meters=len(meters))
+                   + pushes.credit_for_accounts(s, b.changed, ts=now))
+        return
     for m in sorted(meters.values(), key=lambda m: m.index):
         if m.account_id in b.changed and m.billed_energy_wh is not None:
             a = b.accounts[m.account_id]
             items.append((protocol.CREDIT, pushes.credit_fields(m, a.balance_mu, a.recharge_count)))
-    return downlink.seal_many(s, conc, items, ts=now, n_meters=len(meters))
+    work.seals.append((conc, out, items, len(meters)))
 
 
 def _bill(b, bill, readings):
@@ -177,10 +304,10 @@ def _bill(b, bill, readings):
         return []
     ids = {m.account_id for _rd, m in todo if m.account_id is not None}
     if any(m.account_id is None for _rd, m in todo):
-        b.vacancy_id = vacancy_account(b.s, b.conc.property_id).id
+        b.vacancy_id = b.work.vacancy_of(b.conc.property_id)
         ids.add(b.vacancy_id)
-    b.accounts = store.lock_accounts(b.s, ids)
-    b.cache = bill.tariff_cache(b.s, b.conc.property_id)
+    b.work.lock(ids)
+    b.cache = b.work.tariff_cache(b.conc.property_id)
     charges = []
     for rd, m in todo:
         amount = bill(b, m, rd)
@@ -191,27 +318,27 @@ def _bill(b, bill, readings):
 
 def _ledger(b, charges):
     """The consumption entries, their balance after each computed from the
-    locked balances, the balances moved (one UPDATE), low-balance events.
-    -> [(LedgerRow, reference)]"""
-    entries, deltas = [], {}
+    locked balances, the balances moved (at the flush: one INSERT, one
+    UPDATE), low-balance events."""
+    work = b.work
+    mine = work.entries_of.setdefault(b.conc.id, [])
     for rd, aid, amount in charges:
         a = b.accounts[aid]
         before = a.balance_mu
         a.balance_mu -= amount
-        deltas[aid] = deltas.get(aid, 0) - amount
+        work.deltas[aid] = work.deltas.get(aid, 0) - amount
         b.changed.add(aid)
-        entries.append((store.LedgerRow(aid, CONSUMPTION, -amount, a.balance_mu),
-                        "reading:%d/seq:%d" % (rd.id, rd.seq)))
+        e = store.LedgerRow(aid, CONSUMPTION, -amount, a.balance_mu, b.conc.id)
+        work.charges.append((rd, e))
+        mine.append(e)
         thr = a.low_balance_threshold_mu
         if thr and a.balance_mu < thr <= before:
             m = b.meters.get(rd.meter_index)
             b.event(meter_index=m.index, meter_id=m.id, code=EV_LOW_BALANCE, detail=a.balance_mu, ts=b.now,
                     message="balance of %s below %s: %s" % (a.name, format_money(thr), format_money(a.balance_mu)))
-    store.add_to_accounts(b.s, deltas)
-    return entries
 
 
-def _advance(s, conc, after, seqs, known):
+def _advance(work, conc, after, seqs, known):
     """The ack: the contiguous run above acked_seq, from the batch (`known`:
     its seqs stored now or before); the stored window is read only when the
     board holds records the batch did not bring (a gap)."""
@@ -228,7 +355,8 @@ def _advance(s, conc, after, seqs, known):
         cur += 1
     conc.acked_seq = cur
     if cur < (conc.top_seq or 0):
-        advance(s, conc)
+        work.flush()          # the stored window is read: what this batch brought must be in it
+        advance(work.s, conc)
 
 
 def advance(s, conc):

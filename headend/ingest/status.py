@@ -67,7 +67,15 @@ def board_state(s, conc, meters, now, extra_meters=()):
     return out + pushes.credit_for_meters(s, list(meters) + [m for m in extra_meters if m.id not in seen], ts=now)
 
 
-def status(s, conc, body, now):
+def status(s, conc, body, now, work=None, out=None):
+    """-> the replies (an ack repeated when the board missed one). work:
+    the ingest's records.Work (a batch): the board's meters it holds are
+    written first when this message changes them, and the ack waits in it
+    to be sealed with the batch's other replies (in counter order)."""
+    out = [] if out is None else out
+    if work is not None and isinstance(body.get("meters"), list):
+        work.flush(conc.id)         # its meters are read and changed through the ORM below
+        work.forget(conc.id)
     if is_int(body.get("pending")):
         conc.pending = body["pending"]
     if is_int(body.get("last")):
@@ -107,8 +115,11 @@ def status(s, conc, body, now):
     acked = body.get("acked")
     if is_int(acked) and acked < conc.acked_seq:
         # the board missed an ack: repeat it
-        return [downlink.seal(s, conc, protocol.ACK, ts=now, seq=conc.acked_seq)]
-    return []
+        if work is not None:
+            work.seals.append((conc, out, [(protocol.ACK, {"seq": conc.acked_seq})], 0))
+        else:
+            out.append(downlink.seal(s, conc, protocol.ACK, ts=now, seq=conc.acked_seq))
+    return out
 
 
 def store_bus_errors(s, errs, boot, now):

@@ -2,11 +2,11 @@
 a handful of statements whatever the number of readings, none of whose
 cost depends on how much history is stored.
 
-    load_meters     the board's meters (one SELECT, plain MeterState rows)
+    load_meters     the board's meters (one SELECT, plain MeterState rows; load_meters_of: several boards)
     lock_accounts   their accounts, locked in id order (SELECT ... FOR UPDATE)
     existing_seqs   which of a resent batch's seqs are stored (bounded by the batch)
-    insert_readings one multi-row INSERT ... RETURNING id
-    insert_ledger   one multi-row INSERT of the consumption entries
+    insert_readings COPY (PostgreSQL, ids from the sequence) / executemany (SQLite)
+    insert_ledger   the same for the consumption entries
     add_to_accounts one UPDATE ... FROM (VALUES ...) (PostgreSQL) / executemany (SQLite)
     update_meters   one UPDATE ... FROM (VALUES ...) / executemany
 
@@ -14,8 +14,9 @@ Lock order (no deadlock between workers): the board's row, then its
 accounts by id."""
 import json
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, select, text
 
+from ..core import bulk
 from ..models import Account, Event, LedgerEntry, Meter, MeterSwap, Reading
 
 READING = Reading.__table__
@@ -56,11 +57,11 @@ class AccountState:
 
 
 class ReadingRow:
-    __slots__ = ("id", "seq", "meter_index", "meter_id", "ts", "energy_wh", "power_w", "flags", "bands",
+    __slots__ = ("id", "concentrator_id", "seq", "meter_index", "meter_id", "ts", "energy_wh", "power_w", "flags", "bands",
                  "charged_mu", "billed_mu", "billed", "received")
 
-    def __init__(self, seq, idx, meter_id, ts, values, now):
-        self.id = None
+    def __init__(self, seq, idx, meter_id, ts, values, now, conc_id=None):
+        self.id, self.concentrator_id = None, conc_id
         self.seq, self.meter_index, self.meter_id, self.ts = seq, idx, meter_id, ts
         self.energy_wh, self.power_w, self.flags = values[0], values[1], values[2]
         self.charged_mu = values[3] if len(values) > 3 else None
@@ -70,10 +71,11 @@ class ReadingRow:
 
 class LedgerRow:
     """A consumption entry as alerts.after_ingest reads it (seen.entries)."""
-    __slots__ = ("id", "account_id", "kind", "amount_mu", "balance_after_mu")
+    __slots__ = ("id", "account_id", "kind", "amount_mu", "balance_after_mu", "concentrator_id")
 
-    def __init__(self, account_id, kind, amount_mu, balance_after_mu):
+    def __init__(self, account_id, kind, amount_mu, balance_after_mu, conc_id=None):
         self.id, self.account_id, self.kind = None, account_id, kind
+        self.concentrator_id = conc_id
         self.amount_mu, self.balance_after_mu = amount_mu, balance_after_mu
 
 
@@ -84,6 +86,11 @@ def is_pg(s):
 def load_meters(s, conc_id):
     """index -> MeterState of the board's meters, with the time of each
     one's latest swap and how many other boards' meters share its account."""
+    return load_meters_of(s, [conc_id]).get(conc_id, {})
+
+
+def load_meters_of(s, conc_ids):
+    """load_meters for several boards in one SELECT -> {board id: {index: MeterState}}."""
     c = METER.c
     swapped = (select(func.max(MeterSwap.__table__.c.ts)).where(MeterSwap.__table__.c.meter_id == c.id)
                .scalar_subquery())
@@ -91,8 +98,12 @@ def load_meters(s, conc_id):
     elsewhere = (select(func.count()).select_from(m2)
                  .where(m2.c.account_id == c.account_id, m2.c.concentrator_id != c.concentrator_id)
                  .scalar_subquery())
-    q = select(*[c[k] for k in _LOADED], swapped, elsewhere).where(c.concentrator_id == conc_id)
-    return {r[1]: MeterState(r) for r in s.execute(q).all()}
+    q = select(*[c[k] for k in _LOADED], swapped, elsewhere, c.concentrator_id).where(
+        c.concentrator_id.in_(sorted(conc_ids)))
+    out = {}
+    for r in s.execute(q).all():
+        out.setdefault(r[-1], {})[r[1]] = MeterState(r)
+    return out
 
 
 def lock_accounts(s, ids):
@@ -132,68 +143,74 @@ def stored_above(s, conc_id, cur, top):
     return seqs
 
 
-def insert_readings(s, conc_id, rows):
-    """One INSERT for the batch's readings; sets each row's id."""
+def insert_readings(s, rows):
+    """One INSERT for the readings (ReadingRows of one or several boards,
+    each naming its board); sets each row's id."""
     if not rows:
         return
     if is_pg(s):
-        # arrays, one per column: a short statement whatever the batch size
-        res = s.execute(text(
-            "INSERT INTO reading (concentrator_id, seq, meter_index, meter_id, ts, energy_wh, power_w, flags, bands, "
-            "charged_mu, billed_mu, billed, received) SELECT :c, * FROM unnest(CAST(:seq AS BIGINT[]), "
-            "CAST(:idx AS INTEGER[]), CAST(:mid AS INTEGER[]), CAST(:ts AS BIGINT[]), CAST(:e AS BIGINT[]), "
-            "CAST(:p AS BIGINT[]), CAST(:f AS INTEGER[]), CAST(:b AS JSON[]), CAST(:ch AS BIGINT[]), "
-            "CAST(:bm AS BIGINT[]), CAST(:bd AS BOOLEAN[])) AS v, (SELECT CAST(:now AS BIGINT)) AS r "
-            "RETURNING id, seq"),
-            {"c": conc_id, "seq": [r.seq for r in rows], "idx": [r.meter_index for r in rows],
-             "mid": [r.meter_id for r in rows], "ts": [r.ts for r in rows], "e": [r.energy_wh for r in rows],
-             "p": [r.power_w for r in rows], "f": [r.flags for r in rows], "b": [json.dumps(r.bands) for r in rows],
-             "ch": [r.charged_mu for r in rows], "bm": [r.billed_mu for r in rows], "bd": [r.billed for r in rows],
-             "now": rows[0].received})
-        ids = {seq: rid for rid, seq in res.all()}
-        for r in rows:
-            r.id = ids[r.seq]
+        # COPY (a multi-row INSERT's parameters cost more to send and parse than the rows)
+        ids = _pg_ids(s, "reading", len(rows))
+        for r, rid in zip(rows, ids):
+            r.id = rid
+        _pg_copy(s, "reading", ("id", "concentrator_id", "seq", "meter_index", "meter_id", "ts", "energy_wh", "power_w",
+                                "flags", "bands", "charged_mu", "billed_mu", "billed", "received"),
+                 [(r.id, r.concentrator_id, r.seq, r.meter_index, r.meter_id, r.ts, r.energy_wh, r.power_w, r.flags,
+                   json.dumps(r.bands), r.charged_mu, r.billed_mu, r.billed, r.received) for r in rows])
         return
-    params = [{"concentrator_id": conc_id, "seq": r.seq, "meter_index": r.meter_index, "meter_id": r.meter_id,
-               "ts": r.ts, "energy_wh": r.energy_wh, "power_w": r.power_w, "flags": r.flags, "bands": r.bands,
-               "charged_mu": r.charged_mu, "billed_mu": r.billed_mu, "billed": r.billed, "received": r.received}
-              for r in rows]
-    for r, rid in zip(rows, _sqlite_insert(s, READING, params)):
+    ids = _sqlite_rows(s, READING, ("concentrator_id", "seq", "meter_index", "meter_id", "ts", "energy_wh", "power_w",
+                                    "flags", "bands", "charged_mu", "billed_mu", "billed", "received"),
+                       [(r.concentrator_id, r.seq, r.meter_index, r.meter_id, r.ts, r.energy_wh, r.power_w, r.flags,
+                         json.dumps(r.bands), r.charged_mu, r.billed_mu, r.billed, r.received) for r in rows])
+    for r, rid in zip(rows, ids):
         r.id = rid
 
 
-def _sqlite_insert(s, table, params):
-    """executemany on SQLite -> the new ids. The transaction holds the
-    database's write lock (BEGIN IMMEDIATE) and the key is a plain rowid, so
-    the rows get max(id) + 1, + 2, ... in order."""
+def _pg_ids(s, table, n):
+    """n new ids of the table's id sequence (one statement)."""
+    return [r[0] for r in s.execute(text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
+                                    {"t": table, "n": n})]
+
+
+def _pg_copy(s, table, columns, rows):
+    bulk.copy_rows(s, table, columns, rows)
+
+
+def _sqlite_rows(s, table, columns, rows):
+    """executemany of plain tuples on SQLite's own cursor -> the new ids.
+    The transaction holds the database's write lock (BEGIN IMMEDIATE): the
+    rows get max(id) + 1, + 2, ... (written explicitly)."""
     top = s.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar()
-    s.execute(insert(table), params)
-    return range(top + 1, top + 1 + len(params))
+    ids = range(top + 1, top + 1 + len(rows))
+    cur = s.connection().connection.cursor()
+    try:
+        cur.executemany("INSERT INTO %s (id, %s) VALUES (%s)" % (table.name, ", ".join(columns),
+                                                                ", ".join("?" * (len(columns) + 1))),
+                        [(i,) + tuple(r) for i, r in zip(ids, rows)])
+    finally:
+        cur.close()
+    return ids
 
 
-def insert_ledger(s, conc_id, entries, now):
-    """entries: [(LedgerRow, reference)] (references unique) -> one INSERT;
-    sets each row's id."""
+def insert_ledger(s, entries, now):
+    """entries: [(LedgerRow, reference)] (references unique; each row names
+    its board) -> one INSERT; sets each row's id."""
     if not entries:
         return
     if is_pg(s):
-        res = s.execute(text(
-            "INSERT INTO ledger_entry (account_id, kind, amount_mu, balance_after_mu, concentrator_id, source, "
-            "reference, note, created) SELECT v.a, :k, v.m, v.b, :c, 'ingest', v.r, '', :now FROM "
-            "unnest(CAST(:a AS INTEGER[]), CAST(:m AS BIGINT[]), CAST(:b AS BIGINT[]), CAST(:r AS VARCHAR[])) "
-            "AS v (a, m, b, r) RETURNING id, reference"),
-            {"k": entries[0][0].kind, "c": conc_id, "now": now, "a": [e.account_id for e, _r in entries],
-             "m": [e.amount_mu for e, _r in entries], "b": [e.balance_after_mu for e, _r in entries],
-             "r": [ref[:200] for _e, ref in entries]})
-        ids = {ref: i for i, ref in res.all()}
-        for e, ref in entries:
-            e.id = ids[ref[:200]]
+        ids = _pg_ids(s, "ledger_entry", len(entries))
+        for (e, _ref), eid in zip(entries, ids):
+            e.id = eid
+        _pg_copy(s, "ledger_entry", ("id", "account_id", "kind", "amount_mu", "balance_after_mu", "concentrator_id",
+                                     "source", "reference", "note", "created"),
+                 [(e.id, e.account_id, e.kind, e.amount_mu, e.balance_after_mu, e.concentrator_id, "ingest", ref[:200],
+                   "", now) for e, ref in entries])
         return
-    params = [{"account_id": e.account_id, "kind": e.kind, "amount_mu": e.amount_mu,
-               "balance_after_mu": e.balance_after_mu, "user_id": None, "concentrator_id": conc_id,
-               "source": "ingest", "related_entry_id": None, "reference": ref[:200], "note": "", "created": now}
-              for e, ref in entries]
-    for (e, _ref), eid in zip(entries, _sqlite_insert(s, LEDGER, params)):
+    ids = _sqlite_rows(s, LEDGER, ("account_id", "kind", "amount_mu", "balance_after_mu", "concentrator_id", "source",
+                                   "reference", "note", "created"),
+                       [(e.account_id, e.kind, e.amount_mu, e.balance_after_mu, e.concentrator_id, "ingest", ref[:200],
+                         "", now) for e, ref in entries])
+    for (e, _ref), eid in zip(entries, ids):
         e.id = eid
 
 

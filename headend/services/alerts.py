@@ -18,7 +18,7 @@ the rule's repeat_s. A concentrator that falls silent sends nothing, so
 check_silence() runs from the notification worker every WK_ALERT_CHECK_S.
 """
 from sqlalchemy import event as sa_event
-from sqlalchemy import bindparam, func
+from sqlalchemy import bindparam, func, text
 from sqlalchemy import insert as sa_insert
 from sqlalchemy import update as sa_update
 from sqlmodel import select
@@ -120,30 +120,51 @@ def clear(session, key, now):
 # ------------------------------------------------------------ the ingest hook
 def after_ingest(session, conc, now, seen, status_body=None):
     """Alerts for what one ingest transaction stored (see the module doc)."""
-    if conc.property_id is None:
+    after_ingest_many(session, [(conc, seen, status_body)], now)
+
+
+def after_ingest_many(session, items, now):
+    """after_ingest for the boards of one ingest transaction (a batch of
+    messages): items [(conc, seen, status_body)], one board each. The
+    boards' offline alerts are looked up in one query, and the low-balance
+    check runs once per property over every account the batch charged."""
+    items = [it for it in items if it[0].property_id is not None]
+    if not items:
         return
     session.flush()
-    clear(session, subject_key(K.CONCENTRATOR_OFFLINE, "concentrator:%d" % conc.id), now)
-    if not (seen.events or seen.entries or status_body):
-        return
-    rules = alert_rules.LazyRules(session, conc.property_id)
+    keys = {subject_key(K.CONCENTRATOR_OFFLINE, "concentrator:%d" % conc.id) for conc, _s, _b in items}
+    for a in session.exec(select(Alert).where(Alert.dedup_key.in_(sorted(keys)))).all():
+        if a.active:
+            a.active = False
+            a.cleared = now
+            a.dedup_key = None
+            session.add(a)
+    rules_of, last_of = {}, {}
     meters = {}
 
     def meter(mid):
         if mid is not None and mid not in meters:
             meters[mid] = session.get(Meter, mid)
         return meters.get(mid)
-    for ev in seen.events:
-        if ev.concentrator_id == conc.id:
-            _from_event(session, conc, ev, meter(ev.meter_id), rules, now)
-    last_entry = {}
-    for e in seen.entries:
-        if e.kind == CONSUMPTION:
-            last_entry[e.account_id] = e
-    if last_entry:
-        low_balances(session, last_entry, rules[K.LOW_BALANCE], now)
-    if status_body is not None:
-        _bus_errors(session, conc, status_body, rules[K.BUS_ERRORS], now)
+    for conc, seen, status_body in items:
+        if not (seen.events or seen.entries or status_body):
+            continue
+        pid = conc.property_id
+        if pid not in rules_of:
+            rules_of[pid] = alert_rules.LazyRules(session, pid)
+        rules = rules_of[pid]
+        for ev in seen.events:
+            if ev.concentrator_id == conc.id:
+                _from_event(session, conc, ev, meter(ev.meter_id), rules, now)
+        last_entry = last_of.setdefault(pid, {})
+        for e in seen.entries:
+            if e.kind == CONSUMPTION:
+                last_entry[e.account_id] = e
+        if status_body is not None:
+            _bus_errors(session, conc, status_body, rules[K.BUS_ERRORS], now)
+    for pid, last_entry in last_of.items():
+        if last_entry:
+            low_balances(session, last_entry, rules_of[pid][K.LOW_BALANCE], now)
 
 
 def _meter_values(session, m):
@@ -272,7 +293,13 @@ def forecast_rates(session, ends, cached):
     new = [{"account_id": aid, "rate_mu_per_day": rates[aid], "as_of": due[aid]} for aid in sorted(due)
            if aid not in cached]
     tbl = AccountForecast.__table__
-    if old:
+    if old and session.get_bind().dialect.name == "postgresql":
+        session.execute(text("UPDATE account_forecast SET rate_mu_per_day = v.r, as_of = v.t FROM "
+                             "unnest(CAST(:a AS INTEGER[]), CAST(:r AS BIGINT[]), CAST(:t AS BIGINT[])) AS v (a, r, t) "
+                             "WHERE account_forecast.account_id = v.a"),
+                        {"a": [r["account_id"] for r in old], "r": [r["rate_mu_per_day"] for r in old],
+                         "t": [r["as_of"] for r in old]})
+    elif old:
         session.execute(sa_update(tbl).where(tbl.c.account_id == bindparam("aid"))
                         .values(rate_mu_per_day=bindparam("rate"), as_of=bindparam("at")),
                         [{"aid": r["account_id"], "rate": r["rate_mu_per_day"], "at": r["as_of"]} for r in old])

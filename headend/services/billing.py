@@ -157,6 +157,16 @@ def switch_state(state, versions, t, keep_cycle):
     return new
 
 
+def _copy(x):
+    """A copy of an accumulator (JSON data: dicts, lists, numbers, strings),
+    several times faster than copy.deepcopy on the ingest's hot path."""
+    if isinstance(x, dict):
+        return {k: _copy(v) if isinstance(v, (dict, list)) else v for k, v in x.items()}
+    if isinstance(x, list):
+        return [_copy(v) if isinstance(v, (dict, list)) else v for v in x]
+    return x
+
+
 def prepare(meter, account_id, name, board_name, versions, t):
     """The accumulators a meter is billed with at time t for `account_id` at
     tariff `name` (the board's tariff: `board_name`): -> (state, mirror,
@@ -164,12 +174,12 @@ def prepare(meter, account_id, name, board_name, versions, t):
     starts a new accumulator (switch_state); the board's own accumulator is
     kept apart (mirror) from the moment the meter's billing differs from it
     (None while it does not)."""
-    state = copy.deepcopy(meter.tariff_state) if meter.tariff_state else T.new_state()
-    mirror = copy.deepcopy(meter.board_tariff_state) if meter.board_tariff_state is not None else None
+    state = _copy(meter.tariff_state) if meter.tariff_state else T.new_state()
+    mirror = _copy(meter.board_tariff_state) if meter.board_tariff_state is not None else None
     key = tariff_key(account_id, name)
     switched = bool(meter.tariff_key and meter.tariff_key != key and meter.tariff_state)
     if mirror is None and (switched or name != board_name):
-        mirror = copy.deepcopy(state)      # until now the meter's accumulator was the board's
+        mirror = _copy(state)      # until now the meter's accumulator was the board's
     if switched:
         state = switch_state(state, versions, t, keep_cycle=same_account(meter.tariff_key, key))
     return state, mirror, key

@@ -1,9 +1,11 @@
 """The MQTT side of the head-end (paho-mqtt v2 API).
 
 MqttService subscribes to wk/+/up (or the shared subscription
-$share/wk-headend/wk/+/up so several workers split the load), hands every
-message to Ingest.handle in a worker thread (never in paho's network thread)
-and publishes the replies with QoS 1. paho reconnects by itself when the
+$share/wk-headend/wk/+/up so several workers split the load), hands the
+messages to the ingest in a worker thread (never in paho's network thread):
+what it finds queued, up to batch_max messages, in one transaction
+(Ingest.handle_batch), and publishes the replies with QoS 1 once it has
+committed. paho reconnects by itself when the
 broker goes away; on_connect subscribes again.
 
 With a session factory it also runs the outbox dispatcher: messages that
@@ -32,8 +34,9 @@ SHARED_GROUP = "wk-headend"
 class MqttService:
     def __init__(self, ingest, url="mqtt://127.0.0.1:1883", shared=False, client_id=None,
                  queue_size=10000, keepalive=30, shared_group=SHARED_GROUP, session_factory=None,
-                 ca_file=None, outbox_poll_s=0.5):
+                 ca_file=None, outbox_poll_s=0.5, batch_max=64):
         self.ingest = ingest
+        self.batch_max = max(1, int(batch_max))
         self.session_factory = session_factory
         self.outbox_poll_s = outbox_poll_s
         self._wake = threading.Event()
@@ -132,21 +135,37 @@ class MqttService:
 
     # ---------------------------------------------------------------- worker
     def _work(self):
-        while not self._stop.is_set():
+        stop = False
+        while not stop and not self._stop.is_set():
             item = self.queue.get()
             if item is None:
                 break
-            topic, payload = item
+            batch = [item]
+            # what else waits already: one transaction for all of it
+            while len(batch) < self.batch_max:
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
             try:
-                out = self.ingest.handle(topic, payload)
-            except Exception:  # handle() should never raise; keep the worker alive anyway
+                if len(batch) > 1 and hasattr(self.ingest, "handle_batch"):
+                    outs = self.ingest.handle_batch(batch)
+                else:
+                    outs = [self.ingest.handle(topic, payload) for topic, payload in batch]
+            except Exception:  # the ingest should never raise; keep the worker alive anyway
                 log.exception("ingest raised")
                 continue
+            self.stats["batches"] = self.stats.get("batches", 0) + 1
             if getattr(self.ingest, "outbox", False) and self.session_factory is not None:
-                if out:
+                if any(outs):
                     self._wake.set()     # the replies are in the outbox: the dispatcher sends them in order
             else:
-                self.reply(out)
+                for out in outs:
+                    self.reply(out)
 
     def reply(self, msgs):
         """Publish the ingest's replies to one board, after whatever the

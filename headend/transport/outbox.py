@@ -8,6 +8,7 @@ from sqlmodel import select
 
 from concentrator import protocol
 
+from ..core import bulk
 from ..models import Concentrator, Downlink, now_s
 from .downlink import counter_of
 
@@ -41,6 +42,27 @@ def queue_own(session, conc_id, dev, msgs):
         queue(session, [(t, p) for t, p in msgs if protocol.device_of_topic(t) != dev])
 
 
+def queue_replies(session, replies):
+    """queue_own for several messages' replies [(board id, dev, msgs)], in
+    order: those to their own boards in one INSERT."""
+    own, other = [], []
+    now = now_s()
+    for conc_id, dev, msgs in replies:
+        for t, p in msgs:
+            if protocol.device_of_topic(t) == dev:
+                own.append({"concentrator_id": conc_id, "n": counter_of(p), "topic": t, "payload": bytes(p),
+                            "created": now, "sent": None})
+            else:
+                other.append((t, p))
+    if own and session.get_bind().dialect.name == "postgresql":
+        cols = ("concentrator_id", "n", "topic", "payload", "created")
+        bulk.copy_rows(session, "downlink", cols, [tuple(r[c] for c in cols) for r in own])
+    elif own:
+        session.execute(insert(Downlink.__table__), own)
+    if other:
+        queue(session, other)
+
+
 def pending(session, limit=MAX_BATCH, dev=None, below=None, exclusive=False):
     """Unsent messages, oldest counter first per board (of board `dev`
     only, with a counter below `below`, when given).
@@ -52,14 +74,16 @@ def pending(session, limit=MAX_BATCH, dev=None, below=None, exclusive=False):
     connection). Counters are allocated under the board's row lock, so a
     board's messages commit in counter order: what one dispatcher sees is a
     prefix of what the next one will."""
-    q = select(Downlink).where(Downlink.sent.is_(None))
+    d = Downlink.__table__.c
+    # plain rows (id, topic, payload): the dispatcher reads hundreds at a time
+    q = select(d.id, d.concentrator_id, d.n, d.topic, d.payload).where(d.sent.is_(None))
     if exclusive and session.get_bind().dialect.name == "postgresql":
-        q = q.where(func.pg_try_advisory_xact_lock(DISPATCH_LOCK, Downlink.concentrator_id))
+        q = q.where(func.pg_try_advisory_xact_lock(DISPATCH_LOCK, d.concentrator_id))
     if dev is not None:
-        q = q.where(Downlink.concentrator_id.in_(select(Concentrator.id).where(Concentrator.dev == dev)))
+        q = q.where(d.concentrator_id.in_(select(Concentrator.id).where(Concentrator.dev == dev)))
     if below is not None:
-        q = q.where(Downlink.n < below)
-    return session.exec(q.order_by(Downlink.concentrator_id, Downlink.n).limit(limit)).all()
+        q = q.where(d.n < below)
+    return session.execute(q.order_by(d.concentrator_id, d.n).limit(limit)).all()
 
 
 def mark_sent(session, ids):

@@ -6,20 +6,33 @@ A simulated board with 32 meters sends `rd` messages of 32 readings (one
 record interval of every meter, 15 minutes apart) with the five TOU band
 registers and its own charged_mu, computed with concentrator.tariff as the
 firmware does (a TOU + tiered tariff), signed with its key; each message
-goes through Ingest.handle (one transaction, billing, ledger, ack, credit
-pushes). Everything is checked: every reading stored once, every account's
-balance equal to its ledger, no billing mismatch between board and head-end.
+goes through the ingest (billing, ledger, ack, credit pushes). Everything is
+checked: every reading stored once, every account's balance equal to its
+ledger, no billing mismatch between board and head-end.
 
-    ingest_readings_per_s_sqlite      readings/s through Ingest.handle, SQLite (WAL), empty database
+The main figures are the batch path, as a worker runs it when it finds
+messages queued (transport/mqtt.py drains up to WK_INGEST_BATCH of them into
+one Ingest.handle_batch transaction): the messages are handed over BATCH at a
+time (64, the worker's default), as a backlog of the board's messages waiting
+in the worker's queue (after an outage, or a burst): 64 messages are 16 hours
+of this board's records. The single-message figures (one
+Ingest.handle transaction per message: what an idle worker does with a
+message that arrives alone) are kept beside them.
+
+    ingest_readings_per_s_sqlite      readings/s through Ingest.handle_batch, SQLite (WAL), empty database
     ingest_readings_per_s_postgres    the same on PostgreSQL
+    ingest_single_readings_per_s_sqlite     readings/s through Ingest.handle (one message per transaction)
+    ingest_single_readings_per_s_postgres   the same on PostgreSQL
+    ingest_batch_messages             messages per batch
     ingest_naive_per_s_postgres       the same rows, one INSERT + COMMIT per reading
     ingest_bulk_per_s_postgres        the same rows, one COPY + COMMIT per 32-reading message
     ingest_vs_naive_ratio_postgres    ingest / naive
     ingest_vs_bulk_ratio_postgres     ingest / bulk (goal >= 0.30 after the set-based rewrite)
-    ingest_aged_readings_per_s_postgres   Ingest.handle with a year of history (full run; --quick: 30 days)
+    ingest_aged_readings_per_s_postgres   the batch path with a year of history (full run; --quick: 30 days)
     ingest_age_ratio_postgres         aged / empty (goal >= 0.9)
     ingest_history_days               days of history behind the aged figure
-    ingest_statements_per_message_postgres   SQL statements one message costs
+    ingest_statements_per_message_postgres   SQL statements one message costs (batch path)
+    ingest_single_statements_per_message_postgres   the same, one message per transaction
     ingest_errors                     readings lost or doubled, balances off, mismatches (must be 0)
 """
 import io
@@ -40,6 +53,7 @@ TOU_TIERS = {"version": 1, "effective": 0, "tz_offset_s": 28800,
                      "seasons": [{"from": "01-01", "to": "12-31", "weekday": "workday"}]},
              "tiers": [{"from_wh": 0, "add": 0}, {"from_wh": 230000, "add": 500}, {"from_wh": 400000, "add": 3000}]}
 OPENING_WH = 1_000_000
+BATCH = 64                    # messages per Ingest.handle_batch: a worker's default (WK_INGEST_BATCH)
 READING_COLUMNS = ("concentrator_id", "seq", "meter_index", "meter_id", "ts", "energy_wh", "power_w", "flags",
                    "bands", "charged_mu", "billed_mu", "billed", "received")
 
@@ -134,8 +148,10 @@ class StatementCounter:
         self.n += 1
 
 
-def _ingest(sf, board, messages, clock):
-    """-> readings/s over `messages` messages (after one warm-up), and the records sent."""
+def _ingest(sf, board, messages, clock, batch=BATCH):
+    """-> readings/s over `messages` messages (after one warm-up), and the
+    records sent. batch > 1: handed over `batch` messages at a time
+    (Ingest.handle_batch); 1: one Ingest.handle each."""
     from headend.ingest import Ingest
     ingest = Ingest(sf, clock=clock)
     sent = []
@@ -144,12 +160,18 @@ def _ingest(sf, board, messages, clock):
     sent += recs
     msgs = [board.message() for _ in range(messages)]
     t0 = time.perf_counter()
-    for topic, payload, recs in msgs:
-        if not ingest.handle(topic, payload):
+    for i in range(0, len(msgs), batch):
+        part = msgs[i:i + batch]
+        if batch == 1:
+            outs = [ingest.handle(part[0][0], part[0][1])]
+        else:
+            outs = ingest.handle_batch([(topic, payload) for topic, payload, _r in part])
+        if not all(outs):
             raise RuntimeError("a message was not acknowledged: %s" % ingest.stats.snapshot())
-        sent += recs
+        for _t, _p, recs in part:
+            sent += recs
     wall = time.perf_counter() - t0
-    if ingest.stats.get("errors") or ingest.stats.get("rejected"):
+    if ingest.stats.get("errors") or ingest.stats.get("rejected") or ingest.stats.get("batch_fallbacks"):
         raise RuntimeError("ingest errors: %s" % ingest.stats.snapshot())
     return messages * METERS / wall, sent
 
@@ -262,9 +284,17 @@ def _measure(kind, messages, history_days, tmpdir, out):
             partitions.ensure(c, START, 3, since=START)
         board = SimBoard(key, versions, START)
         clock = lambda: board.t + 5       # noqa: E731  (the head-end's clock follows the board's)
+        name = "sqlite" if kind == "sqlite" else "postgres"
         counter = StatementCounter(engine) if kind == "postgresql" else None
-        rate, sent = _ingest(sf, board, messages, clock)
-        out["ingest_readings_per_s_%s" % ("sqlite" if kind == "sqlite" else "postgres")] = round(rate)
+        single, sent = _ingest(sf, board, messages, clock, batch=1)
+        out["ingest_single_readings_per_s_%s" % name] = round(single)
+        if counter is not None:
+            out["ingest_single_statements_per_message_postgres"] = round(counter.n / (messages + 1))
+            counter.n = 0
+        rate, sent2 = _ingest(sf, board, messages, clock)
+        sent += sent2
+        out["ingest_readings_per_s_%s" % name] = round(rate)
+        out["ingest_batch_messages"] = BATCH
         errors = _check(engine, res, sent)
         if kind == "postgresql":
             out["ingest_statements_per_message_postgres"] = round(counter.n / (messages + 1))
@@ -292,11 +322,13 @@ def run(quick=False):
     out = {}
     with tempfile.TemporaryDirectory(prefix="wk-bench-") as tmp:
         for kind in ("sqlite", "postgresql"):
-            _measure(kind, messages=15 if quick else 150, history_days=30 if quick else 365, tmpdir=tmp, out=out)
-    order = ("ingest_readings_per_s_sqlite", "ingest_readings_per_s_postgres", "ingest_naive_per_s_postgres",
+            _measure(kind, messages=128 if quick else 640, history_days=30 if quick else 365, tmpdir=tmp, out=out)
+    order = ("ingest_readings_per_s_sqlite", "ingest_readings_per_s_postgres", "ingest_single_readings_per_s_sqlite",
+             "ingest_single_readings_per_s_postgres", "ingest_batch_messages", "ingest_naive_per_s_postgres",
              "ingest_bulk_per_s_postgres", "ingest_vs_naive_ratio_postgres", "ingest_vs_bulk_ratio_postgres",
              "ingest_aged_readings_per_s_postgres", "ingest_age_ratio_postgres", "ingest_history_days",
-             "ingest_statements_per_message_postgres", "ingest_errors")
+             "ingest_statements_per_message_postgres", "ingest_single_statements_per_message_postgres",
+             "ingest_errors")
     return {k: out[k] for k in order}
 
 
