@@ -299,6 +299,18 @@ def list_statements(session, actor, property_id, month, paging=None):
     return paginate(session, search(q, paging.q, Account.name), paging, scalars=False)
 
 
+def issued_documents(session, actor, property_id, month, limit=None):
+    """-> (how many, the documents of a property's issued statements of
+    `month` one by one): a ZIP of the month's PDFs. NotFound when none was issued."""
+    rows = list_statements(session, actor, property_id, month)
+    if not rows:
+        raise NotFound("no statements of %s issued for property %s: issue them first" % (month, property_id))
+    if limit is not None and len(rows) > limit:
+        raise Invalid("%d statements: more than %d in one download, ask for them by API one by one"
+                      % (len(rows), limit))
+    return len(rows), (staff_document(session, actor, st.account_id, month) for st, _name in rows)
+
+
 # ------------------------------------------------------------ runs
 def run_accounts(session, property_id, start, end):
     """Ids of the property's accounts not closed before [start, end) (an

@@ -163,3 +163,15 @@ def render_pdf(doc, lang):
 
 def filename(doc):
     return "statement-%s-%d" % (doc["month"], doc["account"].id)
+
+
+def write_zip(docs, lang, out):
+    """Every statement of `docs` as a PDF into the ZIP file object `out`
+    (named as filename() says). Returns how many."""
+    import zipfile
+    n = 0
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for doc in docs:
+            z.writestr(filename(doc) + ".pdf", render_pdf(doc, lang))
+            n += 1
+    return n

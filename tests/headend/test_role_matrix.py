@@ -301,6 +301,8 @@ def examples(w):
         # monthly statements (issue 11)
         ("POST", "/api/statements/runs"): dict(json={"property_id": A["property"], "month": "2020-01"}, scoped=True),
         ("POST", "/staff/statements/runs"): dict(data={"property_id": A["property"], "month": "2020-01"}, scoped=True),
+        ("GET", "/api/statements/{month}/zip"): dict(params={"property_id": A["property"]}, scoped=True),
+        ("GET", "/staff/statements/{month}.zip"): dict(params={"property_id": A["property"]}, scoped=True),
         ("GET", "/api/accounts/{account_id}/statements/{month}"): dict(scoped=True),
         ("GET", "/api/accounts/{account_id}/statements/{month}/pdf"): dict(scoped=True),
         ("GET", "/staff/statements/{account_id}/{month}.pdf"): dict(scoped=True),

@@ -242,6 +242,40 @@ def test_a_run_issues_and_tenants_get_only_their_own(w, tmp_path):
     assert w.client.get("/api/accounts/%d/statements/2026-13" % w.a, headers=boss).status_code == 422
 
 
+def test_a_months_statements_in_one_zip(w, tmp_path):
+    import io
+    import zipfile
+    boss = bearer(w, "boss", "boss-manager-pw")
+    # before the month is issued: nothing to download, and it says why
+    r = w.client.get("/api/statements/2026-08/zip", params={"property_id": w.pid}, headers=boss)
+    assert r.status_code == 404 and "issue them first" in r.text
+    r = w.client.post("/api/statements/runs", json={"property_id": w.pid, "month": "2026-09"}, headers=boss)
+    assert r.status_code == 202, r.text
+    r = w.client.get("/api/statements/2026-09/zip", params={"property_id": w.pid, "lang": "en"}, headers=boss)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    assert int(r.headers["content-length"]) == len(r.content) and r.headers["x-file-count"] == "2"
+    z = zipfile.ZipFile(io.BytesIO(r.content))
+    assert sorted(z.namelist()) == ["statement-2026-09-%d.pdf" % w.a, "statement-2026-09-%d.pdf" % w.b]
+    text = pdf_text(z.read("statement-2026-09-%d.pdf" % w.a), tmp_path, "za.pdf")
+    assert "Lin Xiaoyu" in text and "426.46" in text and "Closing balance" in text
+    assert "NEIGHBOUR Gao" in pdf_text(z.read("statement-2026-09-%d.pdf" % w.b), tmp_path, "zb.pdf")
+    # another property's manager and a tenant get nothing
+    other = bearer(w, "otherboss", "otherboss-pw")
+    assert w.client.get("/api/statements/2026-09/zip", params={"property_id": w.pid},
+                        headers=other).status_code == 404
+    lin = bearer(w, "lin", "lin-portal-pw")
+    assert w.client.get("/api/statements/2026-09/zip", params={"property_id": w.pid},
+                        headers=lin).status_code == 403
+    # the staff page links it; the web download is the same ZIP, in Chinese
+    c = web_login(w, "boss", "boss-manager-pw")
+    page = c.get("/staff/statements", params={"property_id": w.pid, "month": "2026-09"}).text
+    assert "/staff/statements/2026-09.zip?property_id=%d&amp;lang=zh-CN" % w.pid in page
+    r = c.get("/staff/statements/2026-09.zip", params={"property_id": w.pid, "lang": "zh-CN"})
+    assert r.status_code == 200 and r.headers["x-file-count"] == "2"
+    z = zipfile.ZipFile(io.BytesIO(r.content))
+    assert "期末余额" in pdf_text(z.read("statement-2026-09-%d.pdf" % w.a), tmp_path, "zc.pdf")
+
+
 def web_login(w, user, pw):
     c = TestClient(w.app)
     r = c.post("/login", data={"username": user, "password": pw}, follow_redirects=False)

@@ -5,7 +5,7 @@ import logging
 from typing import Annotated, Any, Optional
 
 from fastapi import APIRouter, BackgroundTasks, Path, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
 from ...core import permissions as P
@@ -29,6 +29,30 @@ def run_in_background(session_factory, run_id):
         statements.execute(session_factory, run_id)
     except Exception:
         log.exception("statement run %s failed", run_id)
+
+
+MAX_ZIP_STATEMENTS = 5000    # one download; more: one by one through the API
+
+
+def month_zip(session, actor, property_id, month, lang):
+    """Every issued statement of a property's month as PDFs in one ZIP (built
+    in a temporary file, then streamed with its length and file count)."""
+    import tempfile
+
+    from ...services.reports.export import iter_file
+    from ...web import statement_doc
+    count, docs = statements.issued_documents(session, actor, property_id, month, limit=MAX_ZIP_STATEMENTS)
+    f = tempfile.SpooledTemporaryFile(max_size=8 << 20)
+    try:
+        statement_doc.write_zip(docs, lang, f)
+        size = f.tell()
+        f.seek(0)
+    except BaseException:
+        f.close()
+        raise
+    return StreamingResponse(iter_file(f), media_type="application/zip", headers={
+        "Content-Disposition": 'attachment; filename="statements-%d-%s.zip"' % (property_id, month),
+        "Content-Length": str(size), "X-File-Count": str(count)})
 
 
 def language(lang, request, actor):
@@ -110,6 +134,14 @@ def account_statement_pdf(account_id: Id, month: Month, request: Request, sessio
     from ...web import statement_doc
     doc = statements.staff_document(session, actor, account_id, month)
     return pdf_response(statement_doc.render_pdf(doc, language(lang, request, actor)), statement_doc.filename(doc))
+
+
+@router.get("/api/statements/{month}/zip", response_class=StreamingResponse)
+def month_statements_zip(month: Month, request: Request, session: SessionDep,
+                         actor: Annotated[Actor, require(P.REPORTS_READ)],
+                         property_id: Annotated[int, Query(ge=1, le=2 ** 31 - 1)], lang: Lang = None):
+    """Every issued statement of a property's month as PDFs in one ZIP (404 before any is issued)."""
+    return month_zip(session, actor, property_id, month, language(lang, request, actor))
 
 
 @router.get("/api/portal/statements/{month}/pdf", response_class=Response)

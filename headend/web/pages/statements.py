@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from ...api.deps import Id, OptId, SessionDep, require_web
 from ...api.routes.common import pdf_response
-from ...api.routes.statements import Lang, Month, Share, run_in_background
+from ...api.routes.statements import Lang, Month, Share, month_zip, run_in_background
 from ...core import permissions as P
 from ...core.paging import Paging
 from ...models.statement import MONTH_PATTERN
@@ -69,6 +69,14 @@ def run_progress(run_id: Id, request: Request, session: SessionDep,
                  actor: Annotated[Actor, require_web(P.REPORTS_READ)]):
     """The run's progress: what the page's htmx polling swaps in (it stops when the run is over)."""
     return page(request, "partials/statement_run.html", {"run": statements.get_run(session, actor, run_id)})
+
+
+@router.get("/staff/statements/{month}.zip", response_class=Response)
+def staff_zip(month: Month, request: Request, session: SessionDep,
+              actor: Annotated[Actor, require_web(P.REPORTS_READ)],
+              property_id: Annotated[int, Query(ge=1, le=2 ** 31 - 1)], lang: Lang = None):
+    """The month's issued statements of a property, every PDF in one ZIP."""
+    return month_zip(session, actor, property_id, month, lang or language_of(request, actor.user))
 
 
 @router.get("/staff/statements/{account_id}/{month}.pdf", response_class=Response)
