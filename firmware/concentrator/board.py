@@ -6,6 +6,8 @@
 # board left at the console returns to service by itself.
 import sys
 
+from concentrator import unload
+
 APP = None            # the running Concentrator (console commands act on it)
 ERROR = None          # why the firmware did not start (shown by status())
 PERIOD_MS = 20        # longest pause between steps
@@ -66,15 +68,7 @@ def build():
     try:
         return board_start.build(log)
     finally:
-        _drop("board_start")
-
-
-def _drop(name):
-    # forget a module used only at boot (MicroPython: its RAM is freed)
-    if sys.implementation.name == "micropython":
-        import concentrator
-        sys.modules.pop("concentrator." + name, None)
-        concentrator.__dict__.pop(name, None)
+        unload("board_start")
 
 
 class Watch:
@@ -210,4 +204,4 @@ def wait_ready(timeout_s=15):
     try:
         return board_start.wait_ready(APP, ERROR, timeout_s)
     finally:
-        _drop("board_start")
+        unload("board_start")

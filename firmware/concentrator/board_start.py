@@ -28,8 +28,8 @@ def build(log):
     hal.log = log
     hal.board = board
     app = Concentrator(hal, cfg)
-    from concentrator.board import _drop
-    _drop("config")               # checked once at boot: not kept in RAM
+    from concentrator import unload
+    unload("config")               # checked once at boot: not kept in RAM
     return app
 
 

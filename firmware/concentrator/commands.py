@@ -3,6 +3,7 @@
 # command only (Concentrator._command); the body already passed
 # schema.check_command.
 from concentrator import protocol as P
+from concentrator import unload as _unload
 
 
 def run(app, body, key):
@@ -68,7 +69,3 @@ def override(app, i, closed, until, reason=P.R_OVERRIDE):
     app._save_state()
     app.journal.flush()
 
-
-def _unload(name):
-    from concentrator.core import _unload as u
-    u(name)

@@ -7,8 +7,8 @@
 # command loads console_cmds.py, runs there and (on MicroPython) drops it
 # again, so the commands' bytecode is not kept in the heap while the
 # firmware runs.
-import sys as _sys
 from concentrator import board as _board
+from concentrator import unload as _unload
 
 
 def _cmd(name, *args):
@@ -16,10 +16,7 @@ def _cmd(name, *args):
     try:
         console_cmds.do(name, *args)
     finally:
-        if _sys.implementation.name == "micropython":
-            import concentrator
-            _sys.modules.pop("concentrator.console_cmds", None)
-            concentrator.__dict__.pop("console_cmds", None)
+        _unload("console_cmds")
 
 
 def help(*a):

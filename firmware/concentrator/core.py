@@ -7,6 +7,7 @@
 # Nothing here loops forever or touches hardware except through the HAL.
 from concentrator import protocol as P
 from concentrator import relay as R
+from concentrator import unload as _unload
 from concentrator import __version__
 from array import array
 
@@ -423,13 +424,3 @@ class Concentrator:
 _URGENT = (P.EV_RELAY_OPEN, P.EV_RELAY_CLOSE, P.EV_RELAY_MISMATCH, P.EV_OVERRIDE,
            P.EV_REKEY, P.EV_OTA, P.EV_BOOT)
 
-
-def _unload(name):
-    # forget a module used only now and then (MicroPython: its bytecode is
-    # freed from the heap); CPython keeps it
-    import sys
-    if sys.implementation.name == "micropython":
-        sys.modules.pop("concentrator." + name, None)
-        pkg = sys.modules.get("concentrator")
-        if pkg is not None:
-            pkg.__dict__.pop(name, None)

@@ -4,6 +4,7 @@
 # board: a bad part is replaced by its default and reported
 # (EV_STATE_REJECTED), never a boot loop.
 from concentrator import protocol as P
+from concentrator import unload as _unload
 from concentrator.core import STATE, TARIFF
 
 
@@ -65,7 +66,3 @@ def boot(app):
     app.journal.flush()
     app.booted = True
 
-
-def _unload(name):
-    from concentrator.core import _unload as u
-    u(name)

@@ -2,7 +2,8 @@
 # module for each message and, on MicroPython, drops it again: the downlink
 # path's bytecode is not kept in the heap between messages).
 from concentrator import protocol as P
-from concentrator.core import TARIFF, _unload
+from concentrator import unload as _unload
+from concentrator.core import TARIFF
 
 
 # Every downlink is verified (MAC under the device key, counter, expiry),

@@ -3,7 +3,8 @@
 # built, and every attribute the step works with set to its start value.
 from concentrator import protocol as P
 from concentrator import __version__
-from concentrator.core import Meters, _column, _unload
+from concentrator import unload as _unload
+from concentrator.core import Meters, _column
 from concentrator.credit import Credits
 from concentrator.journal import Journal
 from concentrator.meters import MeterBus

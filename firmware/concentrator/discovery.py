@@ -29,8 +29,8 @@ def probe_modbus(drv, addr, baud, parity, timeout_ms=40):
     prof = {"baud": baud, "parity": parity, "timeout_ms": timeout_ms}
     drv.port(m, prof)
     for fc in (3, 4):
-        n = modbus.build_read(drv._tx, addr, fc, 0, 1)
-        r = drv._xfer(m, prof, n, 7, 1)
+        n = modbus.build_read(drv.tx, addr, fc, 0, 1)
+        r = drv.xfer(m, prof, n, 7, 1)
         st = m["stats"]
         if r is not None or st["exceptions"]:
             return m
@@ -42,8 +42,8 @@ def probe_modbus(drv, addr, baud, parity, timeout_ms=40):
 def guess_model(drv, m, timeout_ms=60):
     prof = {"baud": m["baud"], "parity": m["parity"], "timeout_ms": timeout_ms}
     for g in _GUESS:
-        n = modbus.build_read(drv._tx, m["addr"], g[1], g[2], g[3])
-        if drv._xfer(m, prof, n, 5 + 2 * g[3], 2) is not None:
+        n = modbus.build_read(drv.tx, m["addr"], g[1], g[2], g[3])
+        if drv.xfer(m, prof, n, 5 + 2 * g[3], 2) is not None:
             return g[0]
     return None
 
@@ -72,7 +72,7 @@ def scan_modbus(hal, first=1, last=247, lines=MODBUS_LINES, timeout_ms=40,
 def _dlt_probe(drv, addr6):
     # one read-address; (12-digit address or None, True when anything came back)
     p = {"baud": DLT_LINE[0], "parity": DLT_LINE[1], "retries": 0}
-    r = drv._xfer(p, addr6, dlt645.C_READ_ADDR, 0, dlt645.C_READ_ADDR, None)
+    r = drv.xfer(p, addr6, dlt645.C_READ_ADDR, 0, dlt645.C_READ_ADDR, None)
     if r >= 6:
         return dlt645.addr_str(drv._rx, drv._doff), True
     return None, r != dlt645.E_TIMEOUT

@@ -55,7 +55,7 @@ _RXN = const(300)
 _VALN = const(96)
 _MAX_FOLLOW = const(8)
 
-# Results of _xfer (negative = failure)
+# Results of xfer (negative = failure)
 E_TIMEOUT = const(-1)     # not a byte
 E_FRAME = const(-2)       # bytes, but no valid frame (stats "crc")
 E_REPLY = const(-3)       # error reply from the meter (self.last_error)
@@ -340,7 +340,7 @@ class Driver:
     def _ms(self, chars):
         return (chars * self.uart.char_us() + 999) // 1000
 
-    def _xfer(self, profile, addr6, ctrl, dlen, func, st):
+    def xfer(self, profile, addr6, ctrl, dlen, func, st):
         """One request/reply with retries. Request data in self._d.
         Returns the reply data length (data unscrambled at self._doff)
         or a negative E_* code."""
@@ -443,7 +443,7 @@ class Driver:
         d = self._d
         for i in range(4):
             d[i] = (di >> (8 * i)) & 0xFF
-        r = self._xfer(profile, addr6, C_READ, 4, C_READ, st)
+        r = self.xfer(profile, addr6, C_READ, 4, C_READ, st)
         if r < 0:
             return r
         if not self._di_ok(r, di):
@@ -459,7 +459,7 @@ class Driver:
             if seq > _MAX_FOLLOW:
                 return E_SHORT
             d[4] = seq
-            r = self._xfer(profile, addr6, C_READ_MORE, 5, C_READ_MORE, st)
+            r = self.xfer(profile, addr6, C_READ_MORE, 5, C_READ_MORE, st)
             if r < 0:
                 return r
             if not self._di_ok(r, di) or r < 5:
@@ -649,7 +649,7 @@ class Driver:
             vals = (0x59, 0x59, 0x23, 0x31, 0x12, 0x99)
             for i in range(6):
                 d[10 + i] = vals[i]
-        r = self._xfer(profile, addr6, C_RELAY, 16, C_RELAY, st)
+        r = self.xfer(profile, addr6, C_RELAY, 16, C_RELAY, st)
         if r < 0:
             return False
         want = 1 if closed else 0
@@ -726,7 +726,7 @@ class Driver:
         try:
             p = profile or _GENERIC
             self._setup(p)
-            r = self._xfer(p, b"\xaa" * 6, C_READ_ADDR, 0, C_READ_ADDR, None)
+            r = self.xfer(p, b"\xaa" * 6, C_READ_ADDR, 0, C_READ_ADDR, None)
             if r < 6:
                 return None
             return addr_str(self._rx, self._doff)

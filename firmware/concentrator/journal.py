@@ -53,6 +53,8 @@ EV_THINNED = 7  # == protocol.EV_JOURNAL_THINNED (values: code, dropped, first_s
 KIND_READING = 0
 KIND_EVENT = 1
 
+from concentrator import unload
+
 try:
     from binascii import crc32 as _crc32
     _crc32(b"x")
@@ -184,7 +186,7 @@ class Journal:
         try:
             return journal_boot.recover(self)
         finally:
-            _drop("journal_boot")
+            unload("journal_boot")
 
     def _load(self, first):
         # read a whole segment into self._rbuf, return its length
@@ -523,7 +525,7 @@ class Journal:
             self._buf = buf           # merging grows a buffer: not kept
             self._rbuf = None
             self._n = 0
-            _drop("journal_thin")
+            unload("journal_thin")
         if not r:
             return
         dropped, lo, hi = r
@@ -592,11 +594,3 @@ def _wv(b, i, v):
     return i + 1
 
 
-def _drop(name):
-    # forget a module used only now and then (MicroPython: its bytecode is
-    # freed from the heap); CPython keeps it
-    import sys
-    if sys.implementation.name == "micropython":
-        import concentrator
-        sys.modules.pop("concentrator." + name, None)
-        concentrator.__dict__.pop(name, None)

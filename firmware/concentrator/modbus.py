@@ -6,6 +6,8 @@
 # counted in the meter's stats dict and retried or dropped.
 from array import array
 
+from concentrator import unload
+
 try:
     from micropython import const
 except ImportError:
@@ -110,23 +112,6 @@ def build_read(buf, addr, fc, start, count):
     return _put_crc(buf, 6)
 
 
-def build_write1(buf, addr, fc, reg, value):
-    # FC 05 (coil: value 0xFF00 on / 0x0000 off) or FC 06 (one register)
-    return build_read(buf, addr, fc, reg, value & 0xFFFF)
-
-
-def build_write_multi(buf, addr, reg, values):
-    n = len(values)
-    build_read(buf, addr, 16, reg, n)
-    buf[6] = 2 * n
-    j = 7
-    for v in values:
-        buf[j] = (v >> 8) & 0xFF
-        buf[j + 1] = v & 0xFF
-        j += 2
-    return _put_crc(buf, j)
-
-
 def check_reply(r, addr, fc, expect):
     # None if r is a well-formed normal reply of `expect` bytes from `addr`
     # for `fc`, else the name of the counter to bump.
@@ -219,29 +204,6 @@ def swapped(profile, e):
     return e.get("words", profile.get("words")) == "lo"
 
 
-def plan(profile, names):
-    # Group the entries named in `names` into as few reads as possible:
-    # [(start, count, (entries...)), ...], each within max_regs and all the
-    # entries of one read with the same function code (fc_of).
-    mx = profile.get("max_regs", 60)
-    gap = profile.get("max_gap", mx)
-    regs = [e for e in profile["regs"] if e["name"] in names]
-    regs.sort(key=lambda e: (fc_of(profile, e), e["addr"]))
-    blocks = []
-    for e in regs:
-        a = e["addr"]
-        end = a + width(e)
-        if blocks:
-            b = blocks[-1]
-            if fc_of(profile, b[2][0]) == fc_of(profile, e) and \
-                    a - (b[0] + b[1]) <= gap and end - b[0] <= mx:
-                b[1] = max(b[1], end - b[0])
-                b[2].append(e)
-                continue
-        blocks.append([a, end - a, [e]])
-    return [(b[0], b[1], tuple(b[2])) for b in blocks]
-
-
 def store(reading, e, v, nbands=0):
     name = e["name"]
     if name == "band":
@@ -262,8 +224,8 @@ class Driver:
         self.retries = retries
         self.timeout_ms = timeout_ms         # overrides the profile's value
         self.min_timeout_ms = min_timeout_ms
-        self._tx = bytearray(9 + 2 * MAX_WRITE)
-        self._mv = memoryview(self._tx)
+        self.tx = bytearray(9 + 2 * MAX_WRITE)
+        self._mv = memoryview(self.tx)
         self._plans = {}
         self._cfg = None                     # (baud, parity, stop) set on uart
         self._char_us = 1000
@@ -299,10 +261,10 @@ class Driver:
         return max(self.min_timeout_ms, min(base, 2 * rtt + 10))
 
     # -- one request, with retries -------------------------------------------
-    def _xfer(self, meter, profile, n, expect, tries):
+    def xfer(self, meter, profile, n, expect, tries):
         st = stats_of(meter)
-        addr = self._tx[0]
-        fc = self._tx[1]
+        addr = self.tx[0]
+        fc = self.tx[1]
         hal = self.hal
         uart = self.uart
         for k in range(tries):
@@ -350,8 +312,8 @@ class Driver:
     def _read_block(self, meter, profile, blk, reading, tries):
         start, count, ents = blk
         fc = fc_of(profile, ents[0])
-        n = build_read(self._tx, meter["addr"], fc, start, count)
-        r = self._xfer(meter, profile, n, 5 + 2 * count, tries)
+        n = build_read(self.tx, meter["addr"], fc, start, count)
+        r = self.xfer(meter, profile, n, 5 + 2 * count, tries)
         if r is None:
             return False
         for e in ents:                       # all values good, or none used
@@ -398,58 +360,28 @@ class Driver:
         reading.t_ms = self.hal.ticks_ms()
         return True
 
+    # -- now and then: writes, relay switching, raw reads (modbus_ops.py,
+    # loaded for the call and dropped again) -----------------------------------
     def write(self, meter, profile, fc, reg, values):
         # FC 05/06 (one value) or 16 (list of values); True if echoed back.
-        self.port(meter, profile)
-        if fc == 16:
-            n = build_write_multi(self._tx, meter["addr"], reg, values)
-        else:
-            v = values[0] if isinstance(values, (list, tuple)) else values
-            if fc == 5:
-                v = 0xFF00 if v else 0
-            n = build_write1(self._tx, meter["addr"], fc, reg, v)
-        r = self._xfer(meter, profile, n, 8, self.retries)
-        if meter["addr"] == 0:
-            return True
-        if r is None:
-            return False
-        for i in range(2, 6):
-            if r[i] != self._tx[i]:
-                stats_of(meter)["bad_echo"] += 1
-                return False
-        return True
+        return _ops("write", self, meter, profile, fc, reg, values)
 
     def read_regs(self, meter, profile, fc, start, count):
         # Raw registers as a list of u16, or None (console, commissioning).
-        self.port(meter, profile)
-        n = build_read(self._tx, meter["addr"], fc, start, count)
-        r = self._xfer(meter, profile, n, 5 + 2 * count, self.retries)
-        if r is None:
-            return None
-        return [(r[3 + 2 * i] << 8) | r[4 + 2 * i] for i in range(count)]
+        return _ops("read_regs", self, meter, profile, fc, start, count)
 
     def set_relay(self, meter, profile, closed):
-        rl = profile.get("relay")
-        if not rl or rl.get("kind") != "modbus":
-            return False
-        if not self.write(meter, profile, rl.get("fc", 6), rl["addr"],
-                          rl["on"] if closed else rl["off"]):
-            return False
-        ent = None
-        for e in profile["regs"]:
-            if e["name"] == rl.get("status"):
-                ent = e
-        if ent is None:
-            return True                      # nothing to read back
-        fc = fc_of(profile, ent)
-        w = width(ent)
-        swap = swapped(profile, ent)
-        for k in range(3):                   # a latching relay takes time
-            self.hal.sleep_ms(rl.get("settle_ms", 0))
-            n = build_read(self._tx, meter["addr"], fc, ent["addr"], w)
-            r = self._xfer(meter, profile, n, 5 + 2 * w, self.retries)
-            if r is not None:
-                v = decode(r, 3, ent, swap)
-                if v is not None and bool(v) == bool(closed):
-                    return True
-        return False
+        return _ops("set_relay", self, meter, profile, closed)
+
+
+def plan(profile, names):
+    # [(start, count, (entries...)), ...]: modbus_ops.plan (once per model)
+    return _ops("plan", profile, names)
+
+
+def _ops(name, *args):
+    from concentrator import modbus_ops
+    try:
+        return getattr(modbus_ops, name)(*args)
+    finally:
+        unload("modbus_ops")

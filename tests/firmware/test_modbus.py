@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests.support import ROOT
 
-from concentrator import modbus  # noqa: E402
+from concentrator import modbus, modbus_ops  # noqa: E402
 from concentrator.meters import MeterBus, Reading  # noqa: E402
 from concentrator.profiles import PROFILES  # noqa: E402
 from sim.bus import Bus, BusHal  # noqa: E402
@@ -57,9 +57,9 @@ def test_crc_known_vectors():
     modbus.build_read(buf, 1, 4, 0, 2)
     assert bytes(buf) == bytes.fromhex("01040000000271CB")   # classic SDM request
     big = bytearray(32)
-    n = modbus.build_write_multi(big, 0x11, 1, [0x000A, 0x0102])
+    n = modbus_ops.build_write_multi(big, 0x11, 1, [0x000A, 0x0102])
     assert bytes(big[:n]) == bytes.fromhex("1110000100020400 0A0102C6F0".replace(" ", ""))
-    n = modbus.build_write1(buf, 1, 5, 0, 0xFF00)
+    n = modbus_ops.build_write1(buf, 1, 5, 0, 0xFF00)
     assert bytes(buf[:n]) == bytes.fromhex("01050000FF008C3A")
 
 
