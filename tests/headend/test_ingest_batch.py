@@ -190,14 +190,14 @@ def test_downlinks_sealed_as_the_firmware_seals_them():
     assert protocol.verify(downlink.seal_raw(json.dumps(body).encode(), key), key, dev="d1") == body
 
 
+@pytest.mark.parametrize("empty_engine", ["postgresql"], indirect=True)   # row locks
 def test_a_board_held_by_another_worker_is_handled_after_the_others(two_boards):
     """PostgreSQL: the batch does not wait for a board another transaction
     holds; the others commit first, that board's messages follow in order."""
     import threading
     import time
     sf, engine, (a, b), (a_id, b_id) = two_boards
-    if engine.dialect.name != "postgresql":
-        pytest.skip("row locks: PostgreSQL")
+    assert engine.dialect.name == "postgresql"
     ma, mb = Meters(a), Meters(b)
     batch = [ma.interval()[0], mb.interval()[0], ma.interval()[0]]
     ing = Ingest(sf, clock=lambda: NOW)
