@@ -30,8 +30,12 @@ DEV = "vb-ota-1"
 
 
 def _version(files, v):
-    """The bundle's package says it is version v (its own __init__.mpy)."""
-    return _replace(files, "concentrator/__init__.mpy", '__version__ = "%s"\n' % v)
+    """The bundle's package says it is version v (its own __init__.mpy: the
+    package's __init__.py with that version)."""
+    with open(os.path.join(ROOT, "firmware", "concentrator", "__init__.py")) as f:
+        src = f.read()
+    assert '__version__ = "0.1.0"' in src
+    return _replace(files, "concentrator/__init__.mpy", src.replace('"0.1.0"', '"%s"' % v, 1))
 
 
 def _replace(files, rel, source):
