@@ -33,7 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from concentrator import protocol, tariff
 
-from ..core import maintenance
+from ..core import bulk, maintenance
 from ..models import Concentrator, Meter, Property, Reading
 from ..models.rollup import PERIODS, Rollup, RollupMark
 
@@ -142,7 +142,7 @@ def apply(session, acc):
         # one statement over arrays (psycopg2's executemany is a round trip per row)
         for i in range(0, len(rows), 5000):
             part = rows[i:i + 5000]
-            session.execute(_PG_UPSERT, {k: [r[c] for r in part] for k, c in (
+            session.execute(_PG_UPSERT, {k: bulk.pg_array([r[c] for r in part]) for k, c in (
                 ("m", "meter_id"), ("p", "period"), ("s", "start"), ("b", "band"), ("e", "energy_wh"),
                 ("c", "cost_mu"), ("n", "readings"), ("f", "first_ts"))})
         return len(rows)
@@ -247,9 +247,10 @@ def _pg_neighbours(session, mids, spans, params, window_s):
     lo = [spans[m][0] for m in mids]
     hi = [spans[m][1] for m in mids]
     lwin = [r.ts - window_s if window_s else 0 for r in lo]
+    a = bulk.pg_array
     return session.execute(_PG_NEIGHBOURS, {
-        "mid": mids, "lts": [r.ts for r in lo], "lseq": [r.seq for r in lo], "lwin": lwin,
-        "hts": [r.ts for r in hi], "hseq": [r.seq for r in hi], "gwin": min(lwin), "ghts": min(r.ts for r in hi),
+        "mid": a(mids), "lts": a([r.ts for r in lo]), "lseq": a([r.seq for r in lo]), "lwin": a(lwin),
+        "hts": a([r.ts for r in hi]), "hseq": a([r.seq for r in hi]), "gwin": min(lwin), "ghts": min(r.ts for r in hi),
         "lo": params["lo"], "hi": params["hi"]}).all()
 
 
