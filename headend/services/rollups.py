@@ -233,11 +233,14 @@ _PG_NEIGHBOURS = text(
     "SELECT r.* FROM unnest(CAST(:mid AS INTEGER[]), CAST(:lts AS BIGINT[]), CAST(:lseq AS BIGINT[]), "
     "CAST(:lwin AS BIGINT[]), CAST(:hts AS BIGINT[]), CAST(:hseq AS BIGINT[])) AS s (mid, lts, lseq, lwin, hts, hseq) "
     "CROSS JOIN LATERAL ("
+    # ts <= s.lts (>= s.hts) as the index condition, the seq tie-break apart: with the OR in the
+    # index condition the planner took a bitmap scan of the meter's whole window (a week of
+    # readings read and sorted per meter) instead of walking the index back to one row
     "(SELECT {c} FROM reading WHERE meter_id = s.mid AND ts > 0 AND ts >= :gwin AND ts >= s.lwin AND flags & {m} = 0 "
-    " AND (ts < s.lts OR (ts = s.lts AND seq < s.lseq)) ORDER BY ts DESC, seq DESC LIMIT 1) "
+    " AND ts <= s.lts AND (ts < s.lts OR seq < s.lseq) ORDER BY ts DESC, seq DESC LIMIT 1) "
     "UNION ALL "
     "(SELECT {c} FROM reading WHERE meter_id = s.mid AND ts >= :ghts AND ts >= s.hts AND flags & {m} = 0 "
-    " AND (ts > s.hts OR (ts = s.hts AND seq > s.hseq)) ORDER BY ts, seq LIMIT 1)) AS r "
+    " AND (ts > s.hts OR seq > s.hseq) ORDER BY ts, seq LIMIT 1)) AS r "
     "UNION ALL "
     "SELECT {c} FROM reading WHERE meter_id = ANY(CAST(:mid AS INTEGER[])) AND flags & {m} = 0 "
     "AND ts >= :lo AND ts <= :hi".format(c=_PG_COLS, m=protocol.FLAG_MISSING))
