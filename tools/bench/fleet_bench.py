@@ -26,7 +26,9 @@ Jitter; all boards over one multiplexed MQTT connection). Two phases:
    <= 0.1 %; then a fleet twice as large is tried, until one does not keep
    up; then the geometric middle of the largest that kept up and the
    smallest that did not, until they are within 10 % or the runs (10;
-   --quick 6) are spent. When the first does not keep up, it is lowered by a
+   --quick 6) are spent. A run stops offering messages as soon as a records
+   message has waited the ack timeout (it did not keep up; more would only
+   pile up resends) and is drained. When the first does not keep up, it is lowered by a
    third and simulated again. When this process sent the messages more
    slowly than planned (a loaded machine), the fleet it really played,
    F x planned / actual time, is what counts.
@@ -79,7 +81,8 @@ def _spread_run(boards, fleet, t, intervals):
     """The boards playing a fleet of `fleet` boards with the firmware's
     upload offsets and status phases, time scaled by len(boards)/fleet:
     -> (ack latencies of records messages, records resent, records recorded, board time, how much
-    longer than planned the messages took to send: the fleet really played is fleet / that)."""
+    longer than planned the messages took to send: the fleet really played is fleet / that,
+    whether it stopped early: a records message waited the ack timeout)."""
     k = len(boards) / float(fleet)           # real seconds per fleet second
     events = []
     for i in range(intervals):
@@ -93,6 +96,7 @@ def _spread_run(boards, fleet, t, intervals):
     events.sort()
     start = time.monotonic()
     last_poll = start
+    stopped = False
     for at, kind, j, bt in events:
         while True:
             now = time.monotonic()
@@ -100,20 +104,27 @@ def _spread_run(boards, fleet, t, intervals):
                 for b in boards:
                     b.resend_due(now)
                 last_poll = now
+                # a records message unacknowledged for the ack timeout: this fleet did not keep
+                # up; stop offering (a longer run would only pile up resends) and drain
+                if any(now - a >= ACK_TIMEOUT_S for b in boards for a in b.waiting_since()):
+                    stopped = True
+                    break
             wait = start + at - now
             if wait <= 0:
                 break
             time.sleep(min(wait, 0.05))
+        if stopped:
+            break
         if kind == 0:
             boards[j].record_interval(bt)
         else:
             boards[j].status(bt)
     # what the fleet offered if this process could not send as fast as planned (a loaded machine)
-    late = (time.monotonic() - start) / events[-1][0] if events[-1][0] > 0 else 1.0
+    late = (time.monotonic() - start) / events[-1][0] if events[-1][0] > 0 and not stopped else 1.0
     _drain(boards, time.monotonic() + 120)
     lat = [x for b in boards for x in b.latencies]
     return (lat, sum(b.resent for b in boards), sum(b.sent_records for b in boards), t + RECORD_S * intervals,
-            max(1.0, late))
+            max(1.0, late), stopped)
 
 
 def run(quick=False):
@@ -180,9 +191,9 @@ def run(quick=False):
             # long enough in real time that a fleet above the workers' sustained rate shows:
             # its backlog grows for the whole run (a short run drains within the timeout anyway)
             n = max(spread_intervals, int(math.ceil(min_run_s / (RECORD_S * len(boards) / float(fleet)))))
-            lat, resent, recorded, t, late = _spread_run(boards, fleet, t, n)
+            lat, resent, recorded, t, late, stopped = _spread_run(boards, fleet, t, n)
             lat.sort()
-            ok = bool(lat and lat[-1] < ACK_TIMEOUT_S and resent <= 0.001 * recorded)
+            ok = bool(not stopped and lat and lat[-1] < ACK_TIMEOUT_S and resent <= 0.001 * recorded)
             print("# fleet %d (played %d, %d intervals): %s, slowest ack %.1f s, %d resent"
                   % (fleet, fleet / late, n, "kept up" if ok else "did not keep up", lat[-1] if lat else 0, resent),
                   file=sys.stderr, flush=True)
@@ -220,7 +231,11 @@ def run(quick=False):
         with db.session_factory(engine)() as s:
             off = len(ledger.check_cache(s))
         recorded = sum(b.seq for b in boards)
-        out["fleet_errors"] = abs(n - recorded) + (n - distinct) + off + sum(b.out_of_order for b in boards)
+        ooo = sum(b.out_of_order for b in boards)
+        out["fleet_errors"] = abs(n - recorded) + (n - distinct) + off + ooo
+        if out["fleet_errors"]:
+            print("# fleet errors: %d readings stored of %d recorded, %d doubled, %d balances off the ledger, "
+                  "%d downlinks out of counter order" % (n, recorded, n - distinct, off, ooo), file=sys.stderr)
         return out
     finally:
         if mux is not None:
