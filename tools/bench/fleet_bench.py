@@ -236,6 +236,9 @@ def run(quick=False):
         if out["fleet_errors"]:
             print("# fleet errors: %d readings stored of %d recorded, %d doubled, %d balances off the ledger, "
                   "%d downlinks out of counter order" % (n, recorded, n - distinct, off, ooo), file=sys.stderr)
+            for i, w in enumerate(workers):       # what the workers logged of it (outbox time-outs, ...)
+                for line in [x for x in w.log if "outbox" in x or "Error" in x or "rror" in x][-10:]:
+                    print("# worker %d: %s" % (i, line.rstrip()[:300]), file=sys.stderr)
         return out
     finally:
         if mux is not None:
