@@ -108,7 +108,8 @@ def create_app(settings=None, start_mqtt=True, engine=None, migrate_db=True, sta
             app.state.mqtt = MqttService(ingest, mqtt_url, shared=settings.mqtt_shared,
                                          client_id=settings.mqtt_client_id or None, session_factory=sf,
                                          ca_file=settings.mqtt_ca_file or None,
-                                         batch_max=settings.ingest_batch).start()
+                                         batch_max=settings.ingest_batch,
+                                         linger_s=settings.ingest_linger_ms / 1000.0).start()
         if start_mqtt if start_notifier is None else start_notifier:
             app.state.notifier = make_notifier(settings, sf).start()
         try:

@@ -80,7 +80,7 @@ def worker(mqtt: Optional[str] = typer.Option(None, help="broker URL mqtt://[use
     sf = db.session_factory(engine)
     svc = MqttService(Ingest(sf, outbox=shared), st.mqtt_url, shared=shared, session_factory=sf,
                       client_id=client_id or st.mqtt_client_id or None, ca_file=st.mqtt_ca_file or None,
-                      batch_max=st.ingest_batch).start()
+                      batch_max=st.ingest_batch, linger_s=st.ingest_linger_ms / 1000.0).start()
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_a: done.set())
     signal.signal(signal.SIGINT, lambda *_a: done.set())

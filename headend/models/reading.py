@@ -28,7 +28,7 @@ class Reading(SQLModel, table=True):
     concentrator_id: int = Field(foreign_key="concentrator.id")
     seq: int = big()
     meter_index: int
-    meter_id: Optional[int] = Field(default=None, foreign_key="meter.id", index=True)
+    meter_id: Optional[int] = Field(default=None, foreign_key="meter.id")   # indexed by ix_reading_meter_ts
     ts: int = big()
     energy_wh: int = big()
     power_w: int = big(default=0)

@@ -33,7 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from concentrator import protocol, tariff
 
-from ..core import maintenance
+from ..core import bulk, maintenance
 from ..models import Concentrator, Meter, Property, Reading
 from ..models.rollup import PERIODS, Rollup, RollupMark
 
@@ -142,7 +142,7 @@ def apply(session, acc):
         # one statement over arrays (psycopg2's executemany is a round trip per row)
         for i in range(0, len(rows), 5000):
             part = rows[i:i + 5000]
-            session.execute(_PG_UPSERT, {k: [r[c] for r in part] for k, c in (
+            session.execute(_PG_UPSERT, {k: bulk.pg_array([r[c] for r in part]) for k, c in (
                 ("m", "meter_id"), ("p", "period"), ("s", "start"), ("b", "band"), ("e", "energy_wh"),
                 ("c", "cost_mu"), ("n", "readings"), ("f", "first_ts"))})
         return len(rows)
@@ -233,11 +233,14 @@ _PG_NEIGHBOURS = text(
     "SELECT r.* FROM unnest(CAST(:mid AS INTEGER[]), CAST(:lts AS BIGINT[]), CAST(:lseq AS BIGINT[]), "
     "CAST(:lwin AS BIGINT[]), CAST(:hts AS BIGINT[]), CAST(:hseq AS BIGINT[])) AS s (mid, lts, lseq, lwin, hts, hseq) "
     "CROSS JOIN LATERAL ("
+    # ts <= s.lts (>= s.hts) as the index condition, the seq tie-break apart: with the OR in the
+    # index condition the planner took a bitmap scan of the meter's whole window (a week of
+    # readings read and sorted per meter) instead of walking the index back to one row
     "(SELECT {c} FROM reading WHERE meter_id = s.mid AND ts > 0 AND ts >= :gwin AND ts >= s.lwin AND flags & {m} = 0 "
-    " AND (ts < s.lts OR (ts = s.lts AND seq < s.lseq)) ORDER BY ts DESC, seq DESC LIMIT 1) "
+    " AND ts <= s.lts AND (ts < s.lts OR seq < s.lseq) ORDER BY ts DESC, seq DESC LIMIT 1) "
     "UNION ALL "
     "(SELECT {c} FROM reading WHERE meter_id = s.mid AND ts >= :ghts AND ts >= s.hts AND flags & {m} = 0 "
-    " AND (ts > s.hts OR (ts = s.hts AND seq > s.hseq)) ORDER BY ts, seq LIMIT 1)) AS r "
+    " AND (ts > s.hts OR seq > s.hseq) ORDER BY ts, seq LIMIT 1)) AS r "
     "UNION ALL "
     "SELECT {c} FROM reading WHERE meter_id = ANY(CAST(:mid AS INTEGER[])) AND flags & {m} = 0 "
     "AND ts >= :lo AND ts <= :hi".format(c=_PG_COLS, m=protocol.FLAG_MISSING))
@@ -247,9 +250,10 @@ def _pg_neighbours(session, mids, spans, params, window_s):
     lo = [spans[m][0] for m in mids]
     hi = [spans[m][1] for m in mids]
     lwin = [r.ts - window_s if window_s else 0 for r in lo]
+    a = bulk.pg_array
     return session.execute(_PG_NEIGHBOURS, {
-        "mid": mids, "lts": [r.ts for r in lo], "lseq": [r.seq for r in lo], "lwin": lwin,
-        "hts": [r.ts for r in hi], "hseq": [r.seq for r in hi], "gwin": min(lwin), "ghts": min(r.ts for r in hi),
+        "mid": a(mids), "lts": a([r.ts for r in lo]), "lseq": a([r.seq for r in lo]), "lwin": a(lwin),
+        "hts": a([r.ts for r in hi]), "hseq": a([r.seq for r in hi]), "gwin": min(lwin), "ghts": min(r.ts for r in hi),
         "lo": params["lo"], "hi": params["hi"]}).all()
 
 

@@ -16,6 +16,7 @@ import logging
 import queue
 import ssl
 import threading
+import time
 import uuid
 
 import paho.mqtt.client as mqtt
@@ -34,9 +35,10 @@ SHARED_GROUP = "wk-headend"
 class MqttService:
     def __init__(self, ingest, url="mqtt://127.0.0.1:1883", shared=False, client_id=None,
                  queue_size=10000, keepalive=30, shared_group=SHARED_GROUP, session_factory=None,
-                 ca_file=None, outbox_poll_s=0.5, batch_max=64):
+                 ca_file=None, outbox_poll_s=0.5, batch_max=64, linger_s=0.0):
         self.ingest = ingest
         self.batch_max = max(1, int(batch_max))
+        self.linger_s = max(0.0, float(linger_s))
         self.session_factory = session_factory
         self.outbox_poll_s = outbox_poll_s
         self._wake = threading.Event()
@@ -141,10 +143,14 @@ class MqttService:
             if item is None:
                 break
             batch = [item]
-            # what else waits already: one transaction for all of it
+            # what else waits already (or arrives within linger_s): one transaction for all of it
+            until = time.monotonic() + self.linger_s if self.linger_s else None
             while len(batch) < self.batch_max:
                 try:
-                    item = self.queue.get_nowait()
+                    if until is None:
+                        item = self.queue.get_nowait()
+                    else:
+                        item = self.queue.get(timeout=max(0.0, until - time.monotonic()))
                 except queue.Empty:
                     break
                 if item is None:

@@ -270,3 +270,36 @@ def test_a_cli_recharge_reaches_the_board(tmp_path, amqtt_broker):
         assert all(d.sent is not None for d in s.exec(select(Downlink)).all())
         sale = s.exec(select(LedgerEntry).where(LedgerEntry.kind == "recharge", LedgerEntry.amount_mu == 123400)).one()
         assert s.get(User, sale.user_id).username == "cashier-cli" and sale.source == "cli"
+
+
+def test_a_worker_lingers_for_messages_to_batch_with():
+    """WK_INGEST_LINGER_MS: a message that arrives alone waits that long
+    for others to share its transaction (0, the default: it starts at once)."""
+    class Recorder:
+        def __init__(self):
+            self.calls = []
+
+        def handle(self, topic, payload):
+            self.calls.append([topic])
+            return []
+
+        def handle_batch(self, items):
+            self.calls.append([t for t, _p in items])
+            return [[] for _ in items]
+
+    def run(linger_s):
+        ing = Recorder()
+        svc = MqttService(ing, linger_s=linger_s)
+        worker = threading.Thread(target=svc._work, daemon=True)
+        svc.queue.put(("wk/a/up", b"1"))
+        worker.start()
+        time.sleep(0.05)
+        svc.queue.put(("wk/b/up", b"2"))
+        time.sleep(0.3)
+        svc.queue.put(None)
+        worker.join(5)
+        return ing.calls
+
+    assert run(0.25) == [["wk/a/up", "wk/b/up"]]
+    assert run(0.0) == [["wk/a/up"], ["wk/b/up"]]
+    assert Settings(ingest_linger_ms=5).ingest_linger_ms == 5
