@@ -142,11 +142,6 @@ class FleetBoard:
             self._publish(protocol.RECORDS, recs=recs, ts=recs[-1][3])
         return len(recs)
 
-    def waiting_since(self):
-        """When each records message still unacknowledged was first sent."""
-        with self.lock:
-            return list(self.awaiting.values())
-
     def done(self):
         with self.lock:
             return not self.journal and self.acked == self.seq
