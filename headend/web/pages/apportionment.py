@@ -81,7 +81,7 @@ def create_pool(request: Request, session: SessionDep, actor: Annotated[Actor, r
     return RedirectResponse("/staff/apportionment?property_id=%d" % property_id, status_code=303)
 
 
-def _render_pool(request, session, actor, pool, form=None, error=None, status_code=200):
+def _render_pool(request, session, pool, form=None, error=None, status_code=200):
     """The edit form of one pool; `form`: what was sent (shown again after a refusal)."""
     v = svc.pool_public(pool)
     if v["price_mu_per_kwh"] is not None:
@@ -106,7 +106,7 @@ def pool_page(request: Request, session: SessionDep, actor: Annotated[Actor, req
               pool_id: PoolId):
     pool = svc.get_pool(session, actor, pool_id)
     actor.check(P.POOLS_WRITE, pool.property_id)
-    return _render_pool(request, session, actor, pool)
+    return _render_pool(request, session, pool)
 
 
 @router.post("/pools/{pool_id}", response_class=HTMLResponse)
@@ -130,7 +130,7 @@ def edit_pool(request: Request, session: SessionDep, actor: Annotated[Actor, req
     if error:
         form = {"name": name, "rule": rule, "building_id": bid, "meter_ids": ids, "vacant_weight_pct": vacant_weight_pct,
                 "price": price, "tolerance_pct": tolerance_pct, "window_h": window_h, "active": bool(active)}
-        return _render_pool(request, session, actor, svc.get_pool(session, actor, pool_id), form, error, status)
+        return _render_pool(request, session, svc.get_pool(session, actor, pool_id), form, error, status)
     return RedirectResponse("/staff/apportionment?property_id=%d" % pool.property_id, status_code=303)
 
 
