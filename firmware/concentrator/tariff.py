@@ -307,20 +307,39 @@ def charge(versions, state, band, wh, t):
     there, the open segment's band at t is used."""
     if type(wh) is not int or wh < 0:
         raise ValueError("energy must be a non-negative int of Wh, got %r" % (wh,))
+    return _charge(versions, state, {band: wh}, t)
+
+
+def _charge(versions, state, used, t):
+    # Bill {band: Wh} (ints >= 0) consumed at t in one step: the segment is
+    # picked once and the cost computed once. The mu equal the sum of one
+    # charge() per band (each charges the floor of the segment's new cost
+    # minus the last one: the differences add up to the same floor). Every
+    # band is checked before anything is added: a band without a price
+    # raises with the accumulator's energy unchanged.
     spec, late = _segment(versions, state, t)
-    if spec.get("tou"):
-        if band not in spec["prices"] and late:
-            band = band_at_local(spec, t + spec["tz_offset_s"])
-        if band not in spec["prices"]:
-            raise ValueError("band %r has no price in tariff version %d"
-                             % (band, spec["version"]))
-    else:
-        band = "flat"
-    if not wh:
-        return 0
+    tou = spec.get("tou")
+    if tou:
+        prices = spec["prices"]
+        for b in used:
+            if b not in prices and (not late or band_at_local(spec, t + spec["tz_offset_s"]) not in prices):
+                raise ValueError("band %r has no price in tariff version %d"
+                                 % (band_at_local(spec, t + spec["tz_offset_s"]) if late else b,
+                                    spec["version"]))
     e = state["e"]
-    e[band] = e.get(band, 0) + wh
-    state["wh"] += wh
+    tot = 0
+    for b in used:
+        wh = used[b]
+        if wh:
+            if not tou:
+                b = "flat"
+            elif b not in prices:
+                b = band_at_local(spec, t + spec["tz_offset_s"])
+            e[b] = e.get(b, 0) + wh
+            tot += wh
+    if not tot:
+        return 0
+    state["wh"] += tot
     seg = cost_exact(spec, e, state["cwh"]) // 1000
     d = seg - state["seg"]
     state["seg"] = seg
@@ -331,19 +350,22 @@ def charge_registers(versions, state, regs, t):
     """Bill from cumulative per-band meter registers {band: Wh} read at t.
 
     The first call only records the baseline.  A register that went down
-    (meter replaced or reset) restarts its baseline without charging."""
+    (meter replaced or reset) restarts its baseline without charging. What
+    every band gained is billed in one step (_charge); when that raises
+    (a band without a price), the registers stay as they were."""
     last = state.get("reg")
     if last is None:
         state["reg"] = dict(regs)
         _segment(versions, state, t)
         return 0
-    mu = 0
+    used = {}
     for b in regs:
-        v = regs[b]
         p = last.get(b)
-        if p is not None and v > p:
-            mu += charge(versions, state, b, v - p, t)
-        last[b] = v
+        if p is not None and regs[b] > p:
+            used[b] = regs[b] - p
+    mu = _charge(versions, state, used, t) if used else 0
+    for b in regs:
+        last[b] = regs[b]
     return mu
 
 

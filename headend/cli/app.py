@@ -42,7 +42,7 @@ def serve(host: Optional[str] = typer.Option(None, help="listen address (default
     it creates the first admin and prints a one-time password."""
     import uvicorn
 
-    from ..core import db, migrate
+    from ..core import db, heap, migrate
     from ..main import create_app
     from ..services.users import ensure_first_admin
     st = common.settings(host=host, port=port, mqtt_url=mqtt, embedded_broker=embedded_broker,
@@ -56,6 +56,7 @@ def serve(host: Optional[str] = typer.Option(None, help="listen address (default
         console.print("[bold]First start:[/] created user [bold]%s[/] with the one-time password "
                       "[bold]%s[/] (change it after logging in)" % (first[0].username, first[1]))
     app_ = create_app(st, start_mqtt=not no_mqtt, engine=engine, migrate_db=False)
+    heap.settle()
     console.print("Wattkeeper head-end on http://%s:%d (MQTT %s%s)" % (
         st.host, st.port, st.mqtt_url, ", embedded broker" if st.embedded_broker else ""))
     sys.stdout.flush()
@@ -71,13 +72,14 @@ def worker(mqtt: Optional[str] = typer.Option(None, help="broker URL mqtt://[use
     import signal
     import threading
 
-    from ..core import db, migrate
+    from ..core import db, heap, migrate
     from ..ingest import Ingest
     from ..transport.mqtt import MqttService
     st = common.settings(mqtt_url=mqtt, mqtt_shared=shared)
     engine = db.make_engine(st.database_url)
     migrate.upgrade(engine)
     sf = db.session_factory(engine)
+    heap.settle()
     svc = MqttService(Ingest(sf, outbox=shared), st.mqtt_url, shared=shared, session_factory=sf,
                       client_id=client_id or st.mqtt_client_id or None, ca_file=st.mqtt_ca_file or None,
                       batch_max=st.ingest_batch, linger_s=st.ingest_linger_ms / 1000.0).start()

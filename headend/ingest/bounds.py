@@ -85,7 +85,8 @@ def check_record(rec, now):
     if kind == protocol.KIND_READING:
         _within("reading values", len(values), *READING_VALUES)
         for (name, low, high), v in zip(READING_FIELDS, values):
-            _within(name, v, low, high)
+            if not low <= v <= high:        # _within, inline: nine per reading
+                raise OutOfRange(name, v, low, high)
     else:
         _within("event values", len(values), *EVENT_VALUES)
         _within("event code", values[0], *BOARD_EVENT_CODES)

@@ -27,6 +27,7 @@ rollups stay equal to a recomputation (rebuild) whatever the arrival order.
     rebuild(session, meter_ids, start, end)
 """
 import collections
+import functools
 
 from sqlalchemy import BigInteger, and_, bindparam, case, delete, or_, select, text, union_all
 from sqlalchemy.dialects import postgresql, sqlite
@@ -79,7 +80,10 @@ def next_month(start, tz):
     return tariff.days_from_civil(y, m, 1) * DAY - tz
 
 
+@functools.lru_cache(maxsize=4096)
 def starts(t, tz):
+    # a pure function of (t, tz), asked for every reading: the meters of
+    # a message, and a fleet's messages, share their record times
     return ((PERIODS[0], hour_start(t, tz)), (PERIODS[1], day_start(t, tz)), (PERIODS[2], month_start(t, tz)))
 
 

@@ -273,7 +273,7 @@ def add_history(engine, res, board, days):
 
 
 def _measure(kind, messages, history_days, tmpdir, out):
-    from headend.core import db, migrate
+    from headend.core import db, heap, migrate
     url, drop = _database(kind, tmpdir)
     engine = db.make_engine(url)
     try:
@@ -283,6 +283,7 @@ def _measure(kind, messages, history_days, tmpdir, out):
         with engine.begin() as c:
             partitions.ensure(c, START, 3, since=START)
         board = SimBoard(key, versions, START)
+        heap.settle()                     # what `wattkeeper serve` and `worker` do once started (core/heap.py)
         clock = lambda: board.t + 5       # noqa: E731  (the head-end's clock follows the board's)
         name = "sqlite" if kind == "sqlite" else "postgres"
         counter = StatementCounter(engine) if kind == "postgresql" else None
