@@ -354,6 +354,54 @@ def test_registers_path_equals_band_path_and_survives_meter_reset():
     assert T.charge_registers(s, a, new2, t + 1200) == T.charge(s, b, "flat", 1000, t + 1200)
 
 
+@pytest.mark.parametrize("seed", range(40))
+def test_several_bands_at_once_cost_what_one_charge_per_band_costs(seed):
+    """charge_registers bills what every band gained in one step: the same
+    mu and the same accumulator as one charge() per band, through version
+    changes, cycle rollovers, tiers and late readings."""
+    rng = random.Random(seed)
+    versions = [random_spec(rng, 1, JAN1)]
+    if rng.random() < 0.6:
+        versions.append(random_spec(rng, 2, JAN1 + rng.randrange(86400, 86400 * 90)))
+    a, b = T.new_state(), T.new_state()
+    regs = {x: rng.randrange(0, 10 ** 6) for x in BANDS}
+    t = JAN1 + 3600
+    T.charge_registers(versions, a, dict(regs), t)
+    b["reg"] = dict(regs)
+    T.charge(versions, b, "flat" if "flat" in T.spec_at(versions, t).get("prices", {"flat": 0}) else
+             next(iter(T.spec_at(versions, t)["prices"])), 0, t)
+    for _ in range(120):
+        t += rng.choice([900, 900, 3600, 86400 * 5, -7200])
+        gained = {x: rng.randrange(0, 6000) if rng.random() < 0.6 else 0 for x in BANDS}
+        regs = {x: regs[x] + gained[x] for x in BANDS}
+        try:
+            got = T.charge_registers(versions, a, dict(regs), t)
+        except ValueError:
+            return            # a band without a price at t: refused (the next test)
+        want = 0
+        for x in BANDS:
+            if gained[x]:
+                want += T.charge(versions, b, x, gained[x], t)
+        b["reg"] = dict(regs)
+        assert got == want
+        assert a == b
+
+
+def test_a_band_without_a_price_leaves_the_registers_as_they_were():
+    s = T.validate({"version": 1, "effective": 0, "tz_offset_s": CN,
+                    "prices": {"flat": 6000, "valley": 3000},
+                    "tou": {"days": {"d": [["00:00", "valley"], ["08:00", "flat"]]},
+                            "seasons": [{"from": "01-01", "to": "12-31", "weekday": "d"}]}})
+    st_ = T.new_state()
+    regs = {"flat": 100, "valley": 200, "peak": 0}
+    T.charge_registers(s, st_, regs, JAN1 + 9 * 3600)
+    before = json.dumps(st_, sort_keys=True)
+    with pytest.raises(ValueError, match="band 'peak' has no price"):
+        T.charge_registers(s, st_, {"flat": 150, "valley": 200, "peak": 10}, JAN1 + 10 * 3600)
+    assert json.dumps(st_, sort_keys=True) == before    # flat's 50 Wh are not half-billed either
+    assert T.charge_registers(s, st_, {"flat": 150, "valley": 200, "peak": 0}, JAN1 + 10 * 3600) == 50 * 6000 // 1000
+
+
 def test_unknown_band_and_bad_energy_are_refused():
     s = tou_spec()
     st_ = T.new_state()
