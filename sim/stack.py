@@ -52,7 +52,7 @@ def serve_http(database_url, log, port=None, timeout=60):
 class Stack:
     def __init__(self, broker="amqtt", database_url=None, price_mu_per_kwh=6000,
                  opening_balance_mu=100_0000, balances=None, workdir=None, http_port=None, tariff=None,
-                 headend_env=None, **site_kwargs):
+                 headend_env=None, common=None, **site_kwargs):
         self.workdir = workdir or tempfile.mkdtemp(prefix="wk-stack-")
         self.own_workdir = workdir is None
         self.broker = make_broker(broker) if isinstance(broker, str) else broker
@@ -60,6 +60,7 @@ class Stack:
         self.price = price_mu_per_kwh
         self.opening_balance_mu = opening_balance_mu
         self.balances = balances or {}   # meter id -> opening balance (mu)
+        self.common = set(common or ())   # meter ids of common-area meters (no unit, no tenant)
         # tariff versions (docs/tariffs.md); a flat price unless given
         self.tariff = tariff or [{"version": 1, "effective": 0, "tz_offset_s": 28800,
                                   "price": price_mu_per_kwh}]
@@ -99,6 +100,8 @@ class Stack:
             for m in c["meters"]:
                 if m["id"] in self.balances:
                     m["opening_balance_mu"] = self.balances[m["id"]]
+                if m["id"] in self.common:
+                    m["common"] = True
         with self.session() as s:
             self.seeded = seed_site(
                 s, self.site.name, prov,

@@ -16,7 +16,8 @@ def seed_site(session, name, concentrators, tariff_price_mu_per_kwh=None, openin
                      "meters": [{"id": "A101", "model": "sdm120",
                                  # optional: "index", "tenant", "unit", "floor", "floor_area_dm2",
                                  # "opening_balance_mu", "opening_energy_wh",
-                                 # "low_balance_threshold_mu", "vacant": true
+                                 # "low_balance_threshold_mu", "vacant": true,
+                                 # "common": true (a common-area meter: no unit, no account)
                                  }, ...]}, ...]
 
     Returns {"property_id", "tariff_id", "tariff_version_ids", "concentrators":
@@ -36,6 +37,14 @@ def seed_site(session, name, concentrators, tariff_price_mu_per_kwh=None, openin
         rc = result["concentrators"][conc.dev] = {"id": conc.id, "key_hex": conc.key_hex,
                                                   "building_id": building.id, "meters": {}}
         for i, m in enumerate(c.get("meters", [])):
+            if m.get("common"):
+                # the lift, the corridor lights: billed to the property (its vacancy account), shared
+                # out by an apportionment pool
+                meter = devices.create_meter(session, actor, conc.id, m["id"], m.get("model", ""),
+                                             index=m.get("index", i), opening_energy_wh=m.get("opening_energy_wh"))
+                rc["meters"][meter.meter_id] = {"id": meter.id, "index": meter.index, "unit_id": None,
+                                                "account_id": None, "tenant_id": None}
+                continue
             unit = properties.create_unit(session, actor, building.id, m.get("unit") or m["id"],
                                           floor=m.get("floor", 1 + i // 4),
                                           floor_area_dm2=m.get("floor_area_dm2", 6000 + 500 * (i % 5)))
