@@ -115,6 +115,11 @@ class Biller:
                     if st is not None:
                         st["reg"] = dict(zip(billing.BANDS, bands))
         else:
+            if mirror is None and banded and prev is not None and rd.energy_wh > prev and state.get("reg") is None:
+                # the head-end bills what the meter used between commissioning and its first
+                # record; the board takes that record as its baseline only: from here their
+                # accumulators differ (the tiers and the rounding see other cycle energies)
+                mirror = billing.copy_state(state)
             try:
                 amount = billing.bill_reading(versions, state, rd.energy_wh, bands, prev, t, rerate=not rd.ts)
                 board_amount = amount
@@ -142,7 +147,7 @@ class Biller:
                                  % (board - board_amount, m.meter_id, rd.seq, board_amount, board,
                                     m.board_charged_mu, rd.charged_mu))[:500])
             m.board_charged_mu = rd.charged_mu
-        m.tariff_state, m.board_tariff_state, m.tariff_key = state, mirror, key
+        m.tariff_state, m.board_tariff_state, m.tariff_key = state, billing.apart(state, mirror), key
         m.billed_seq, m.billed_energy_wh, m.billed_ts = rd.seq, rd.energy_wh, t
         m.dirty = True
         rd.billed = True

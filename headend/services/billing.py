@@ -157,7 +157,7 @@ def switch_state(state, versions, t, keep_cycle):
     return new
 
 
-def _copy(x):
+def copy_state(x):
     """A copy of an accumulator (JSON data: dicts, lists, numbers, strings),
     several times faster than copy.deepcopy on the ingest's hot path: a
     container is copied whole (in C), then only its containers again."""
@@ -166,14 +166,26 @@ def _copy(x):
         out = x.copy()
         for k, v in x.items():
             if type(v) in _CONTAINERS:
-                out[k] = _copy(v)
+                out[k] = copy_state(v)
         return out
     if t is list:
-        return [_copy(v) if type(v) in _CONTAINERS else v for v in x]
+        return [copy_state(v) if type(v) in _CONTAINERS else v for v in x]
     return x
 
 
 _CONTAINERS = (dict, list)
+# what the next charges of an accumulator depend on (not the totals `done` and `wh`)
+_CHARGING = ("ver", "eff", "cyc", "cwh", "e", "seg", "reg")
+
+
+def apart(state, mirror):
+    """The board's accumulator copy (mirror) while it would charge otherwise
+    than the head-end's (state); None once they agree on everything the next
+    charges depend on (a new billing cycle brings them together again): the
+    meter is then billed once per reading, not twice."""
+    if mirror is not None and all(mirror.get(k) == state.get(k) for k in _CHARGING):
+        return None
+    return mirror
 
 
 def prepare(meter, account_id, name, board_name, versions, t):
@@ -183,12 +195,12 @@ def prepare(meter, account_id, name, board_name, versions, t):
     starts a new accumulator (switch_state); the board's own accumulator is
     kept apart (mirror) from the moment the meter's billing differs from it
     (None while it does not)."""
-    state = _copy(meter.tariff_state) if meter.tariff_state else T.new_state()
-    mirror = _copy(meter.board_tariff_state) if meter.board_tariff_state is not None else None
+    state = copy_state(meter.tariff_state) if meter.tariff_state else T.new_state()
+    mirror = copy_state(meter.board_tariff_state) if meter.board_tariff_state is not None else None
     key = tariff_key(account_id, name)
     switched = bool(meter.tariff_key and meter.tariff_key != key and meter.tariff_state)
     if mirror is None and (switched or name != board_name):
-        mirror = _copy(state)      # until now the meter's accumulator was the board's
+        mirror = copy_state(state)      # until now the meter's accumulator was the board's
     if switched:
         state = switch_state(state, versions, t, keep_cycle=same_account(meter.tariff_key, key))
     return state, mirror, key
