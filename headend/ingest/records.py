@@ -18,7 +18,7 @@ from concentrator import protocol
 
 from ..core.events import EV_BAD_RECORD, EV_LOW_BALANCE, EV_OUT_OF_RANGE, describe_event
 from ..core.money import format_money
-from ..models import Account, Event, Meter
+from ..models import Account, Event, Meter, Property
 from ..models.ledger import CONSUMPTION
 from ..services import pushes, rollups
 from ..services.accounts import vacancy_account
@@ -49,6 +49,8 @@ class Work:
         self.accounts = {}        # id -> store.AccountState (locked)
         self.vacancy = {}         # property id -> its vacancy account's id
         self.tariffs = {}         # property id -> Biller.tariff_cache
+        self.tz = {}              # property id -> its UTC offset (s)
+        self.tz_of_meter = {}     # meter id -> its property's UTC offset (the rollups' local hours, days, months)
         self.readings = []        # store.ReadingRow (each names its board)
         self.charges = []         # [(ReadingRow, LedgerRow)]
         self.deltas = {}          # account id -> mu
@@ -93,6 +95,12 @@ class Work:
             self.vacancy[property_id] = vacancy_account(self.s, property_id).id
         return self.vacancy[property_id]
 
+    def tz_of(self, property_id):
+        if property_id not in self.tz:
+            self.tz[property_id] = int(self.s.execute(select(Property.tz_offset_s)
+                                                      .where(Property.id == property_id)).scalar_one())
+        return self.tz[property_id]
+
     def tariff_cache(self, property_id):
         if property_id not in self.tariffs:
             self.tariffs[property_id] = self.bill.tariff_cache(self.s, property_id)
@@ -122,7 +130,7 @@ class Work:
         if self.readings:
             # before the INSERT: the neighbours it reads are then only those stored before (bounded, indexed)
             rollups.after_billing(s, [(rd.meter_id, rd.ts, rd.seq, rd.energy_wh, rd.flags, rd.bands, rd.billed_mu)
-                                      for rd in self.readings if rd.meter_id is not None])
+                                      for rd in self.readings if rd.meter_id is not None], tzs=self.tz_of_meter)
             store.insert_readings(s, self.readings)
         if self.charges:
             store.insert_ledger(s, [(e, "reading:%d/seq:%d" % (rd.id, rd.seq)) for rd, e in self.charges], self.now)
@@ -270,6 +278,10 @@ def _records(work, conc, body, now, checked, out):
     charges = _bill(b, bill, readings)
     # the writes wait in `work` (one statement each at its flush)
     work.readings.extend(rd for rd, _m in readings)
+    tz = work.tz_of(conc.property_id) if readings else None
+    for rd, m in readings:
+        if m is not None:
+            work.tz_of_meter[m.id] = tz
     _ledger(b, charges)
     if stored:
         conc.top_seq = max(conc.top_seq or 0, max(stored))

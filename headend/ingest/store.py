@@ -16,7 +16,7 @@ import json
 
 from sqlalchemy import func, select, text
 
-from ..core import bulk
+from ..core import bulk, jsonfast
 from ..models import Account, Event, LedgerEntry, Meter, MeterSwap, Reading
 
 READING = Reading.__table__
@@ -252,7 +252,7 @@ def update_meters(s, meters):
         return
     def val(m, k):
         v = getattr(m, k)
-        return json.dumps(v) if k in _JSON and v is not None else v
+        return jsonfast.dumps(v) if k in _JSON and v is not None else v
     if is_pg(s):
         params = {"id": bulk.pg_array([m.id for m in meters])}
         params.update({k: bulk.pg_array([val(m, k) for m in meters]) for k in METER_COLUMNS})

@@ -175,7 +175,7 @@ def copy_state(x):
 
 _CONTAINERS = (dict, list)
 # what the next charges of an accumulator depend on (not the totals `done` and `wh`)
-_CHARGING = ("ver", "eff", "cyc", "cwh", "e", "seg", "reg")
+_CHARGING = ("e", "cwh", "seg", "cyc", "ver", "eff", "reg")      # the likeliest to differ first
 
 
 def apart(state, mirror):

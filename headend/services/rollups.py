@@ -294,11 +294,12 @@ def _neighbours(session, spans, window_s=None):
 
 
 # ----------------------------------------------------------------- the hook
-def after_billing(session, readings):
+def after_billing(session, readings, tzs=None):
     """Roll up the new readings of one ingest message (already flushed,
     already billed: billed_mu set), given as plain tuples or dicts
-    (meter_id, ts, seq, energy_wh, flags, bands, billed_mu). Returns the
-    number of rollup rows written."""
+    (meter_id, ts, seq, energy_wh, flags, bands, billed_mu). tzs: {meter
+    id: its property's UTC offset} when the caller knows them (else looked
+    up). Returns the number of rollup rows written."""
     new = [r for r in map(_norm, readings) if r is not None]
     if not new:
         return 0
@@ -309,7 +310,7 @@ def after_billing(session, readings):
     for mid, rs in by_meter.items():
         rs.sort(key=lambda r: (r.ts, r.seq))
         spans[mid] = (rs[0], rs[-1])
-    tzs = tz_of_meters(session, by_meter)
+    tzs = tzs if tzs is not None and all(m in tzs for m in by_meter) else tz_of_meters(session, by_meter)
     known = _neighbours(session, spans)
     acc = {}
     for mid, rs in by_meter.items():
