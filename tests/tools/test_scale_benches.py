@@ -5,7 +5,7 @@ Their speed goals are the benchmarks' business, not this test's."""
 from tools.bench.__main__ import main
 
 INGEST = ("ingest_readings_per_s_sqlite", "ingest_readings_per_s_postgres", "ingest_vs_naive_ratio_postgres",
-          "ingest_vs_bulk_ratio_postgres", "ingest_age_ratio_postgres")
+          "ingest_vs_bulk_ratio_postgres", "ingest_age_ratio_postgres", "ingest_fleet_readings_per_s_postgres")
 API = ("api_staff_page_p95_ms", "api_meter_list_p95_ms")
 
 

@@ -31,6 +31,10 @@ message that arrives alone) are kept beside them.
     ingest_aged_readings_per_s_postgres   the batch path with a year of history (full run; --quick: 30 days)
     ingest_age_ratio_postgres         aged / empty (goal >= 0.9)
     ingest_history_days               days of history behind the aged figure
+    ingest_fleet_readings_per_s_postgres     the batch path as a fleet's worker finds it: each batch one message
+                                      of each of ingest_fleet_boards boards (32 meters each, 15 minutes
+                                      apart), so every message brings other meters and accounts
+    ingest_fleet_boards               boards per batch of that figure
     ingest_statements_per_message_postgres   SQL statements one message costs (batch path)
     ingest_single_statements_per_message_postgres   the same, one message per transaction
     ingest_errors                     readings lost or doubled, balances off, mismatches (must be 0)
@@ -64,9 +68,10 @@ class SimBoard:
     board's own charge, concentrator.tariff.charge_registers, as
     docs/protocol.md says."""
 
-    def __init__(self, key_hex, versions, t0, seed=1):
+    def __init__(self, key_hex, versions, t0, seed=1, dev=DEV):
         from concentrator import tariff
         self.T = tariff
+        self.dev = dev
         self.key = bytes.fromhex(key_hex)
         self.versions = versions
         self.t = t0
@@ -111,8 +116,8 @@ class SimBoard:
         from concentrator import protocol
         self.n += 1
         recs = self.records()
-        body = protocol.message(DEV, self.n, protocol.RECORDS, self.t, after=recs[0][0] - 1, recs=recs)
-        return protocol.topic_up(DEV), protocol.seal(body, self.key), recs
+        body = protocol.message(self.dev, self.n, protocol.RECORDS, self.t, after=recs[0][0] - 1, recs=recs)
+        return protocol.topic_up(self.dev), protocol.seal(body, self.key), recs
 
 
 def _database(kind, tmpdir):
@@ -178,17 +183,23 @@ def _ingest(sf, board, messages, clock, batch=BATCH):
 
 def _check(engine, res, sent):
     """Readings lost or doubled + accounts whose balance is not their ledger + mismatch events."""
-    from headend.core.events import EV_BILLING_MISMATCH
     conc_id = res["concentrators"][DEV]["id"]
     with engine.connect() as c:
         stored = c.execute(text("SELECT count(*), count(DISTINCT seq), count(*) FILTER (WHERE billed) FROM reading "
                                 "WHERE concentrator_id = :c AND seq >= :lo"), {"c": conc_id, "lo": sent[0][0]}).one()
+    # every reading stored once and billed, balances = ledger, board and head-end agree
+    return abs(stored[0] - len(sent)) + (stored[0] - stored[1]) + (stored[0] - stored[2]) + _check_balances(engine)
+
+
+def _check_balances(engine):
+    """Accounts whose balance is not their ledger + billing mismatch events (board and head-end disagree)."""
+    from headend.core.events import EV_BILLING_MISMATCH
+    with engine.connect() as c:
         off = c.execute(text("SELECT count(*) FROM account a LEFT JOIN (SELECT account_id, sum(amount_mu) s FROM "
                              "ledger_entry GROUP BY account_id) l ON l.account_id = a.id "
                              "WHERE a.balance_mu <> COALESCE(l.s, 0)")).scalar()
         mism = c.execute(text("SELECT count(*) FROM event WHERE code = :c"), {"c": EV_BILLING_MISMATCH}).scalar()
-    # every reading stored once and billed, balances = ledger, board and head-end agree
-    return abs(stored[0] - len(sent)) + (stored[0] - stored[1]) + (stored[0] - stored[2]) + off + mism
+    return off + mism
 
 
 def _rows(conc_id, recs):
@@ -264,12 +275,50 @@ def add_history(engine, res, board, days):
     with engine.begin() as c:
         for idx, m in by_index.items():
             c.execute(text("UPDATE meter SET billed_seq = :s, billed_energy_wh = :e, billed_ts = :t, "
-                           "tariff_state = NULL, board_charged_mu = NULL WHERE id = :id"),
+                           "tariff_state = NULL, board_tariff_state = NULL, board_charged_mu = NULL WHERE id = :id"),
                       {"s": board.seq - METERS + 1 + idx, "e": board.energy[idx], "t": board.t, "id": m["id"]})
         c.execute(text("UPDATE concentrator SET acked_seq = :s WHERE id = :id"), {"s": board.seq, "id": conc_id})
         c.execute(text("UPDATE account SET balance_mu = COALESCE((SELECT sum(amount_mu) FROM ledger_entry l "
                        "WHERE l.account_id = account.id), 0)"))
     board.fresh_tariff_state()
+
+
+def _fleet(engine, boards, rounds):
+    """-> readings/s of batches made of one message of each of `boards`
+    boards (their own property, every reading checked as _check does)."""
+    from headend.core import db
+    from headend.ingest import Ingest
+    from headend.services import tariffs
+    from headend.services.seed import seed_site
+    sf = db.session_factory(engine)
+    keys = {"fleet-%03d" % i: secrets.token_hex(32) for i in range(boards)}
+    with sf() as s:
+        res = seed_site(s, "Fleet Court", [{"dev": d, "key_hex": k, "meters": [
+            {"id": "%s-%02d" % (d, i), "model": "sdm120", "opening_energy_wh": OPENING_WH} for i in range(METERS)]}
+            for d, k in keys.items()], tariff_spec=TOU_TIERS, opening_balance_mu=10 ** 10)
+        s.commit()
+        versions = tariffs.property_versions(s, res["property_id"])
+    fleet = [SimBoard(k, versions, START, seed=10 + i, dev=d) for i, (d, k) in enumerate(keys.items())]
+    ingest = Ingest(sf, clock=lambda: fleet[0].t + 5)
+    for b in fleet:                                  # warm-up: first readings are baselines
+        assert ingest.handle(*b.message()[:2]), "warm-up message not acknowledged"
+    wall, n = 0.0, 0
+    for _r in range(rounds):
+        msgs = [b.message() for b in fleet]
+        t0 = time.perf_counter()
+        for i in range(0, len(msgs), BATCH):
+            if not all(ingest.handle_batch([(t, p) for t, p, _rc in msgs[i:i + BATCH]])):
+                raise RuntimeError("a message was not acknowledged: %s" % ingest.stats.snapshot())
+        wall += time.perf_counter() - t0
+        n += len(msgs) * METERS
+    if ingest.stats.get("errors") or ingest.stats.get("rejected") or ingest.stats.get("batch_fallbacks"):
+        raise RuntimeError("ingest errors: %s" % ingest.stats.snapshot())
+    ids = [c["id"] for c in res["concentrators"].values()]
+    with engine.connect() as c:
+        stored = c.execute(text("SELECT count(*), count(*) FILTER (WHERE billed) FROM reading WHERE concentrator_id "
+                                "= ANY(:ids)"), {"ids": ids}).one()
+    expected = boards * METERS * (rounds + 1)           # every reading stored once and billed
+    return n / wall, abs(stored[0] - expected) + (stored[0] - stored[1])
 
 
 def _measure(kind, messages, history_days, tmpdir, out):
@@ -311,6 +360,11 @@ def _measure(kind, messages, history_days, tmpdir, out):
             out["ingest_aged_readings_per_s_postgres"] = round(aged)
             out["ingest_age_ratio_postgres"] = round(aged / rate, 3)
             out["ingest_history_days"] = history_days
+            fleet_boards = 16 if messages < 640 else BATCH
+            rate, lost = _fleet(engine, fleet_boards, rounds=4 if messages < 640 else 12)
+            errors += lost + _check_balances(engine)
+            out["ingest_fleet_readings_per_s_postgres"] = round(rate)
+            out["ingest_fleet_boards"] = fleet_boards
         out["ingest_errors"] = out.get("ingest_errors", 0) + errors
     finally:
         engine.dispose()
@@ -328,6 +382,7 @@ def run(quick=False):
              "ingest_single_readings_per_s_postgres", "ingest_batch_messages", "ingest_naive_per_s_postgres",
              "ingest_bulk_per_s_postgres", "ingest_vs_naive_ratio_postgres", "ingest_vs_bulk_ratio_postgres",
              "ingest_aged_readings_per_s_postgres", "ingest_age_ratio_postgres", "ingest_history_days",
+             "ingest_fleet_readings_per_s_postgres", "ingest_fleet_boards",
              "ingest_statements_per_message_postgres", "ingest_single_statements_per_message_postgres",
              "ingest_errors")
     return {k: out[k] for k in order}
