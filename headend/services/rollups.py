@@ -270,14 +270,14 @@ def _neighbours(session, spans, window_s=None):
     mids = sorted(spans)
     params = {"mids": mids, "lo": min(lo.ts for lo, _ in spans.values()),
               "hi": max(hi.ts for _, hi in spans.values())}
-    for i, mid in enumerate(mids):
-        lo, hi = spans[mid]
-        params.update({"mid_%d" % i: mid, "lts_%d" % i: lo.ts, "lseq_%d" % i: lo.seq,
-                       "lwin_%d" % i: lo.ts - window_s if window_s else 0,
-                       "hts_%d" % i: hi.ts, "hseq_%d" % i: hi.seq})
     if session.get_bind().dialect.name == "postgresql":
         rows = _pg_neighbours(session, mids, spans, params, window_s)
     else:
+        for i, mid in enumerate(mids):
+            lo, hi = spans[mid]
+            params.update({"mid_%d" % i: mid, "lts_%d" % i: lo.ts, "lseq_%d" % i: lo.seq,
+                           "lwin_%d" % i: lo.ts - window_s if window_s else 0,
+                           "hts_%d" % i: hi.ts, "hseq_%d" % i: hi.seq})
         rows = session.execute(_neighbour_stmt(len(mids)), params).all()
     out = collections.defaultdict(dict)
     for row in rows:
