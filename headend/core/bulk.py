@@ -3,6 +3,9 @@ to send and parse than a multi-row INSERT's parameters (the ingest's
 readings, ledger entries and replies)."""
 import io
 
+from sqlalchemy import BigInteger, Integer, String, any_, bindparam, cast
+from sqlalchemy.dialects.postgresql import ARRAY
+
 
 def _text(v):
     t = type(v)
@@ -46,3 +49,18 @@ def pg_array(values):
     server to parse and plan; the literal is one constant (the ingest's
     rollup upsert of ~1,500 rows: ~2x faster)."""
     return "{" + ",".join(map(_elem, values)) + "}"
+
+
+
+_ITEM = {"INTEGER": Integer, "BIGINT": BigInteger, "VARCHAR": String}
+
+
+def any_of(session, column, values, sql_type="INTEGER"):
+    """`column IN values` for a batch's hundreds or thousands of ids: on
+    PostgreSQL `column = ANY(CAST(:p AS type[]))` with one array literal
+    (SQLAlchemy renders an IN list as one bind parameter per value, on every
+    execution: ~1 ms per 1,000 values); elsewhere a plain IN."""
+    values = list(values)
+    if session.get_bind().dialect.name != "postgresql":
+        return column.in_(values)
+    return column == any_(cast(bindparam(None, pg_array(values), type_=String), ARRAY(_ITEM[sql_type])))

@@ -111,7 +111,7 @@ def lock_accounts(s, ids):
     if not ids:
         return {}
     c = ACCOUNT.c
-    q = (select(*[c[k] for k in AccountState.__slots__]).where(c.id.in_(sorted(ids))).order_by(c.id)
+    q = (select(*[c[k] for k in AccountState.__slots__]).where(bulk.any_of(s, c.id, sorted(ids))).order_by(c.id)
          .with_for_update())
     return {r[0]: AccountState(r) for r in s.execute(q).all()}
 

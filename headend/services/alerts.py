@@ -25,6 +25,7 @@ from sqlmodel import select
 
 from concentrator import protocol
 
+from ..core import bulk
 from ..core import permissions as P
 from ..core.events import EV_BILLING_MISMATCH
 from ..core.money import format_money
@@ -225,11 +226,13 @@ def low_balances(session, last_entries, rule, now):
     # plain rows (what is read of them), not ORM objects: this runs for every message
     accounts = {a.id: a for a in session.exec(select(Account.id, Account.property_id, Account.tenant_id, Account.name,
                                                      Account.low_balance_threshold_mu)
-                                              .where(Account.id.in_(ids), Account.kind == KIND_TENANT)).all()}
+                                              .where(bulk.any_of(session, Account.id, ids),
+                                                     Account.kind == KIND_TENANT)).all()}
     if not accounts:
         return
     keys = {aid: subject_key(K.LOW_BALANCE, "account:%d" % aid) for aid in accounts}
-    active = {a.account_id: a for a in session.exec(select(Alert).where(Alert.dedup_key.in_(keys.values()))).all()}
+    active = {a.account_id: a for a in session.exec(select(Alert).where(
+        bulk.any_of(session, Alert.dedup_key, keys.values(), "VARCHAR"))).all()}
     # an active alert is looked at again only when the balance rose above the
     # one it last saw (money came in); charges alone keep the episode going
     todo = [a for aid, a in accounts.items()
@@ -239,13 +242,14 @@ def low_balances(session, last_entries, rule, now):
     # only the tenants' own days threshold matters here (a default preference has none)
     tids = sorted({a.tenant_id for a in todo if a.tenant_id is not None})
     own_days = dict(session.exec(select(AlertPreference.tenant_id, AlertPreference.days_left).where(
-        AlertPreference.tenant_id.in_(tids), AlertPreference.days_left.is_not(None))).all()) if tids else {}
+        bulk.any_of(session, AlertPreference.tenant_id, tids), AlertPreference.days_left.is_not(None))).all()) \
+        if tids else {}
     ids = [a.id for a in todo]
-    ends = dict(session.exec(select(Meter.account_id, func.max(Meter.last_ts)).where(Meter.account_id.in_(ids))
-                             .group_by(Meter.account_id)).all())
+    ends = dict(session.exec(select(Meter.account_id, func.max(Meter.last_ts))
+                             .where(bulk.any_of(session, Meter.account_id, ids)).group_by(Meter.account_id)).all())
     cached = {f.account_id: f for f in session.exec(select(
         AccountForecast.account_id, AccountForecast.rate_mu_per_day, AccountForecast.as_of).where(
-        AccountForecast.account_id.in_(ids))).all()}
+        bulk.any_of(session, AccountForecast.account_id, ids))).all()}
     days_of = {a.id: own_days[a.tenant_id] if a.tenant_id in own_days else (rule.days_left or 0) for a in todo}
     rates = forecast_rates(session, {a.id: ends[a.id] for a in todo if days_of[a.id] and ends.get(a.id)}, cached)
     for a in todo:
