@@ -35,14 +35,23 @@ def make_engine(url, echo=False):
             # fails half-way when it upgrades from reading to writing.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         return engine
-    # jit=off: PostgreSQL compiles a query to machine code when its estimated
-    # cost passes jit_above_cost, which the ingest's set-based statements over
-    # a batch's arrays do; compiling took ~360 ms of a ~15 ms query (the
-    # meters of 64 boards, EXPLAIN ANALYZE). Every query here is short:
-    # the JIT only ever adds latency (PostgreSQL's docs: it pays off for
-    # long-running analytic queries).
-    return create_engine(url, echo=echo, pool_pre_ping=True, connect_args={"options": "-c jit=off"},
-                         json_deserializer=jsonfast.loads)
+    engine = create_engine(url, echo=echo, pool_pre_ping=True, json_deserializer=jsonfast.loads)
+
+    @event.listens_for(engine, "connect")
+    def _no_jit(dbapi_conn, _rec):
+        # PostgreSQL compiles a query to machine code when its estimated cost
+        # passes jit_above_cost, which the ingest's set-based statements over a
+        # batch's arrays do: compiling took ~360 ms of a ~15 ms query (the
+        # meters of 64 boards, EXPLAIN ANALYZE). Every query here is short,
+        # so the JIT only adds latency (PostgreSQL's docs: it pays off for
+        # long analytic queries). Behind PgBouncer's transaction pooling a
+        # session's SET does not follow it: set it on the database there
+        # (docs/deploying.md).
+        cur = dbapi_conn.cursor()
+        cur.execute("SET jit = off")
+        cur.close()
+        dbapi_conn.commit()
+    return engine
 
 
 class SessionFactory:
