@@ -183,9 +183,12 @@ def apart(state, mirror):
     than the head-end's (state); None once they agree on everything the next
     charges depend on (a new billing cycle brings them together again): the
     meter is then billed once per reading, not twice."""
-    if mirror is not None and all(mirror.get(k) == state.get(k) for k in _CHARGING):
+    if mirror is None:
         return None
-    return mirror
+    for k in _CHARGING:
+        if mirror.get(k) != state.get(k):
+            return mirror
+    return None
 
 
 def prepare(meter, account_id, name, board_name, versions, t):
