@@ -17,11 +17,21 @@ Jitter; all boards over one multiplexed MQTT connection). Two phases:
    R at 80 % load, F = 0.8 R / (1/spread_s + 1/status_s), then SIMULATED: the
    boards here play the fleet with their offsets and status phases scaled
    by boards/F (time-compressed: the same message rate as F boards; the ack
-   timeout and resend back-off stay real seconds). F is kept when every
+   timeout and resend back-off stay real seconds). Each run lasts at least
+   MIN_RUN_S real seconds (60; --quick 15): as many intervals as that takes,
+   so a fleet above what the workers sustain builds a backlog for the whole
+   run and shows (a run of a few seconds is drained within the ack timeout
+   whatever the fleet: such a run proves nothing). F is kept when every
    records message is acknowledged within the ack timeout and resends stay
-   <= 0.1 %; then a fleet 1.5 times larger is tried (up to five runs in
-   all), and the largest that kept up is reported; when the first does not
-   keep up, it is lowered by a third and simulated again.
+   <= 0.1 %; then a fleet twice as large is tried, until one does not keep
+   up; then the geometric middle of the largest that kept up and the
+   smallest that did not, until they are within 10 % or the runs (10;
+   --quick 6) are spent. A run stops offering messages as soon as a records
+   message has waited the ack timeout (it did not keep up; more would only
+   pile up resends) and is drained. When the first does not keep up, it is lowered by a
+   third and simulated again. When this process sent the messages more
+   slowly than planned (a loaded machine), the fleet it really played,
+   F x planned / actual time, is what counts.
 
     fleet_boards_measured           boards simulated here (--quick: fewer)
     fleet_workers                   head-end worker processes
@@ -38,7 +48,9 @@ Jitter; all boards over one multiplexed MQTT connection). Two phases:
     fleet_burst_resend_fraction     phase 1: the same in the burst
     fleet_errors                    readings lost or doubled, balances off, downlinks out of order (must be 0)
 """
+import math
 import secrets
+import sys
 import time
 
 from sqlalchemy import text
@@ -52,6 +64,8 @@ STATUS_S = FW["status_s"]                                            # 300
 ACK_TIMEOUT_S = float(FW["ack_timeout_s"])                           # 10
 RESEND_MAX_S = FW["resend_max_s"]                                    # 300
 SPREAD_S = RECORD_S // 2 if FW["upload_spread_s"] is None else FW["upload_spread_s"]   # 450
+MIN_RUN_S = 6 * ACK_TIMEOUT_S      # real seconds each simulated fleet runs at least (--quick: MIN_RUN_QUICK_S)
+MIN_RUN_QUICK_S = 1.5 * ACK_TIMEOUT_S
 
 
 def _drain(boards, deadline):
@@ -66,7 +80,9 @@ def _drain(boards, deadline):
 def _spread_run(boards, fleet, t, intervals):
     """The boards playing a fleet of `fleet` boards with the firmware's
     upload offsets and status phases, time scaled by len(boards)/fleet:
-    -> (ack latencies of records messages, records resent, records recorded, board time)."""
+    -> (ack latencies of records messages, records resent, records recorded, board time, how much
+    longer than planned the messages took to send: the fleet really played is fleet / that,
+    whether it stopped early: a records message waited the ack timeout)."""
     k = len(boards) / float(fleet)           # real seconds per fleet second
     events = []
     for i in range(intervals):
@@ -80,6 +96,7 @@ def _spread_run(boards, fleet, t, intervals):
     events.sort()
     start = time.monotonic()
     last_poll = start
+    stopped = False
     for at, kind, j, bt in events:
         while True:
             now = time.monotonic()
@@ -87,17 +104,27 @@ def _spread_run(boards, fleet, t, intervals):
                 for b in boards:
                     b.resend_due(now)
                 last_poll = now
+                # a records message unacknowledged for the ack timeout: this fleet did not keep
+                # up; stop offering (a longer run would only pile up resends) and drain
+                if any(now - a >= ACK_TIMEOUT_S for b in boards for a in b.waiting_since()):
+                    stopped = True
+                    break
             wait = start + at - now
             if wait <= 0:
                 break
             time.sleep(min(wait, 0.05))
+        if stopped:
+            break
         if kind == 0:
             boards[j].record_interval(bt)
         else:
             boards[j].status(bt)
+    # what the fleet offered if this process could not send as fast as planned (a loaded machine)
+    late = (time.monotonic() - start) / events[-1][0] if events[-1][0] > 0 and not stopped else 1.0
     _drain(boards, time.monotonic() + 120)
     lat = [x for b in boards for x in b.latencies]
-    return lat, sum(b.resent for b in boards), sum(b.sent_records for b in boards), t + RECORD_S * intervals
+    return (lat, sum(b.resent for b in boards), sum(b.sent_records for b in boards), t + RECORD_S * intervals,
+            max(1.0, late), stopped)
 
 
 def run(quick=False):
@@ -152,21 +179,45 @@ def run(quick=False):
         per_board_per_s = 1.0 / SPREAD_S + 1.0 / STATUS_S
         fleet = int(0.8 * rate / per_board_per_s)
         t = T0 + RECORD_S * intervals
+        min_run_s, max_runs = (MIN_RUN_QUICK_S, 6) if quick else (MIN_RUN_S, 10)
         best = None                             # (fleet, latencies, resent, recorded) of the largest fleet that kept up
         tried = None
-        for _try in range(5):
+        failed = None                           # the smallest fleet that did not keep up
+        runs = 0
+
+        def keeps_up(fleet, t):
             for b in boards:
                 b.latencies, b.resent, b.sent_records = [], 0, 0
-            lat, resent, recorded, t = _spread_run(boards, fleet, t, spread_intervals)
+            # long enough in real time that a fleet above the workers' sustained rate shows:
+            # its backlog grows for the whole run (a short run drains within the timeout anyway)
+            n = max(spread_intervals, int(math.ceil(min_run_s / (RECORD_S * len(boards) / float(fleet)))))
+            lat, resent, recorded, t, late, stopped = _spread_run(boards, fleet, t, n)
             lat.sort()
-            tried = (fleet, lat, resent, recorded)
-            if lat and lat[-1] < ACK_TIMEOUT_S and resent <= 0.001 * recorded:
+            ok = bool(not stopped and lat and lat[-1] < ACK_TIMEOUT_S and resent <= 0.001 * recorded)
+            print("# fleet %d (played %d, %d intervals): %s, slowest ack %.1f s, %d resent"
+                  % (fleet, fleet / late, n, "kept up" if ok else "did not keep up", lat[-1] if lat else 0, resent),
+                  file=sys.stderr, flush=True)
+            return (int(fleet / late), lat, resent, recorded), ok, t
+
+        # grow x2 while the fleet keeps up, then halve the interval between the largest that
+        # kept up and the smallest that did not (geometric middle) with the runs left
+        while runs < max_runs:
+            runs += 1
+            tried, ok, t = keeps_up(fleet, t)
+            if ok:
                 best = tried
-                fleet = int(fleet * 1.5)        # kept up: try a larger fleet
-            elif best is not None or fleet < 1000:
-                break
             else:
-                fleet = int(fleet * 2 / 3)      # did not: a smaller one
+                failed = fleet
+            if best is None:
+                if fleet < 1000:
+                    break
+                fleet = int(fleet * 2 / 3)      # the first did not keep up: a smaller one
+            elif failed is None:
+                fleet = fleet * 2
+            else:
+                if failed / float(best[0]) < 1.1:
+                    break                       # within 10 %
+                fleet = int(math.sqrt(best[0] * failed))
         fleet, lat, resent, recorded = best or tried
         ok = best is not None
         out.update({"fleet_concentrators_realtime": fleet if ok else 0,
@@ -180,7 +231,14 @@ def run(quick=False):
         with db.session_factory(engine)() as s:
             off = len(ledger.check_cache(s))
         recorded = sum(b.seq for b in boards)
-        out["fleet_errors"] = abs(n - recorded) + (n - distinct) + off + sum(b.out_of_order for b in boards)
+        ooo = sum(b.out_of_order for b in boards)
+        out["fleet_errors"] = abs(n - recorded) + (n - distinct) + off + ooo
+        if out["fleet_errors"]:
+            print("# fleet errors: %d readings stored of %d recorded, %d doubled, %d balances off the ledger, "
+                  "%d downlinks out of counter order" % (n, recorded, n - distinct, off, ooo), file=sys.stderr)
+            for i, w in enumerate(workers):       # what the workers logged of it (outbox time-outs, ...)
+                for line in [x for x in w.log if "outbox" in x or "Error" in x or "rror" in x][-10:]:
+                    print("# worker %d: %s" % (i, line.rstrip()[:300]), file=sys.stderr)
         return out
     finally:
         if mux is not None:
