@@ -206,8 +206,9 @@ class FleetMux:
         self.client.disconnect()
 
 
-def start_workers(db_url, mqtt_url, count, env=None):
-    """`wattkeeper worker` processes sharing the ingest -> [Popen]."""
+def start_workers(db_url, mqtt_url, count, env=None, wait=True):
+    """`wattkeeper worker` processes sharing the ingest -> [Popen]
+    (wait=False: started, not waited for: wait_workers)."""
     e = dict(os.environ, **(env or {}))
     e["PYTHONPATH"] = os.pathsep.join([ROOT, os.path.join(ROOT, "firmware"), e.get("PYTHONPATH", "")])
     procs = []
@@ -220,6 +221,13 @@ def start_workers(db_url, mqtt_url, count, env=None):
         p.ready = threading.Event()
         p.log = []
         threading.Thread(target=_drain, args=(p,), daemon=True).start()
+    if wait:
+        wait_workers(procs)
+    return procs
+
+
+def wait_workers(procs):
+    """Until each worker has subscribed."""
     for p in procs:
         if not p.ready.wait(60):
             raise RuntimeError("worker did not start: %s" % "".join(p.log[-20:]))
