@@ -8,6 +8,7 @@ import secrets
 import threading
 import time
 
+import pytest
 from sqlalchemy import insert
 from sqlmodel import select
 
@@ -85,3 +86,37 @@ def test_dispatchers_send_each_board_in_counter_order_once():
     finally:
         engine.dispose()
         drop()
+
+
+def test_a_message_paho_refuses_stops_the_outbox_batch():
+    """paho's queue full: the outbox's publish raises at the refused message
+    and offers none after it (they stay unsent and go again, in order); a
+    direct reply goes on without it (the next ack covers a lost one)."""
+    import paho.mqtt.client as mqtt
+
+    from headend.transport.mqtt import MqttService
+
+    class Info:
+        def __init__(self, rc):
+            self.rc = rc
+
+    class Client:
+        def __init__(self):
+            self.sent = []
+
+        def publish(self, topic, payload, qos=0):
+            if payload == b"2":
+                return Info(mqtt.MQTT_ERR_QUEUE_SIZE)
+            self.sent.append(payload)
+            return Info(mqtt.MQTT_ERR_SUCCESS)
+
+    svc = MqttService(ingest=None)
+    svc.client = Client()
+    msgs = [("wk/x/down", b"%d" % i) for i in (1, 2, 3)]
+    with pytest.raises(TimeoutError):
+        svc.publish(msgs, whole=True)
+    assert svc.client.sent == [b"1"]
+    svc.client = Client()
+    svc.publish(msgs)
+    assert svc.client.sent == [b"1", b"3"]
+    assert svc.stats["queue_refused"] == 2
