@@ -99,9 +99,10 @@ def pending(session, limit=MAX_BATCH, dev=None, below=None, exclusive=False):
     # plain rows (id, topic, payload): the dispatcher reads hundreds at a time
     q = unsent(select(d.id, d.concentrator_id, d.n, d.topic, d.payload))
     if exclusive and session.get_bind().dialect.name == "postgresql":
+        # the boards with unsent messages (the first few thousand: a batch's worth and more)
         locked = lock_boards(session, session.execute(
             unsent(select(d.concentrator_id, func.count())).group_by(d.concentrator_id)
-            .order_by(d.concentrator_id)).all(), limit)
+            .order_by(d.concentrator_id).limit(4 * limit)).all(), limit)
         if not locked:
             return []
         q = q.where(d.concentrator_id.in_(locked))
