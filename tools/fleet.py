@@ -51,6 +51,8 @@ class FleetBoard:
         self.duplicates = 0          # the same downlink twice (a dispatcher died before marking it sent)
         self.bad = 0
         self.seen_n = set()
+        self.ooo_log = []            # (counter, the highest seen, kind, s since that highest arrived): diagnosis
+        self.down_at = None          # when the highest counter arrived
         self.downlinks = 0
         self.lock = threading.Lock()
         self.acked_at = None
@@ -82,9 +84,11 @@ class FleetBoard:
                     self.duplicates += 1
                 else:
                     self.out_of_order += 1
+                    self.ooo_log.append((n, self.down_n, body.get("t"), time.monotonic() - self.down_at))
                 return
             self.seen_n.add(n)
             self.down_n = n
+            self.down_at = time.monotonic()
             self.downlinks += 1
             if body["t"] == protocol.ACK:
                 a = body["seq"]
@@ -142,6 +146,16 @@ class FleetBoard:
             self._publish(protocol.RECORDS, recs=recs, ts=recs[-1][3])
         return len(recs)
 
+    def waiting_since(self):
+        """When each records message still unacknowledged was first sent."""
+        with self.lock:
+            return list(self.awaiting.values())
+
+    def missing(self):
+        """Counters up to the highest seen that never arrived (lost, or still on their way)."""
+        with self.lock:
+            return [n for n in range(min(self.seen_n) if self.seen_n else 0, self.down_n) if n not in self.seen_n]
+
     def done(self):
         with self.lock:
             return not self.journal and self.acked == self.seq
@@ -192,8 +206,9 @@ class FleetMux:
         self.client.disconnect()
 
 
-def start_workers(db_url, mqtt_url, count, env=None):
-    """`wattkeeper worker` processes sharing the ingest -> [Popen]."""
+def start_workers(db_url, mqtt_url, count, env=None, wait=True):
+    """`wattkeeper worker` processes sharing the ingest -> [Popen]
+    (wait=False: started, not waited for: wait_workers)."""
     e = dict(os.environ, **(env or {}))
     e["PYTHONPATH"] = os.pathsep.join([ROOT, os.path.join(ROOT, "firmware"), e.get("PYTHONPATH", "")])
     procs = []
@@ -206,6 +221,13 @@ def start_workers(db_url, mqtt_url, count, env=None):
         p.ready = threading.Event()
         p.log = []
         threading.Thread(target=_drain, args=(p,), daemon=True).start()
+    if wait:
+        wait_workers(procs)
+    return procs
+
+
+def wait_workers(procs):
+    """Until each worker has subscribed."""
     for p in procs:
         if not p.ready.wait(60):
             raise RuntimeError("worker did not start: %s" % "".join(p.log[-20:]))

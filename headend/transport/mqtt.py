@@ -216,21 +216,31 @@ class MqttService:
                 if not rows:
                     return
                 # several dispatchers: marked sent only once the broker has them
-                self.publish([(r.topic, r.payload) for r in rows], wait_s=10 if self.shared else None)
+                self.publish([(r.topic, r.payload) for r in rows], wait_s=10 if self.shared else None, whole=True)
                 outbox.mark_sent(s, [r.id for r in rows])
                 s.commit()
                 self.stats["outbox_sent"] += len(rows)
             if len(rows) < outbox.MAX_BATCH:
                 return
 
-    def publish(self, msgs, wait_s=None):
+    def publish(self, msgs, wait_s=None, whole=False):
         """Publish [(topic, payload), ...] with QoS 1 (queued by paho while
         disconnected). wait_s: until the broker has acknowledged them (so a
         board's next messages, sent by another dispatcher, cannot overtake
-        them); raises TimeoutError."""
+        them); raises TimeoutError. whole (the outbox's): raises as soon as
+        paho refuses one (its queue is full), the rest is not offered."""
         info = None
         for topic, payload in msgs:
             info = self.client.publish(topic, payload, qos=1)
+            if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+                # paho's queue is full and dropped it. The outbox's (whole): none after it may
+                # leave before it (a board drops a counter below one it has seen); they stay
+                # unsent and go again, in order. A direct reply (an ack) is just lost: the board
+                # sends its records again and the next ack covers them.
+                self.stats["queue_refused"] = self.stats.get("queue_refused", 0) + 1
+                if whole:
+                    raise TimeoutError("paho's outgoing queue is full")
+                continue
             self.stats["published"] += 1
         if wait_s and info is not None:
             info.wait_for_publish(wait_s)

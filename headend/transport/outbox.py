@@ -3,7 +3,7 @@ transaction of what caused them, published afterwards by the MQTT service's
 dispatcher (transport.mqtt) in counter order, and marked sent. A message
 whose transaction rolled back was never queued; one queued while the broker
 is down waits."""
-from sqlalchemy import func, insert, update
+from sqlalchemy import func, insert, text, update
 from sqlmodel import select
 
 from concentrator import protocol
@@ -72,18 +72,64 @@ def pending(session, limit=MAX_BATCH, dev=None, below=None, exclusive=False):
     messages leave from one dispatcher at a time, in counter order, and
     another takes over at once when one dies (the lock goes with its
     connection). Counters are allocated under the board's row lock, so a
-    board's messages commit in counter order: what one dispatcher sees is a
-    prefix of what the next one will."""
+    board's messages commit in counter order: what a snapshot sees of a
+    board is a prefix of what a later one will.
+
+    The locks are taken first, in statements of their own, and the messages
+    read afterwards, in a new statement: its snapshot is taken with the locks
+    held, so it sees what the previous holder marked sent (it committed
+    before letting go) and every message of the board committed so far. With
+    the lock in the reading statement's WHERE (as it was) the snapshot came
+    before the lock: a dispatcher that got a board's lock while the other
+    was letting go of it sent again what the other had just sent, and, as
+    the lock was tried row by row, one that got it part way through a
+    board's rows sent that board's later messages without the earlier ones
+    the other had not seen yet; those left afterwards, below a counter the
+    board already had, and the board dropped them as replays."""
     d = Downlink.__table__.c
+
+    def unsent(q):
+        q = q.where(d.sent.is_(None))
+        if dev is not None:
+            q = q.where(d.concentrator_id.in_(select(Concentrator.id).where(Concentrator.dev == dev)))
+        if below is not None:
+            q = q.where(d.n < below)
+        return q
+
     # plain rows (id, topic, payload): the dispatcher reads hundreds at a time
-    q = select(d.id, d.concentrator_id, d.n, d.topic, d.payload).where(d.sent.is_(None))
+    q = unsent(select(d.id, d.concentrator_id, d.n, d.topic, d.payload))
     if exclusive and session.get_bind().dialect.name == "postgresql":
-        q = q.where(func.pg_try_advisory_xact_lock(DISPATCH_LOCK, d.concentrator_id))
-    if dev is not None:
-        q = q.where(d.concentrator_id.in_(select(Concentrator.id).where(Concentrator.dev == dev)))
-    if below is not None:
-        q = q.where(d.n < below)
+        # the boards with unsent messages (the first few thousand: a batch's worth and more)
+        locked = lock_boards(session, session.execute(
+            unsent(select(d.concentrator_id, func.count())).group_by(d.concentrator_id)
+            .order_by(d.concentrator_id).limit(4 * limit)).all(), limit)
+        if not locked:
+            return []
+        q = q.where(d.concentrator_id.in_(locked))
     return session.execute(q.order_by(d.concentrator_id, d.n).limit(limit)).all()
+
+
+def lock_boards(session, counts, limit, rounds=8):
+    """Take the dispatch locks of boards [(board id, unsent messages)], in
+    that order, until they hold about `limit` messages (boards another
+    dispatcher holds are skipped: a few statements at most) -> the ids."""
+    locked, want, i = [], limit, 0
+    for _round in range(rounds):
+        chunk = []
+        while i < len(counts) and (not chunk or want > 0):
+            chunk.append(int(counts[i][0]))
+            want -= int(counts[i][1])
+            i += 1
+        if not chunk:
+            break
+        got = set(session.execute(text(
+            "SELECT b FROM unnest(CAST(:b AS INTEGER[])) AS b WHERE pg_try_advisory_xact_lock(:k, b)"),
+            {"b": chunk, "k": DISPATCH_LOCK}).scalars().all())
+        locked += [b for b in chunk if b in got]
+        want += sum(int(k) for b, k in counts[i - len(chunk):i] if b not in got)
+        if want <= 0 or i >= len(counts):
+            break
+    return locked
 
 
 def mark_sent(session, ids):

@@ -30,10 +30,16 @@ FLEET = ("fleet_concentrators_realtime", "fleet_concentrators_burst", "fleet_msg
 def test_fleet_benchmark_prints_its_figures(capsys):
     """Boards through Mosquitto into two `wattkeeper worker` processes on
     PostgreSQL: every reading stored once, balances equal to the ledger, no
-    downlink out of counter order."""
+    downlink out of counter order; what the broker dropped and the
+    downlinks lost are figures of their own; the search says where it
+    ended (the smallest fleet that did not keep up, 0: none)."""
     assert main(["fleet", "--quick"]) == 0
     f = figures(capsys.readouterr().out)
     for k in FLEET:
         assert k in f and f[k] > 0, (k, f)
     assert 0 <= f["fleet_resend_fraction"] <= 1, f
+    for k in ("fleet_broker_dropped", "fleet_downlinks_lost", "fleet_downlink_duplicates"):
+        assert f[k] >= 0, (k, f)
+    assert f["fleet_downlinks"] > 0, f
+    assert f["fleet_concentrators_failed"] >= 0 and f["fleet_run_s"] > 0, f
     assert f["fleet_errors"] == 0, f
