@@ -129,7 +129,12 @@ class FleetBoard:
         self._publish(protocol.RECORDS, **fields)
 
     def status(self, t):
-        self._publish(protocol.STATUS, ts=t, pending=len(self.journal), last=self.seq, acked=self.acked)
+        """The firmware's status (core.status_fields): every meter's row
+        [index, online, relay closed, local credit] and the bus error
+        counters of the meters that have any (none here)."""
+        self._publish(protocol.STATUS, ts=t, up=max(0, t - self.t0), pending=len(self.journal), last=self.seq,
+                      acked=self.acked, meters=[[m, 1, 1, 10 ** 9 - self.energy[m]] for m in range(self.meters)],
+                      bus=[])
 
     def resend_due(self, now=None):
         """Send again, in one message, what waited longer than the ack timeout."""

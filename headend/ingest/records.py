@@ -56,34 +56,49 @@ class Work:
         self.deltas = {}          # account id -> mu
         self.seals = []           # [(conc, replies list, [(kind, fields)], n_meters)]
         self.entries_of = {}      # board id -> [LedgerRow] (alerts.after_ingest)
+        self.bus_errors = {}      # meter id -> (its board's bus error counters, the board's boot): status messages
+        self.unlocked = set()     # boards whose meters were read for a status only (their accounts not locked)
 
     # ---------------------------------------------------------------- reads
-    def preload(self, concs):
+    def preload(self, concs, unlocked=()):
         """The meters of these boards (one SELECT) and their accounts,
         locked in id order (one SELECT ... FOR UPDATE): before any message
-        of the batch is handled, so workers lock boards, then accounts."""
-        concs = [c for c in {c.id: c for c in concs}.values() if c.id not in self.meters]
+        of the batch is handled, so workers lock boards, then accounts.
+        unlocked: boards whose meters only a status message needs (read,
+        their accounts not locked)."""
+        locked = {c.id: c for c in concs}
+        concs = [c for c in list(locked.values()) + [c for c in unlocked if c.id not in locked]
+                 if c.id not in self.meters or (c.id in locked and c.id in self.unlocked)]
         if not concs:
             return
-        loaded = store.load_meters_of(self.s, [c.id for c in concs])
+        fresh = [c for c in concs if c.id not in self.meters]
+        loaded = store.load_meters_of(self.s, [c.id for c in fresh]) if fresh else {}
         need = set()
         for c in concs:
-            ms = self.meters[c.id] = loaded.get(c.id, {})
-            for m in ms.values():
+            if c.id not in self.meters:
+                self.meters[c.id] = loaded.get(c.id, {})
+            if c.id not in locked:
+                self.unlocked.add(c.id)
+                continue
+            self.unlocked.discard(c.id)
+            for m in self.meters[c.id].values():
                 need.add(m.account_id if m.account_id is not None else self.vacancy_of(c.property_id))
         self.lock(need)
 
-    def meters_of(self, conc):
-        if conc.id not in self.meters:
+    def meters_of(self, conc, lock=True):
+        """The board's MeterStates (lock: its accounts locked too, what
+        billing needs; a status needs only the meters)."""
+        if conc.id not in self.meters or (lock and conc.id in self.unlocked):
             if self.s.dirty:
                 self.s.flush()        # what an ORM path changed of the board's meters
-            self.preload([conc])
+            self.preload([conc] if lock else [], unlocked=() if lock else [conc])
         return self.meters[conc.id]
 
     def forget(self, conc_id):
         """The board's meters are read and changed through the ORM next
-        (hello, status): load them again for its next records message."""
+        (hello): load them again for its next records message."""
         self.meters.pop(conc_id, None)
+        self.unlocked.discard(conc_id)
 
     def lock(self, ids):
         missing = set(ids) - set(self.accounts)
@@ -107,23 +122,14 @@ class Work:
         return self.tariffs[property_id]
 
     # --------------------------------------------------------------- writes
-    def flush(self, conc_id=None):
+    def flush(self):
         """Write what is pending: rollups, readings, ledger entries,
-        balances, meters (one statement each), then seal the pending
-        replies (one counter reservation for all boards, each board's in
-        message order). conc_id: only that board's meters (before an ORM
-        path reads and changes them)."""
+        balances, meters, bus error counters (one statement each), then seal
+        the pending replies (one counter reservation for all boards, each
+        board's in message order)."""
         s = self.s
-        if conc_id is not None:
-            dirty_meters = [m for m in self.meters.get(conc_id, {}).values() if m.dirty]
-            if dirty_meters:
-                store.update_meters(s, dirty_meters)
-                for m in dirty_meters:
-                    m.dirty = False
-                self._expire()
-            return
         dirty_meters = [m for ms in self.meters.values() for m in ms.values() if m.dirty]
-        if not (self.readings or self.charges or self.deltas or dirty_meters or self.seals):
+        if not (self.readings or self.charges or self.deltas or dirty_meters or self.seals or self.bus_errors):
             return
         if any(isinstance(o, (Meter, Account)) for o in s.dirty):
             s.flush()                 # ORM changes first: the Core writes below come after them
@@ -136,6 +142,8 @@ class Work:
             store.insert_ledger(s, [(e, "reading:%d/seq:%d" % (rd.id, rd.seq)) for rd, e in self.charges], self.now)
         store.add_to_accounts(s, self.deltas)
         store.update_meters(s, dirty_meters)
+        store.store_bus_errors(s, self.bus_errors, self.now)
+        self.bus_errors = {}
         for m in dirty_meters:
             m.dirty = False
         wrote = bool(dirty_meters or self.deltas)

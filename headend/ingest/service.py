@@ -174,7 +174,8 @@ class Ingest:
                         results[i] = DEFERRED
                 todo = [x for x in todo if x[1] not in busy]
             work = records.Work(s, now, self.bill, self.stats)
-            work.preload([boards[dev] for _i, dev, _p, t in todo if t == protocol.RECORDS and dev in boards])
+            work.preload([boards[dev] for _i, dev, _p, t in todo if t == protocol.RECORDS and dev in boards],
+                         unlocked=[boards[dev] for _i, dev, _p, t in todo if t == protocol.STATUS and dev in boards])
             handled = {}               # board id -> (conc, its last status body)
             replies = []               # (conc, replies) in message order
             for i, dev, payload, _t in todo:

@@ -2,23 +2,19 @@
 import json
 import logging
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import select
 
 from concentrator import protocol
 
 from ..core.events import EV_JOURNAL_RESET, EV_METER_LIST
-from ..models import Event, Meter, MeterBusErrors
+from ..models import Event, Meter
 from ..services import billing, pushes, tariffs
 from ..transport import downlink
+from . import store
 from .envelope import is_int
 from .records import advance
 
 log = logging.getLogger("headend.ingest")
-
-BUS_ERROR_KEYS = ("timeouts", "crc", "wrong_address", "exceptions", "offline")
-
 
 def hello(s, conc, body, now):
     if isinstance(body.get("fw"), str):
@@ -67,35 +63,33 @@ def board_state(s, conc, meters, now, extra_meters=()):
     return out + pushes.credit_for_meters(s, list(meters) + [m for m in extra_meters if m.id not in seen], ts=now)
 
 
-def status(s, conc, body, now, work=None, out=None):
+def status(s, conc, body, now, work, out=None):
     """-> the replies (an ack repeated when the board missed one). work:
-    the ingest's records.Work (a batch): the board's meters it holds are
-    written first when this message changes them, and the ack waits in it
-    to be sealed with the batch's other replies (in counter order)."""
+    the ingest's records.Work (one message or a batch): the meters' rows of
+    the status (online, relay, the board's local credit) change the board's
+    MeterStates it holds, written with the batch's other meter changes in
+    one statement, and the bus error counters of the whole batch go in one
+    upsert at its flush; the ack waits in it to be sealed with the batch's
+    other replies (in counter order)."""
     out = [] if out is None else out
-    if work is not None and isinstance(body.get("meters"), list):
-        work.flush(conc.id)         # its meters are read and changed through the ORM below
-        work.forget(conc.id)
     if is_int(body.get("pending")):
         conc.pending = body["pending"]
     if is_int(body.get("last")):
         conc.journal_last = body["last"]
     rows = body.get("meters")
     if isinstance(rows, list):
-        by_index = {m.index: m for m in s.exec(select(Meter).where(Meter.concentrator_id == conc.id)).all()}
+        by_index = work.meters_of(conc, lock=False)
         for row in rows:
             if not isinstance(row, list) or len(row) < 4 or not is_int(row[0]):
                 continue
             m = by_index.get(row[0])
             if m is None:
                 continue
-            if row[1] in (0, 1):
-                m.online = bool(row[1])
-            if row[2] in (0, 1):
-                m.relay_closed = bool(row[2])
-            if is_int(row[3]):
-                m.local_credit_mu = row[3]
-            s.add(m)
+            online = bool(row[1]) if row[1] in (0, 1) else m.online
+            relay = bool(row[2]) if row[2] in (0, 1) else m.relay_closed
+            credit = row[3] if is_int(row[3]) else m.local_credit_mu
+            if (online, relay, credit) != (m.online, m.relay_closed, m.local_credit_mu):
+                m.online, m.relay_closed, m.local_credit_mu, m.dirty = online, relay, credit, True
         bus = body.get("bus")
         if isinstance(bus, list):
             # [[index, timeouts, crc, wrong_address, exceptions, offline], ...]
@@ -103,33 +97,17 @@ def status(s, conc, body, now, work=None, out=None):
             # (unless "bus_all" is false: the board cut the list short)
             errs = {}
             if body.get("bus_all", True) is not False:
-                errs = {m.id: (0,) * len(BUS_ERROR_KEYS) for m in by_index.values()}
+                errs = {m.id: (0,) * len(store.BUS_ERROR_KEYS) for m in by_index.values()}
             for row in bus:
-                if not isinstance(row, list) or len(row) != 1 + len(BUS_ERROR_KEYS) \
+                if not isinstance(row, list) or len(row) != 1 + len(store.BUS_ERROR_KEYS) \
                         or not all(is_int(x) and x >= 0 for x in row):
                     continue
                 m = by_index.get(row[0])
                 if m is not None:
                     errs[m.id] = tuple(row[1:])
-            store_bus_errors(s, errs, conc.boot, now)
+            work.bus_errors.update({mid: (v, conc.boot) for mid, v in errs.items()})
     acked = body.get("acked")
     if is_int(acked) and acked < conc.acked_seq:
         # the board missed an ack: repeat it
-        if work is not None:
-            work.seals.append((conc, out, [(protocol.ACK, {"seq": conc.acked_seq})], 0))
-        else:
-            out.append(downlink.seal(s, conc, protocol.ACK, ts=now, seq=conc.acked_seq))
+        work.seals.append((conc, out, [(protocol.ACK, {"seq": conc.acked_seq})], 0))
     return out
-
-
-def store_bus_errors(s, errs, boot, now):
-    """{meter pk: counters in BUS_ERROR_KEYS order} -> meter_bus_errors, one
-    INSERT ... ON CONFLICT DO UPDATE for the whole status message."""
-    if not errs:
-        return
-    table = MeterBusErrors.__table__
-    ins = (pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert)(table)
-    rows = [dict(zip(BUS_ERROR_KEYS, v), meter_id=mid, boot=boot, ts=now) for mid, v in sorted(errs.items())]
-    stmt = ins.values(rows)
-    s.execute(stmt.on_conflict_do_update(index_elements=[table.c.meter_id],
-                                         set_={k: stmt.excluded[k] for k in BUS_ERROR_KEYS + ("boot", "ts")}))

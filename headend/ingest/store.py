@@ -17,7 +17,7 @@ import json
 from sqlalchemy import func, select, text
 
 from ..core import bulk, jsonfast
-from ..models import Account, Event, LedgerEntry, Meter, MeterSwap, Reading
+from ..models import Account, Event, LedgerEntry, Meter, MeterBusErrors, MeterSwap, Reading
 
 READING = Reading.__table__
 LEDGER = LedgerEntry.__table__
@@ -26,11 +26,12 @@ ACCOUNT = Account.__table__
 
 METER_COLUMNS = ("last_seq", "last_energy_wh", "last_power_w", "last_ts", "relay_closed", "online",
                  "billed_seq", "billed_energy_wh", "billed_ts", "tariff_state", "board_tariff_state",
-                 "tariff_key", "board_charged_mu")
+                 "tariff_key", "board_charged_mu", "local_credit_mu")
 _LOADED = ("id", "index", "meter_id", "account_id") + METER_COLUMNS
 _PG_TYPES = {"relay_closed": "BOOLEAN", "online": "BOOLEAN", "tariff_state": "JSON", "board_tariff_state": "JSON",
              "tariff_key": "VARCHAR"}
 _JSON = ("tariff_state", "board_tariff_state")
+BUS_ERROR_KEYS = ("timeouts", "crc", "wrong_address", "exceptions", "offline")   # a status's bus rows, in order
 _PG_METER_UPDATE = "UPDATE meter SET %s FROM unnest(CAST(:id AS INTEGER[]), %s) AS v (id, %s) WHERE meter.id = v.id" % (
     ", ".join("%s = v.%s" % (k, k) for k in METER_COLUMNS),
     ", ".join("CAST(:%s AS %s[])" % (k, _PG_TYPES.get(k, "BIGINT")) for k in METER_COLUMNS), ", ".join(METER_COLUMNS))
@@ -243,6 +244,28 @@ def add_to_accounts(s, deltas):
     else:
         s.execute(text("UPDATE account SET balance_mu = balance_mu + :d WHERE id = :a"),
                   [{"a": a, "d": d} for a, d in items])
+
+
+def store_bus_errors(s, errs, now):
+    """{meter pk: (counters in BUS_ERROR_KEYS order, the board's boot)} ->
+    meter_bus_errors, one INSERT ... ON CONFLICT DO UPDATE for the batch.
+    A row whose counters and boot are what is stored is left as it is (no
+    new row version: a healthy fleet's statuses write nothing); `ts` says
+    since when the row holds what it holds."""
+    if not errs:
+        return
+    from sqlalchemy import tuple_
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+    table = MeterBusErrors.__table__
+    ins = (pg_insert if is_pg(s) else sqlite_insert)(table)
+    rows = [dict(zip(BUS_ERROR_KEYS, v), meter_id=mid, boot=boot, ts=now) for mid, (v, boot) in sorted(errs.items())]
+    kept = BUS_ERROR_KEYS + ("boot",)
+    for i in range(0, len(rows), 1000):
+        stmt = ins.values(rows[i:i + 1000])
+        s.execute(stmt.on_conflict_do_update(
+            index_elements=[table.c.meter_id], set_={k: stmt.excluded[k] for k in kept + ("ts",)},
+            where=tuple_(*[table.c[k] for k in kept]).is_distinct_from(tuple_(*[stmt.excluded[k] for k in kept]))))
 
 
 def update_meters(s, meters):

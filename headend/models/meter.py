@@ -44,8 +44,9 @@ class Meter(SQLModel, table=True):
 
 class MeterBusErrors(SQLModel, table=True):
     """A meter's RS485 error counters as its board last reported them (the
-    board's, since its boot `boot`): one row per meter, written by every
-    status message (ingest/status.py), read by the meter lists."""
+    board's, since its boot `boot`): one row per meter, kept by every status
+    message (ingest/status.py: rewritten only when the counters or the boot
+    changed; `ts` is since when the row holds them), read by the meter lists."""
     __tablename__ = "meter_bus_errors"
     meter_id: int = Field(foreign_key="meter.id", primary_key=True)
     timeouts: int = big(default=0)

@@ -12,7 +12,7 @@ from sqlmodel import select
 from concentrator import protocol
 from headend.core import db
 from headend.ingest import Ingest
-from headend.models import Account, Concentrator, LedgerEntry, MeterBusErrors, Reading
+from headend.models import Account, Concentrator, LedgerEntry, Meter, MeterBusErrors, Reading
 from headend.services import ledger, meters as meter_service, pushes
 from headend.services.seed import seed_site
 from tests.headend.test_headend_ingest import Board, T0, reading
@@ -137,6 +137,12 @@ def test_recharge_count_is_kept_with_the_balance(board_site):
         assert pushes.recharge_counts(s, [a])[a] == counted
 
 
+def s_index(sf):
+    """meter pk -> its index on the board."""
+    with sf() as s:
+        return dict(s.exec(select(Meter.id, Meter.index)).all())
+
+
 def test_bus_errors_are_seen_by_every_worker_and_after_a_restart(board_site):
     sf, _engine, board, _conc_id, _accounts = board_site
     worker_a = Ingest(sf, clock=lambda: T0 + 10 ** 6)
@@ -154,4 +160,9 @@ def test_bus_errors_are_seen_by_every_worker_and_after_a_restart(board_site):
     nonzero = {k: v for k, v in got.items() if any(v[x] for x in ("timeouts", "crc", "wrong_address",
                                                                   "exceptions", "offline"))}
     assert [(v["timeouts"], v["crc"], v["exceptions"]) for v in nonzero.values()] == [(4, 2, 1)]
-    assert all(v["ts"] == T0 + 10 ** 6 + 60 for _k, v in by_index)   # meter 5's errors ended: back to zero
+    # ts: since when a row holds what it holds. Meter 1's counters grew and meter 5's errors
+    # ended (back to zero) at the second status; the quiet meters' zeros were not rewritten
+    changed = {rows_id for rows_id, r in rows.items() if r.ts == T0 + 10 ** 6 + 60}
+    by_pos = {board_index: mid for mid, board_index in s_index(sf).items()}
+    assert changed == {by_pos[1], by_pos[5]}, (changed, by_pos)
+    assert all(v["ts"] == T0 + 10 ** 6 for k, v in by_index if k not in changed)
