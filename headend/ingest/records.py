@@ -129,7 +129,9 @@ class Work:
         board's in message order)."""
         s = self.s
         dirty_meters = [m for ms in self.meters.values() for m in ms.values() if m.dirty]
-        if not (self.readings or self.charges or self.deltas or dirty_meters or self.seals or self.bus_errors):
+        seen_meters = [m for ms in self.meters.values() for m in ms.values() if m.status_dirty and not m.dirty]
+        if not (self.readings or self.charges or self.deltas or dirty_meters or seen_meters or self.seals
+                or self.bus_errors):
             return
         if any(isinstance(o, (Meter, Account)) for o in s.dirty):
             s.flush()                 # ORM changes first: the Core writes below come after them
@@ -142,11 +144,12 @@ class Work:
             store.insert_ledger(s, [(e, "reading:%d/seq:%d" % (rd.id, rd.seq)) for rd, e in self.charges], self.now)
         store.add_to_accounts(s, self.deltas)
         store.update_meters(s, dirty_meters)
+        store.update_meters(s, seen_meters, store.STATUS_COLUMNS)
         store.store_bus_errors(s, self.bus_errors, self.now)
         self.bus_errors = {}
-        for m in dirty_meters:
-            m.dirty = False
-        wrote = bool(dirty_meters or self.deltas)
+        for m in dirty_meters + seen_meters:
+            m.dirty = m.status_dirty = False
+        wrote = bool(dirty_meters or seen_meters or self.deltas)
         self.readings, self.charges, self.deltas = [], [], {}
         seals, self.seals = self.seals, []
         by_conc = {}

@@ -89,7 +89,7 @@ def status(s, conc, body, now, work, out=None):
             relay = bool(row[2]) if row[2] in (0, 1) else m.relay_closed
             credit = row[3] if is_int(row[3]) else m.local_credit_mu
             if (online, relay, credit) != (m.online, m.relay_closed, m.local_credit_mu):
-                m.online, m.relay_closed, m.local_credit_mu, m.dirty = online, relay, credit, True
+                m.online, m.relay_closed, m.local_credit_mu, m.status_dirty = online, relay, credit, True
         bus = body.get("bus")
         if isinstance(bus, list):
             # [[index, timeouts, crc, wrong_address, exceptions, offline], ...]

@@ -32,20 +32,28 @@ _PG_TYPES = {"relay_closed": "BOOLEAN", "online": "BOOLEAN", "tariff_state": "JS
              "tariff_key": "VARCHAR"}
 _JSON = ("tariff_state", "board_tariff_state")
 BUS_ERROR_KEYS = ("timeouts", "crc", "wrong_address", "exceptions", "offline")   # a status's bus rows, in order
-_PG_METER_UPDATE = "UPDATE meter SET %s FROM unnest(CAST(:id AS INTEGER[]), %s) AS v (id, %s) WHERE meter.id = v.id" % (
-    ", ".join("%s = v.%s" % (k, k) for k in METER_COLUMNS),
-    ", ".join("CAST(:%s AS %s[])" % (k, _PG_TYPES.get(k, "BIGINT")) for k in METER_COLUMNS), ", ".join(METER_COLUMNS))
+STATUS_COLUMNS = ("online", "relay_closed", "local_credit_mu")     # what a status message changes of a meter
+
+
+def _pg_meter_update(columns):
+    return "UPDATE meter SET %s FROM unnest(CAST(:id AS INTEGER[]), %s) AS v (id, %s) WHERE meter.id = v.id" % (
+        ", ".join("%s = v.%s" % (k, k) for k in columns),
+        ", ".join("CAST(:%s AS %s[])" % (k, _PG_TYPES.get(k, "BIGINT")) for k in columns), ", ".join(columns))
+
+
+_PG_METER_UPDATE = {cols: _pg_meter_update(cols) for cols in (METER_COLUMNS, STATUS_COLUMNS)}
 
 
 class MeterState:
     """A meter of the batch's board, as plain attributes (no ORM object)."""
-    __slots__ = _LOADED + ("swapped_ts", "elsewhere", "dirty")
+    __slots__ = _LOADED + ("swapped_ts", "elsewhere", "dirty", "status_dirty")
 
     def __init__(self, row):
         for k, v in zip(_LOADED, row):
             setattr(self, k, v)
         self.swapped_ts, self.elsewhere = row[len(_LOADED)], row[len(_LOADED) + 1]
-        self.dirty = False
+        self.dirty = False            # any of METER_COLUMNS changed (a reading, billing)
+        self.status_dirty = False     # only STATUS_COLUMNS changed (a status message)
 
 
 class AccountState:
@@ -268,9 +276,12 @@ def store_bus_errors(s, errs, now):
             where=tuple_(*[table.c[k] for k in kept]).is_distinct_from(tuple_(*[stmt.excluded[k] for k in kept]))))
 
 
-def update_meters(s, meters):
-    """Write back the changed MeterStates (the board's row lock covers them)."""
-    meters = sorted((m for m in meters if m.dirty), key=lambda m: m.id)
+def update_meters(s, meters, columns=METER_COLUMNS):
+    """Write back these columns of the changed MeterStates (the board's row
+    lock covers them): METER_COLUMNS for those a reading changed, only
+    STATUS_COLUMNS for those only a status message changed (three small
+    values, not the accumulators' JSON)."""
+    meters = sorted(meters, key=lambda m: m.id)
     if not meters:
         return
     def val(m, k):
@@ -278,8 +289,8 @@ def update_meters(s, meters):
         return jsonfast.dumps(v) if k in _JSON and v is not None else v
     if is_pg(s):
         params = {"id": bulk.pg_array([m.id for m in meters])}
-        params.update({k: bulk.pg_array([val(m, k) for m in meters]) for k in METER_COLUMNS})
-        s.execute(text(_PG_METER_UPDATE), params)
+        params.update({k: bulk.pg_array([val(m, k) for m in meters]) for k in columns})
+        s.execute(text(_PG_METER_UPDATE[columns]), params)
     else:
-        s.execute(text("UPDATE meter SET %s WHERE id = :id" % ", ".join("%s = :%s" % (k, k) for k in METER_COLUMNS)),
-                  [dict({k: val(m, k) for k in METER_COLUMNS}, id=m.id) for m in meters])
+        s.execute(text("UPDATE meter SET %s WHERE id = :id" % ", ".join("%s = :%s" % (k, k) for k in columns)),
+                  [dict({k: val(m, k) for k in columns}, id=m.id) for m in meters])

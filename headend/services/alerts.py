@@ -142,6 +142,13 @@ def after_ingest_many(session, items, now):
             session.add(a)
     rules_of, last_of = {}, {}
     meters = {}
+    # the active bus-error alerts of every board with a status here: one query for the batch
+    with_status = sorted(conc.id for conc, _s, body in items if body is not None)
+    active_bus = {}
+    if with_status:
+        for a in session.exec(select(Alert).where(Alert.kind == K.BUS_ERRORS, Alert.active.is_(True),
+                                                  bulk.any_of(session, Alert.concentrator_id, with_status))).all():
+            active_bus.setdefault(a.concentrator_id, []).append(a)
 
     def meter(mid):
         if mid is not None and mid not in meters:
@@ -162,7 +169,7 @@ def after_ingest_many(session, items, now):
             if e.kind == CONSUMPTION:
                 last_entry[e.account_id] = e
         if status_body is not None:
-            _bus_errors(session, conc, status_body, rules[K.BUS_ERRORS], now)
+            _bus_errors(session, conc, status_body, rules[K.BUS_ERRORS], now, active_bus)
     for pid, last_entry in last_of.items():
         if last_entry:
             low_balances(session, last_entry, rules_of[pid][K.LOW_BALANCE], now)
@@ -328,21 +335,27 @@ def forecast_rate(session, account_id, end, cached=None):
     return f.rate_mu_per_day
 
 
-def _bus_errors(session, conc, body, rule, now):
+def _bus_errors(session, conc, body, rule, now, active_bus_alerts=None):
+    """Raise or clear the bus-error alerts of a status's meters.
+    active_bus_alerts: {board id: its active bus-error alerts}, read once
+    for a batch's boards (else read here)."""
     up, rows = body.get("up"), body.get("bus")
     if not isinstance(up, int) or isinstance(up, bool) or up < BUS_ERROR_MIN_UPTIME_S or not isinstance(rows, list):
         return
     limit = rule.per_hour or 0
     if limit <= 0:
         return
-    by_index = {m.index: m for m in session.exec(select(Meter).where(Meter.concentrator_id == conc.id)).all()}
     rates = {}
-    for row in rows:
-        if (isinstance(row, list) and len(row) == 6 and all(isinstance(x, int) and not isinstance(x, bool)
-                                                            and x >= 0 for x in row) and row[0] in by_index):
-            rates[by_index[row[0]].id] = sum(row[1:5]) * 3600 // up
-    active = session.exec(select(Alert).where(Alert.kind == K.BUS_ERRORS, Alert.concentrator_id == conc.id,
-                                              Alert.active.is_(True))).all()
+    if rows:
+        # (id, index) only: a healthy board's status lists no meter, and this runs for every status
+        by_index = dict(session.exec(select(Meter.index, Meter.id).where(Meter.concentrator_id == conc.id)).all())
+        for row in rows:
+            if (isinstance(row, list) and len(row) == 6 and all(isinstance(x, int) and not isinstance(x, bool)
+                                                                and x >= 0 for x in row) and row[0] in by_index):
+                rates[by_index[row[0]]] = sum(row[1:5]) * 3600 // up
+    active = active_bus_alerts.get(conc.id, []) if active_bus_alerts is not None else session.exec(
+        select(Alert).where(Alert.kind == K.BUS_ERRORS, Alert.concentrator_id == conc.id,
+                            Alert.active.is_(True))).all()
     for a in active:
         if body.get("bus_all", True) is not False and rates.get(a.meter_id, 0) * 2 < limit:
             clear(session, a.dedup_key, now)

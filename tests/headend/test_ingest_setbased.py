@@ -166,3 +166,32 @@ def test_bus_errors_are_seen_by_every_worker_and_after_a_restart(board_site):
     by_pos = {board_index: mid for mid, board_index in s_index(sf).items()}
     assert changed == {by_pos[1], by_pos[5]}, (changed, by_pos)
     assert all(v["ts"] == T0 + 10 ** 6 for k, v in by_index if k not in changed)
+
+
+def test_a_status_stores_its_meters_rows_alone_or_in_a_batch_with_records(board_site):
+    """A status's meters' rows (online, relay closed, the board's local
+    credit) are stored, and leave the billing state alone; in one batch with
+    a records message of the same board, both are."""
+    sf, _engine, board, _conc_id, accounts = board_site
+    ing = Ingest(sf, clock=lambda: T0 + 10 ** 6)
+    assert ing.handle(*board.rd(batch(1, 2000)))
+    with sf() as s:
+        before = {m.index: (m.tariff_state, m.billed_seq, m.billed_energy_wh) for m in s.exec(select(Meter)).all()}
+    rows = [[i, i % 2, 1 - i % 2, 1000 * i - 500] for i in range(METERS)]
+    ing.handle(*board.up(protocol.STATUS, pending=0, up=600, meters=rows, bus=[]))
+    with sf() as s:
+        ms = {m.index: m for m in s.exec(select(Meter)).all()}
+        assert [(ms[i].online, ms[i].relay_closed, ms[i].local_credit_mu) for i in range(METERS)] == \
+            [(bool(i % 2), not i % 2, 1000 * i - 500) for i in range(METERS)]
+        assert {i: (m.tariff_state, m.billed_seq, m.billed_energy_wh) for i, m in ms.items()} == before
+    # a batch: records, then a status that puts every meter back online with new credits
+    out = ing.handle_batch([board.rd(batch(1 + METERS, 2500)),
+                            board.up(protocol.STATUS, pending=0, up=900, meters=[[i, 1, 1, 7 * i] for i in range(METERS)],
+                                     bus=[])])
+    assert out[0] and ing.stats.get("batch_fallbacks") == 0
+    with sf() as s:
+        ms = {m.index: m for m in s.exec(select(Meter)).all()}
+        assert [(ms[i].online, ms[i].relay_closed, ms[i].local_credit_mu) for i in range(METERS)] == \
+            [(True, True, 7 * i) for i in range(METERS)]
+        assert all(m.billed_energy_wh == 2500 and m.billed_seq == METERS + 1 + i for i, m in ms.items())
+    assert ledger_ok(sf)
