@@ -17,7 +17,7 @@ import json
 from sqlalchemy import func, select, text
 
 from ..core import bulk, jsonfast
-from ..models import Account, Event, LedgerEntry, Meter, MeterBusErrors, MeterSwap, Reading
+from ..models import Account, Event, LedgerEntry, Meter, MeterSwap, Reading
 
 READING = Reading.__table__
 LEDGER = LedgerEntry.__table__
@@ -254,26 +254,31 @@ def add_to_accounts(s, deltas):
                   [{"a": a, "d": d} for a, d in items])
 
 
+_BUS_COLUMNS = ("meter_id",) + BUS_ERROR_KEYS + ("boot", "ts")
+_BUS_KEPT = BUS_ERROR_KEYS + ("boot",)
+_BUS_UPSERT = (" ON CONFLICT (meter_id) DO UPDATE SET %s WHERE (%s) IS DISTINCT FROM (%s)" % (
+    ", ".join("%s = EXCLUDED.%s" % (k, k) for k in _BUS_KEPT + ("ts",)),
+    ", ".join("meter_bus_errors.%s" % k for k in _BUS_KEPT), ", ".join("EXCLUDED.%s" % k for k in _BUS_KEPT)))
+_PG_BUS = text("INSERT INTO meter_bus_errors (%s) SELECT * FROM unnest(CAST(:meter_id AS INTEGER[]), %s)" % (
+    ", ".join(_BUS_COLUMNS), ", ".join("CAST(:%s AS BIGINT[])" % k for k in _BUS_COLUMNS[1:])) + _BUS_UPSERT)
+_SQLITE_BUS = text("INSERT INTO meter_bus_errors (%s) VALUES (%s)" % (
+    ", ".join(_BUS_COLUMNS), ", ".join(":" + k for k in _BUS_COLUMNS)) + _BUS_UPSERT)
+
+
 def store_bus_errors(s, errs, now):
     """{meter pk: (counters in BUS_ERROR_KEYS order, the board's boot)} ->
-    meter_bus_errors, one INSERT ... ON CONFLICT DO UPDATE for the batch.
-    A row whose counters and boot are what is stored is left as it is (no
-    new row version: a healthy fleet's statuses write nothing); `ts` says
-    since when the row holds what it holds."""
+    meter_bus_errors, one INSERT ... ON CONFLICT DO UPDATE for the batch
+    (over arrays on PostgreSQL: a multi-row VALUES of thousands of rows
+    cost more to compile than to run). A row whose counters and boot are
+    what is stored is left as it is (no new row version: a healthy fleet's
+    statuses write nothing); `ts` says since when the row holds what it holds."""
     if not errs:
         return
-    from sqlalchemy import tuple_
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-    table = MeterBusErrors.__table__
-    ins = (pg_insert if is_pg(s) else sqlite_insert)(table)
-    rows = [dict(zip(BUS_ERROR_KEYS, v), meter_id=mid, boot=boot, ts=now) for mid, (v, boot) in sorted(errs.items())]
-    kept = BUS_ERROR_KEYS + ("boot",)
-    for i in range(0, len(rows), 1000):
-        stmt = ins.values(rows[i:i + 1000])
-        s.execute(stmt.on_conflict_do_update(
-            index_elements=[table.c.meter_id], set_={k: stmt.excluded[k] for k in kept + ("ts",)},
-            where=tuple_(*[table.c[k] for k in kept]).is_distinct_from(tuple_(*[stmt.excluded[k] for k in kept]))))
+    rows = [(mid,) + tuple(v) + (boot, now) for mid, (v, boot) in sorted(errs.items())]
+    if is_pg(s):
+        s.execute(_PG_BUS, {k: bulk.pg_array([r[i] for r in rows]) for i, k in enumerate(_BUS_COLUMNS)})
+    else:
+        s.execute(_SQLITE_BUS, [dict(zip(_BUS_COLUMNS, r)) for r in rows])
 
 
 def update_meters(s, meters, columns=METER_COLUMNS):
