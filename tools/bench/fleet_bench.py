@@ -18,7 +18,7 @@ Jitter; all boards over one multiplexed MQTT connection). Two phases:
    boards here play the fleet with their offsets and status phases scaled
    by boards/F (time-compressed: the same message rate as F boards; the ack
    timeout and resend back-off stay real seconds). Each run lasts at least
-   MIN_RUN_S real seconds (60; --quick 10): as many intervals as that takes,
+   MIN_RUN_S real seconds (60; --quick 6): as many intervals as that takes,
    so a fleet above what the workers sustain builds a backlog for the whole
    run and shows (a run of a few seconds is drained within the ack timeout
    whatever the fleet: such a run proves nothing). F is kept when every
@@ -35,7 +35,7 @@ Jitter; all boards over one multiplexed MQTT connection). Two phases:
    slowly than planned (a loaded machine), the fleet it really played,
    F x planned / actual time, is what counts. A run of T seconds passes a
    fleet up to about 1 + ack timeout / T times what the workers sustain
-   (its backlog is drained within the timeout): --quick's 10 s runs are
+   (its backlog is drained within the timeout): --quick's 6 s runs are
    coarse, the full run's 60 s ones within ~17 %.
 
 All the boards share ONE MQTT connection here (a real board has its own):
@@ -84,7 +84,7 @@ RESEND_MAX_S = FW["resend_max_s"]                                    # 300
 SPREAD_S = RECORD_S // 2 if FW["upload_spread_s"] is None else FW["upload_spread_s"]   # 450
 MAX_QUEUED = 100000                # Mosquitto's max_queued_messages (per client: the simulator is ONE client)
 MIN_RUN_S = 6 * ACK_TIMEOUT_S      # real seconds each simulated fleet runs at least (--quick: MIN_RUN_QUICK_S)
-MIN_RUN_QUICK_S = 1.0 * ACK_TIMEOUT_S
+MIN_RUN_QUICK_S = 0.6 * ACK_TIMEOUT_S
 MAX_RUNS, MAX_RUNS_QUICK = 10, 2   # --quick (CI, ~40 s in all): a smoke test, its figure often a floor
 
 

@@ -360,7 +360,7 @@ def _measure(kind, messages, history_days, tmpdir, out):
             out["ingest_aged_readings_per_s_postgres"] = round(aged)
             out["ingest_age_ratio_postgres"] = round(aged / rate, 3)
             out["ingest_history_days"] = history_days
-            fleet_boards = 16 if messages < 640 else BATCH
+            fleet_boards = 8 if messages < 640 else BATCH
             rate, lost = _fleet(engine, fleet_boards, rounds=4 if messages < 640 else 12)
             errors += lost + _check_balances(engine)
             out["ingest_fleet_readings_per_s_postgres"] = round(rate)
