@@ -51,7 +51,6 @@ def pg_array(values):
     return "{" + ",".join(map(_elem, values)) + "}"
 
 
-
 _ITEM = {"INTEGER": Integer, "BIGINT": BigInteger, "VARCHAR": String}
 
 

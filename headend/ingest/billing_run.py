@@ -54,6 +54,12 @@ class Biller:
         self._tariffs[property_id] = (stamp, cache)
         return cache
 
+    def tz_of(self, s, property_id):
+        """The property's UTC offset, from the stamp tariff_cache reads."""
+        if property_id not in self._tariffs:
+            self.tariff_cache(s, property_id)
+        return int(self._tariffs[property_id][0][1])
+
     def _cached(self, cache, key, load):
         if key not in cache:
             try:

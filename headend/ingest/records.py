@@ -18,7 +18,7 @@ from concentrator import protocol
 
 from ..core.events import EV_BAD_RECORD, EV_LOW_BALANCE, EV_OUT_OF_RANGE, describe_event
 from ..core.money import format_money
-from ..models import Account, Event, Meter, Property
+from ..models import Account, Event, Meter
 from ..models.ledger import CONSUMPTION
 from ..services import pushes, rollups
 from ..services.accounts import vacancy_account
@@ -49,7 +49,6 @@ class Work:
         self.accounts = {}        # id -> store.AccountState (locked)
         self.vacancy = {}         # property id -> its vacancy account's id
         self.tariffs = {}         # property id -> Biller.tariff_cache
-        self.tz = {}              # property id -> its UTC offset (s)
         self.tz_of_meter = {}     # meter id -> its property's UTC offset (the rollups' local hours, days, months)
         self.readings = []        # store.ReadingRow (each names its board)
         self.charges = []         # [(ReadingRow, LedgerRow)]
@@ -111,10 +110,8 @@ class Work:
         return self.vacancy[property_id]
 
     def tz_of(self, property_id):
-        if property_id not in self.tz:
-            self.tz[property_id] = int(self.s.execute(select(Property.tz_offset_s)
-                                                      .where(Property.id == property_id)).scalar_one())
-        return self.tz[property_id]
+        self.tariff_cache(property_id)     # the stamp it reads carries the property's UTC offset
+        return self.bill.tz_of(self.s, property_id)
 
     def tariff_cache(self, property_id):
         if property_id not in self.tariffs:

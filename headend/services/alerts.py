@@ -335,10 +335,10 @@ def forecast_rate(session, account_id, end, cached=None):
     return f.rate_mu_per_day
 
 
-def _bus_errors(session, conc, body, rule, now, active_bus_alerts=None):
+def _bus_errors(session, conc, body, rule, now, active_bus_alerts):
     """Raise or clear the bus-error alerts of a status's meters.
     active_bus_alerts: {board id: its active bus-error alerts}, read once
-    for a batch's boards (else read here)."""
+    for a batch's boards."""
     up, rows = body.get("up"), body.get("bus")
     if not isinstance(up, int) or isinstance(up, bool) or up < BUS_ERROR_MIN_UPTIME_S or not isinstance(rows, list):
         return
@@ -353,10 +353,7 @@ def _bus_errors(session, conc, body, rule, now, active_bus_alerts=None):
             if (isinstance(row, list) and len(row) == 6 and all(isinstance(x, int) and not isinstance(x, bool)
                                                                 and x >= 0 for x in row) and row[0] in by_index):
                 rates[by_index[row[0]]] = sum(row[1:5]) * 3600 // up
-    active = active_bus_alerts.get(conc.id, []) if active_bus_alerts is not None else session.exec(
-        select(Alert).where(Alert.kind == K.BUS_ERRORS, Alert.concentrator_id == conc.id,
-                            Alert.active.is_(True))).all()
-    for a in active:
+    for a in active_bus_alerts.get(conc.id, []):
         if body.get("bus_all", True) is not False and rates.get(a.meter_id, 0) * 2 < limit:
             clear(session, a.dedup_key, now)
     for mid, rate in sorted(rates.items()):
