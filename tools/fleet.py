@@ -6,7 +6,11 @@ the shared-ingest test (tests/headend/test_shared_workers.py) and
                     `rd` messages signed with its key, acks, resends of what
                     was not acknowledged within the ack timeout, every
                     downlink verified as the firmware does (its counter must
-                    be above the last one: a downlink out of order is dropped)
+                    be above the last one: a downlink out of order is dropped);
+                    given the property's tariff, its meters are billed by
+                    the firmware's own concentrator.credit.Credits (banded
+                    readings with the board's charge, credits applied, the
+                    local credit in its statuses)
     start_workers   `wattkeeper worker` processes on a shared subscription
 """
 import os
@@ -24,8 +28,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 class FleetBoard:
     def __init__(self, dev, key_hex, meters, broker_host, broker_port, t0, ack_timeout_s=10.0, record_s=900,
-                 energy0=1000, client=None, resend_max_s=None):
+                 energy0=1000, client=None, resend_max_s=None, versions=None):
         self.dev, self.key = dev, protocol.key_from_hex(key_hex)
+        self.versions = versions
+        self.credits = None
+        if versions:
+            from concentrator.credit import Credits
+            self.credits = Credits(meters)
+            for m in range(meters):
+                self.credits.on_poll(m, versions, energy0, 0)     # the first poll: the baseline
+        self.credits_heard = 0
+        self.records_msgs = 0
         # resend_max_s set: the firmware's back-off (concentrator/core.py): a batch not
         # acknowledged in the ack timeout goes again, then after twice as long each time
         # (+/- 25 %, concentrator.mqtt.Jitter from the device id), at most resend_max_s;
@@ -90,7 +103,10 @@ class FleetBoard:
             self.down_n = n
             self.down_at = time.monotonic()
             self.downlinks += 1
-            if body["t"] == protocol.ACK:
+            if body["t"] == protocol.CREDIT and self.credits is not None:
+                self.credits.sync(body["m"], body["bal"], body["e"], body.get("c"), body.get("top"))
+                self.credits_heard += 1
+            elif body["t"] == protocol.ACK:
                 a = body["seq"]
                 if a > self.acked:
                     self.acked = a
@@ -116,13 +132,19 @@ class FleetBoard:
             for m in range(self.meters):
                 self.energy[m] += 50 + (m * 7) % 40
                 self.seq += 1
-                rec = [self.seq, protocol.KIND_READING, m, t, [self.energy[m], 200, 0]]
+                values = [self.energy[m], 200, 0]
+                if self.credits is not None:
+                    self.credits.on_poll(m, self.versions, self.energy[m], t)
+                    values.append(self.credits.on_record(m, self.versions, t))
+                    values.extend(self.credits.band_list(m))
+                rec = [self.seq, protocol.KIND_READING, m, t, values]
                 self.journal[self.seq] = rec
                 self.sent_at[self.seq] = time.monotonic()
                 recs.append(rec)
             after = recs[0][0] - 1 if self.acked == recs[0][0] - 1 else None
             self.awaiting[self.seq] = time.monotonic()
         self.sent_records += len(recs)
+        self.records_msgs += 1
         fields = {"recs": recs, "ts": t}
         if after is not None:
             fields["after"] = after
@@ -132,9 +154,16 @@ class FleetBoard:
         """The firmware's status (core.status_fields): every meter's row
         [index, online, relay closed, local credit] and the bus error
         counters of the meters that have any (none here)."""
+        with self.lock:
+            credit = [self.local_credit(m) for m in range(self.meters)]
         self._publish(protocol.STATUS, ts=t, up=max(0, t - self.t0), pending=len(self.journal), last=self.seq,
-                      acked=self.acked, meters=[[m, 1, 1, 10 ** 9 - self.energy[m]] for m in range(self.meters)],
-                      bus=[])
+                      acked=self.acked, meters=[[m, 1, 1, credit[m]] for m in range(self.meters)], bus=[])
+
+    def local_credit(self, m):
+        """What the board believes meter m has left (mu; None before its first credit)."""
+        if self.credits is None:
+            return 10 ** 9 - self.energy[m]
+        return self.credits.value(m)
 
     def resend_due(self, now=None):
         """Send again, in one message, what waited longer than the ack timeout."""

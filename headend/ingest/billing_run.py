@@ -28,6 +28,7 @@ from sqlalchemy import func, select
 from ..core.events import EV_BILLING_MISMATCH, EV_NOT_BILLED
 from ..models import Property, Tariff
 from ..services import billing, tariffs
+from ..services.pushes import refresh_due
 
 log = logging.getLogger("headend.ingest")
 
@@ -110,8 +111,10 @@ class Biller:
         t = rd.ts if rd.ts else rd.received
         state, mirror, key = billing.prepare(m, account.id, name, board_name, versions, t - 1)
         prev = m.billed_energy_wh
+        prev_c, prev_t = m.board_charged_mu, m.billed_ts
         amount = board_amount = 0
-        if prev is not None and rd.energy_wh < prev:
+        reset = prev is not None and rd.energy_wh < prev
+        if reset:
             # meter replaced or reset: restart the baseline here, charge nothing
             self._not_billed(b, m, rd, EV_NOT_BILLED,
                              "register went backwards on %s: %d Wh after %d Wh (seq %d): not billed, "
@@ -160,6 +163,10 @@ class Biller:
         rd.billed_mu = amount
         if amount == 0 and new_ref:
             b.changed.add(account.id)     # a first reference (e, c): the board gets its first credit
+        if (new_ref or reset or not banded or not rd.ts or prev_c is None or rd.charged_mu - prev_c != amount
+                or refresh_due(b.conc.id, prev_t, t)):
+            # the board's own charge does not tell it the new balance (or an hour passed): a credit
+            b.tell.add(m.index)
         return amount
 
     def _not_billed(self, b, m, rd, code, text):

@@ -184,7 +184,8 @@ class Batch:
         self.vacancy_id = None
         self.cache = None               # tariffs (Biller.tariff_cache)
         self.events = []
-        self.changed = set()            # accounts whose credit the boards must hear
+        self.changed = set()            # accounts whose balance moved
+        self.tell = set()               # meter indexes whose board cannot know the new balance itself
 
     def account(self, m):
         return self.accounts[m.account_id if m.account_id is not None else self.vacancy_id]
@@ -310,8 +311,15 @@ def _records(work, conc, body, now, checked, out):
         out.extend(downlink.seal_many(s, conc, items, ts=now, n_meters=len(meters))
                    + pushes.credit_for_accounts(s, b.changed, ts=now))
         return
+    told = {m.account_id for m in meters.values() if m.index in b.tell}
+    shared = set()     # accounts with several meters on this board: each meter's own charge is not all
+    seen = set()
+    for m in meters.values():
+        if m.account_id in b.changed:
+            (shared if m.account_id in seen else seen).add(m.account_id)
     for m in sorted(meters.values(), key=lambda m: m.index):
-        if m.account_id in b.changed and m.billed_energy_wh is not None:
+        if m.account_id in b.changed and m.billed_energy_wh is not None and (
+                m.account_id in told or m.account_id in shared):
             a = b.accounts[m.account_id]
             items.append((protocol.CREDIT, pushes.credit_fields(m, a.balance_mu, a.recharge_count)))
     work.seals.append((conc, out, items, len(meters)))

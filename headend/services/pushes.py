@@ -10,6 +10,26 @@ from ..models import Account, Concentrator, Meter
 from ..transport import downlink, outbox
 
 
+# A board bills its own meters with the same tariff code as the head-end
+# (concentrator/credit.py): after a reading the head-end billed exactly as
+# the board did, the board's local credit is already right, and a credit
+# would only confirm it. The ingest sends one when the board cannot know the
+# balance (a first reference, a different charge, another meter of the same
+# account, a reading without the board's charge) and, to repair one lost on
+# the way, at least once per CREDIT_REFRESH_S per meter (at an hour
+# boundary shifted per board, so a fleet's refreshes do not come together).
+CREDIT_REFRESH_S = 3600
+
+
+def refresh_due(conc_id, prev_ts, ts):
+    """Did a meter's billed readings cross its board's refresh boundary
+    between prev_ts and ts (None: never billed before)?"""
+    if not prev_ts or not ts:
+        return True
+    off = (conc_id * 977) % CREDIT_REFRESH_S
+    return (prev_ts + off) // CREDIT_REFRESH_S != (ts + off) // CREDIT_REFRESH_S
+
+
 def credit_fields(meter, balance_mu, top=0):
     """{"m", "bal", "e", "c", "top"} (docs/protocol.md): `c` is the board's
     charged_mu in the last billed reading, absent before there is one."""

@@ -64,7 +64,13 @@ their own figures, not hidden in fleet_errors.
     fleet_downlink_duplicates       downlinks a board got twice (dropped as replays; harmless)
     fleet_downlinks_lost            counters below a board's highest that never came
     fleet_broker_dropped            messages Mosquitto dropped ($SYS/broker/publish/messages/dropped)
-    fleet_errors                    readings lost or doubled, balances off, downlinks out of order (must be 0)
+    fleet_credits_per_records_msg   credit downlinks the boards got per records message they sent: a
+                                    board bills its meters itself (the firmware's Credits here), so a
+                                    credit goes only where its charge does not tell it the balance, and
+                                    once an hour per meter (services/pushes.py); was 32
+    fleet_errors                    readings lost or doubled, balances off, downlinks out of order, and
+                                    meters whose board's local credit is not the ledger's balance after
+                                    the drain (must be 0)
 """
 import math
 import secrets
@@ -174,7 +180,10 @@ def _spread_run(boards, fleet, t, intervals):
 
 def run(quick=False):
     from headend.core import db, migrate
-    from headend.services import ledger
+    from sqlmodel import select
+
+    from headend.models import Account, Concentrator, Meter, Property
+    from headend.services import billing, ledger, tariffs
     from headend.services.seed import seed_site
     from sim.brokers import MosquittoBroker
     from tools.fleet import FleetMux, start_workers, stop_workers, upload_offset_s, wait_workers
@@ -201,10 +210,12 @@ def run(quick=False):
                 {"id": "%s-%02d" % (d, m), "model": "sdm120", "opening_energy_wh": 1000} for m in range(METERS)]}
                 for d, k in keys.items()], tariff_price_mu_per_kwh=6000, opening_balance_mu=10 ** 10)
             s.commit()
+            prop = s.exec(select(Property)).one()
+            versions = billing.tariff_spec(tariffs.property_versions(s, prop.id))
         wait_workers(workers)
         mux = FleetMux(broker.host, broker.port)
-        boards = [mux.add(d, k, METERS, T0, ack_timeout_s=ACK_TIMEOUT_S, resend_max_s=RESEND_MAX_S)
-                  for d, k in keys.items()]
+        boards = [mux.add(d, k, METERS, T0, ack_timeout_s=ACK_TIMEOUT_S, resend_max_s=RESEND_MAX_S,
+                          versions=versions) for d, k in keys.items()]
         for b in boards:
             b.up_offset_s = upload_offset_s(b.dev, RECORD_S, SPREAD_S)
         time.sleep(0.5)
@@ -293,6 +304,13 @@ def run(quick=False):
             n, distinct = c.execute(text("SELECT count(*), count(DISTINCT (concentrator_id, seq)) FROM reading")).one()
         with db.session_factory(engine)() as s:
             off = len(ledger.check_cache(s))
+            balance = {(dev, i): bal for dev, i, bal in s.exec(
+                select(Concentrator.dev, Meter.index, Account.balance_mu)
+                .join(Meter, Meter.concentrator_id == Concentrator.id)
+                .join(Account, Account.id == Meter.account_id)).all()}
+        credit_off = sum(1 for b in boards for m in range(METERS)
+                         if b.local_credit(m) != balance.get((b.dev, m)))
+        records_msgs = sum(b.records_msgs for b in boards)
         recorded = sum(b.seq for b in boards)
         ooo = sum(b.out_of_order for b in boards)
         lost = sum(len(b.missing()) for b in boards)
@@ -302,12 +320,15 @@ def run(quick=False):
                     "fleet_downlink_duplicates": sum(b.duplicates for b in boards),
                     "fleet_downlinks_lost": lost,
                     "fleet_broker_dropped": monitor.dropped(),
-                    "fleet_errors": abs(n - recorded) + (n - distinct) + off + ooo})
+                    "fleet_credits_per_records_msg": round(sum(b.credits_heard for b in boards)
+                                                           / float(records_msgs or 1), 3),
+                    "fleet_errors": abs(n - recorded) + (n - distinct) + off + ooo + credit_off})
         if out["fleet_errors"] or lost:
             print("# fleet errors: %d readings stored of %d recorded, %d doubled, %d balances off the ledger, "
-                  "%d downlinks out of counter order, %d lost, %d twice, broker dropped %d"
+                  "%d downlinks out of counter order, %d lost, %d twice, broker dropped %d, "
+                  "%d meters whose board's credit is not the balance"
                   % (n, recorded, n - distinct, off, ooo, lost, out["fleet_downlink_duplicates"],
-                     out["fleet_broker_dropped"]), file=sys.stderr)
+                     out["fleet_broker_dropped"], credit_off), file=sys.stderr)
             for b in [b for b in boards if b.ooo_log or b.missing()][:5]:
                 # (counter, the highest the board had, kind, seconds after that highest came)
                 print("# board %s: out of order %s; never came %s" % (
