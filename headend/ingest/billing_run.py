@@ -161,9 +161,11 @@ class Biller:
         m.dirty = True
         rd.billed = True
         rd.billed_mu = amount
-        if amount == 0 and new_ref:
-            b.changed.add(account.id)     # a first reference (e, c): the board gets its first credit
-        if (new_ref or reset or not banded or not rd.ts or prev_c is None or rd.charged_mu - prev_c != amount
+        # the board's own charge moved otherwise than the balance: its local credit is off
+        differs = banded and prev_c is not None and rd.charged_mu - prev_c != amount
+        if amount == 0 and (new_ref or differs):
+            b.changed.add(account.id)     # a first reference (e, c), or a charge the board made alone
+        if (new_ref or reset or differs or not banded or not rd.ts or prev_c is None
                 or refresh_due(b.conc.id, prev_t, t)):
             # the board's own charge does not tell it the new balance (or an hour passed): a credit
             b.tell.add(m.index)
