@@ -5,6 +5,7 @@ has --help too. Settings come from WK_* environment variables (core/config.py);
 import json
 import logging
 import sys
+import time
 from typing import Optional
 
 import typer
@@ -89,9 +90,26 @@ def worker(mqtt: Optional[str] = typer.Option(None, help="broker URL mqtt://[use
     svc.wait_ready(30)
     console.print("ingest worker %s on %s (%s)" % (svc.client_id, st.mqtt_url, svc.topic))
     sys.stdout.flush()
+    last = time.monotonic()
     while not done.wait(1):
-        pass
+        if st.worker_stats_s and time.monotonic() - last >= st.worker_stats_s:
+            last = time.monotonic()
+            print(worker_stats_line(svc), flush=True)     # one plain line (Rich would wrap it)
     svc.stop()
+
+
+def worker_stats_line(svc):
+    """One line of a worker's counters since it started (what an operator
+    greps for): messages received, handled, rejected; transactions and the
+    messages deferred to a second one (another worker held their board);
+    the local queue; downlinks sealed and published."""
+    ing, mq = svc.ingest.stats.snapshot(), svc.snapshot()
+    keys = (("received", mq.get("received", 0)), ("accepted", ing.get("accepted", 0)),
+            ("rejected", ing.get("rejected", 0)), ("errors", ing.get("errors", 0)),
+            ("batches", mq.get("batches", 0)), ("deferred", ing.get("batch_deferred", 0)),
+            ("queue", mq.get("queue", 0)), ("queue_full", mq.get("queue_full", 0)),
+            ("downlinks", ing.get("downlinks", 0)), ("published", mq.get("published", 0)))
+    return "stats " + " ".join("%s=%d" % kv for kv in keys)
 
 
 @app.command()

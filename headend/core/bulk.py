@@ -48,7 +48,7 @@ def pg_array(values):
     Python list as ARRAY[1, 2, ...], one expression per element for the
     server to parse and plan; the literal is one constant (the ingest's
     rollup upsert of ~1,500 rows: ~2x faster)."""
-    return "{" + ",".join(map(_elem, values)) + "}"
+    return "{" + ",".join([str(v) if type(v) is int else _elem(v) for v in values]) + "}"
 
 
 _ITEM = {"INTEGER": Integer, "BIGINT": BigInteger, "VARCHAR": String}

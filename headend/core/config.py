@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     ingest_batch: int = Field(default=64, ge=1, le=1000,
                               description="an ingest worker handles up to this many queued uplinks in one "
                                           "transaction (1: one message per transaction)")
+    worker_stats_s: int = Field(default=60, ge=0, le=86400,
+                                description="`wattkeeper worker` prints one line of its counters this often "
+                                            "(messages, batches, deferred, queue, downlinks; 0: never)")
     ingest_linger_ms: int = Field(default=0, ge=0, le=1000,
                                   description="a message that arrives alone waits this long for others to "
                                               "share its transaction (0: it starts at once)")

@@ -42,7 +42,7 @@ def test_three_workers_one_killed_mid_batch(pg):
             for dev, k in keys.items()], tariff_price_mu_per_kwh=6000, opening_balance_mu=10 ** 9)
         s.commit()
     broker = MosquittoBroker().start()
-    workers = start_workers(url, broker.url, 3)
+    workers = start_workers(url, broker.url, 3, env={"WK_WORKER_STATS_S": "1"})
     boards = []
     try:
         boards = [FleetBoard(dev, k, METERS, broker.host, broker.port, T0, ack_timeout_s=3) for dev, k in keys.items()]
@@ -64,6 +64,15 @@ def test_three_workers_one_killed_mid_batch(pg):
         assert all(b.done() for b in boards), [(b.dev, b.acked, b.seq) for b in boards]
         assert workers[0].wait(5) == -signal.SIGKILL
         assert sum(b.out_of_order for b in boards) == 0, "a downlink left out of counter order"
+        time.sleep(1.5)
+        # what an operator sees of it: each survivor's `stats` line, nothing rejected, no errors
+        last = {}
+        for i, w in enumerate(workers[1:], 1):
+            lines = [x.split() for x in w.log if x.startswith("stats ")]
+            assert lines, "worker %d printed no stats line: %s" % (i, w.log[-5:])
+            last[i] = dict(kv.split("=") for kv in lines[-1][1:])
+            assert last[i]["rejected"] == last[i]["errors"] == "0", last[i]
+        assert sum(int(d["accepted"]) for d in last.values()) > 0, last
     finally:
         for b in boards:
             b.close()

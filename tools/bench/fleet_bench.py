@@ -203,7 +203,7 @@ def run(quick=False):
                                  % MAX_QUEUED).start()
         monitor = BrokerMonitor(broker.host, broker.port)
         # the workers start (imports, connections) while the boards are seeded
-        workers = start_workers(url, broker.url, workers_n, wait=False)
+        workers = start_workers(url, broker.url, workers_n, wait=False, env={"WK_WORKER_STATS_S": "10"})
         keys = {"fl%04d" % i: secrets.token_hex(32) for i in range(boards_n)}
         with db.session_factory(engine)() as s:
             seed_site(s, "Fleet", [{"dev": d, "key_hex": k, "meters": [
@@ -337,6 +337,9 @@ def run(quick=False):
             for i, w in enumerate(workers):       # what the workers logged of it (outbox time-outs, ...)
                 for line in [x for x in w.log if "outbox" in x or "rror" in x][-10:]:
                     print("# worker %d: %s" % (i, line.rstrip()[:300]), file=sys.stderr)
+        for i, w in enumerate(workers):           # each worker's counters at the end (its `stats` lines)
+            for line in [x for x in w.log if x.startswith("stats ")][-1:]:
+                print("# worker %d: %s" % (i, line.rstrip()), file=sys.stderr)
         return out
     finally:
         if mux is not None:
