@@ -34,8 +34,6 @@ class Done:
 
 
 class Ingest:
-    DEFERRED = DEFERRED      # what handle_batch(defer=True) gives back for a busy board's message
-
     def __init__(self, session_factory, clock=time.time, attempts=3, outbox=False):
         """outbox: the replies are also queued in the outbox in the message's
         transaction (transport.outbox), for a dispatcher to publish in
@@ -56,12 +54,9 @@ class Ingest:
         self.stats.inc("received")
         return self._one(topic, payload)
 
-    def handle_batch(self, items, defer=False):
+    def handle_batch(self, items):
         """Several messages [(topic, payload)] as a worker found them
         queued, in ONE transaction -> one reply list per message, in order.
-        defer: the messages of boards another worker holds right now come
-        back as DEFERRED, not handled (the caller offers them again with its
-        next batch, first) instead of waiting for that worker's commit.
 
         Every message is checked (signature, counter, fields) before it
         changes anything: a forged, replayed or malformed one is rejected
@@ -80,12 +75,9 @@ class Ingest:
         later = [i for i, r in enumerate(results) if r is DEFERRED]
         if later:
             self.stats.inc("batch_deferred", len(later))
-            if defer:
-                self.stats.inc("received", -len(later))      # counted when they are offered again
-            else:
-                for i, r in zip(later, self._batch([items[i] for i in later], skip_locked=False)):
-                    results[i] = r
-        return [res if res is DEFERRED else self._result(topic, res) for (topic, _p), res in zip(items, results)]
+            for i, r in zip(later, self._batch([items[i] for i in later], skip_locked=False)):
+                results[i] = r
+        return [self._result(topic, res) for (topic, _p), res in zip(items, results)]
 
     def _batch(self, items, skip_locked):
         try:

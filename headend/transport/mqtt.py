@@ -29,7 +29,6 @@ from . import downlink, outbox
 log = logging.getLogger("headend.mqtt")
 
 UP_TOPIC = "wk/+/up"
-MAX_CARRY = 3       # batches in a row that may defer a board another worker holds (then: wait for it)
 SHARED_GROUP = "wk-headend"
 
 
@@ -139,18 +138,11 @@ class MqttService:
     # ---------------------------------------------------------------- worker
     def _work(self):
         stop = False
-        marker = getattr(self.ingest, "DEFERRED", None)
-        carried = []        # messages the last batch deferred (another worker held their board): first again
-        rounds = 0          # consecutive batches that deferred some
-        defer = True
         while not stop and not self._stop.is_set():
-            if carried:
-                batch, carried = carried, []
-            else:
-                item = self.queue.get()
-                if item is None:
-                    break
-                batch = [item]
+            item = self.queue.get()
+            if item is None:
+                break
+            batch = [item]
             # what else waits already (or arrives within linger_s): one transaction for all of it
             until = time.monotonic() + self.linger_s if self.linger_s else None
             while len(batch) < self.batch_max:
@@ -167,22 +159,13 @@ class MqttService:
                 batch.append(item)
             try:
                 if len(batch) > 1 and hasattr(self.ingest, "handle_batch"):
-                    # an ingest that can give a busy board's messages back says so (Ingest.DEFERRED)
-                    outs = (self.ingest.handle_batch(batch, defer=defer) if marker is not None
-                            else self.ingest.handle_batch(batch))
+                    outs = self.ingest.handle_batch(batch)
                 else:
                     outs = [self.ingest.handle(topic, payload) for topic, payload in batch]
             except Exception:  # the ingest should never raise; keep the worker alive anyway
                 log.exception("ingest raised")
                 continue
             self.stats["batches"] = self.stats.get("batches", 0) + 1
-            # a board another worker holds: its messages go again with the next batch (in their
-            # order, before anything newer of theirs) while this worker gets on with the others;
-            # waited for (not deferred) after MAX_CARRY rounds or a round that did nothing else
-            carried = [item for item, out in zip(batch, outs) if marker is not None and out is marker]
-            outs = [out for out in outs if marker is None or out is not marker]
-            rounds = rounds + 1 if carried else 0
-            defer = not carried or (rounds < MAX_CARRY and len(carried) < len(batch))
             if getattr(self.ingest, "outbox", False) and self.session_factory is not None:
                 if any(outs):
                     self._wake.set()     # the replies are in the outbox: the dispatcher sends them in order

@@ -10,7 +10,6 @@ import uuid
 
 import pytest
 from sqlalchemy import text
-from sqlmodel import select
 
 from concentrator import protocol
 from headend.core import db
@@ -219,48 +218,4 @@ def test_a_board_held_by_another_worker_is_handled_after_the_others(two_boards):
             if bd["t"] == protocol.ACK]
     assert acks == [METERS, 2 * METERS]
     assert [r[0] for r in readings(engine, a_id)] == list(range(1, 2 * METERS + 1))
-    assert balances_equal_ledger(sf)
-
-
-@pytest.mark.parametrize("empty_engine", ["postgresql"], indirect=True)   # row locks
-def test_a_worker_gets_on_with_other_boards_while_another_worker_holds_one(two_boards):
-    """The MQTT worker gives a held board's message back to its next batch
-    (Ingest.DEFERRED) instead of waiting for the other worker's commit:
-    the other boards' messages queued behind it are stored meanwhile (the
-    old way, waiting in a second transaction, stored only the first batch's).
-    Once the board is free its messages follow in order, each once."""
-    import time
-
-    from headend.models import Downlink
-    from headend.transport.mqtt import MqttService
-    sf, engine, (a, b), (a_id, b_id) = two_boards
-    ma, mb = Meters(a), Meters(b)
-    ing = Ingest(sf, clock=lambda: NOW, outbox=True)
-    # no broker: the worker handles its queue anyway (the replies wait in the outbox)
-    svc = MqttService(ing, "mqtt://127.0.0.1:9", session_factory=sf, batch_max=2)
-    for item in [ma.interval()[0], mb.interval()[0], mb.interval()[0], mb.interval()[0], ma.interval()[0]]:
-        svc.queue.put(item)
-    holder = engine.connect()
-    holder.execute(text("SELECT id FROM concentrator WHERE id = :a FOR UPDATE"), {"a": a_id})
-    svc.start()
-    try:
-        deadline = time.monotonic() + 20
-        while len(readings(engine, b_id)) < 3 * METERS and time.monotonic() < deadline:
-            time.sleep(0.05)
-        # all three of B's, in batches after the first, while A is still held
-        assert len(readings(engine, b_id)) == 3 * METERS and not readings(engine, a_id)
-        holder.rollback()
-        holder.close()
-        deadline = time.monotonic() + 20
-        while len(readings(engine, a_id)) < 2 * METERS and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        svc.stop()
-    assert [r[0] for r in readings(engine, a_id)] == list(range(1, 2 * METERS + 1))
-    assert ing.stats.get("accepted") == 5 and ing.stats.get("received") == 5     # each once
-    assert ing.stats.get("batch_deferred") >= 2
-    with sf() as s:
-        queued = s.exec(select(Downlink).where(Downlink.concentrator_id == a_id).order_by(Downlink.n)).all()
-    acks = [bd["seq"] for bd in a.receive([(d.topic, d.payload) for d in queued]) if bd["t"] == protocol.ACK]
-    assert acks == [METERS, 2 * METERS]
     assert balances_equal_ledger(sf)
