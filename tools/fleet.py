@@ -240,15 +240,18 @@ class FleetMux:
         self.client.disconnect()
 
 
-def start_workers(db_url, mqtt_url, count, env=None, wait=True):
+def start_workers(db_url, mqtt_url, count, env=None, wait=True, partitioned=False):
     """`wattkeeper worker` processes sharing the ingest -> [Popen]
-    (wait=False: started, not waited for: wait_workers)."""
+    (wait=False: started, not waited for: wait_workers; partitioned: each
+    owns a share of the boards, `--partition i/count`, instead of the
+    shared subscription)."""
     e = dict(os.environ, **(env or {}))
     e["PYTHONPATH"] = os.pathsep.join([ROOT, os.path.join(ROOT, "firmware"), e.get("PYTHONPATH", "")])
     procs = []
     for i in range(count):
+        share = ["--partition", "%d/%d" % (i, count)] if partitioned else []
         procs.append(subprocess.Popen([sys.executable, "-m", "headend.cli", "--db", db_url, "worker", "--mqtt",
-                                       mqtt_url, "--client-id", "wk-worker-%d-%d" % (os.getpid(), i)],
+                                       mqtt_url, "--client-id", "wk-worker-%d-%d" % (os.getpid(), i)] + share,
                                       cwd=ROOT, env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                       text=True))
     for p in procs:

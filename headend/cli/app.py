@@ -67,28 +67,34 @@ def serve(host: Optional[str] = typer.Option(None, help="listen address (default
 @app.command()
 def worker(mqtt: Optional[str] = typer.Option(None, help="broker URL mqtt://[user:pass@]host:port"),
            shared: bool = typer.Option(True, help="use the shared subscription $share/wk-headend/wk/+/up"),
-           client_id: Optional[str] = typer.Option(None, help="MQTT client id (default: random)")):
+           client_id: Optional[str] = typer.Option(None, help="MQTT client id (default: random)"),
+           partition: Optional[str] = typer.Option(None, help="i/n: handle only the boards whose id is i "
+                                                   "modulo n, instead of the shared subscription")):
     """Run one MQTT ingest worker without HTTP: start as many as the load
     needs, on PostgreSQL, next to `serve` (docs/scale-design.md)."""
     import signal
     import threading
 
     from ..core import db, heap, migrate
+    from ..core.config import parse_partition
     from ..ingest import Ingest
     from ..transport.mqtt import MqttService
-    st = common.settings(mqtt_url=mqtt, mqtt_shared=shared)
+    st = common.settings(mqtt_url=mqtt, mqtt_shared=shared, mqtt_partition=partition)
+    part = parse_partition(st.mqtt_partition)       # checked by the settings already
+    shared = st.mqtt_shared and part is None      # a partitioned worker owns its boards: no shared group
     engine = db.make_engine(st.database_url)
     migrate.upgrade(engine)
     sf = db.session_factory(engine)
     heap.settle()
     svc = MqttService(Ingest(sf, outbox=shared), st.mqtt_url, shared=shared, session_factory=sf,
                       client_id=client_id or st.mqtt_client_id or None, ca_file=st.mqtt_ca_file or None,
-                      batch_max=st.ingest_batch, linger_s=st.ingest_linger_ms / 1000.0).start()
+                      batch_max=st.ingest_batch, linger_s=st.ingest_linger_ms / 1000.0, partition=part).start()
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_a: done.set())
     signal.signal(signal.SIGINT, lambda *_a: done.set())
     svc.wait_ready(30)
-    console.print("ingest worker %s on %s (%s)" % (svc.client_id, st.mqtt_url, svc.topic))
+    console.print("ingest worker %s on %s (%s%s)" % (svc.client_id, st.mqtt_url, svc.topic,
+                                                      ", boards %d/%d" % part if part else ""))
     sys.stdout.flush()
     last = time.monotonic()
     while not done.wait(1):
@@ -108,7 +114,8 @@ def worker_stats_line(svc):
             ("rejected", ing.get("rejected", 0)), ("errors", ing.get("errors", 0)),
             ("batches", mq.get("batches", 0)), ("deferred", ing.get("batch_deferred", 0)),
             ("queue", mq.get("queue", 0)), ("queue_full", mq.get("queue_full", 0)),
-            ("downlinks", ing.get("downlinks", 0)), ("published", mq.get("published", 0)))
+            ("downlinks", ing.get("downlinks", 0)), ("published", mq.get("published", 0)),
+            ("other_partition", mq.get("other_partition", 0)))
     return "stats " + " ".join("%s=%d" % kv for kv in keys)
 
 

@@ -5,6 +5,7 @@ import os
 import sys
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from sqlmodel import select
 
@@ -18,10 +19,15 @@ state = {"db": None}
 
 
 def settings(**over):
+    """The settings (WK_* and these overrides); a bad value stops the
+    command with what is wrong in which setting, not a traceback."""
     over = {k: v for k, v in over.items() if v not in (None, False, "")}
     if state["db"]:
         over.setdefault("database_url", state["db"])
-    return Settings(**over)
+    try:
+        return Settings(**over)
+    except ValidationError as e:
+        fail("; ".join("WK_%s: %s" % ("_".join(map(str, x["loc"])).upper(), x["msg"]) for x in e.errors()))
 
 
 def _exists(engine):

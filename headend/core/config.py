@@ -6,7 +6,7 @@
 import os
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,6 +23,10 @@ class Settings(BaseSettings):
                           description="mqtt://[user[:password]@]host[:port], mqtts:// for TLS")
     mqtt_ca_file: str = Field(default="", description="CA certificate for mqtts:// (default: system CAs)")
     mqtt_shared: bool = Field(default=False, description="subscribe $share/wk-headend/wk/+/up")
+    mqtt_partition: str = Field(default="", max_length=8,
+                                description="i/n: this process handles the boards whose id is i modulo n "
+                                            "(every worker and `serve` one share each, instead of "
+                                            "mqtt_shared; transport/partition.py)")
     embedded_broker: bool = Field(default=False, description="start an amqtt broker on mqtt_url's host:port")
     broker_dir: str = Field(default_factory=lambda: os.path.join(os.getcwd(), "var", "broker"),
                             description="the folder `wattkeeper broker-config` writes; the embedded broker takes "
@@ -76,6 +80,30 @@ class Settings(BaseSettings):
     maintenance_interval_s: int = Field(default=6 * 3600, ge=0,
                                         description="how often partitions and retention are seen to (0: at start)")
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="longest request body (413 beyond)")
+
+    @field_validator("mqtt_partition")
+    @classmethod
+    def _partition(cls, v):
+        parse_partition(v)
+        return v.strip()
+
+
+MAX_PARTITIONS = 64
+
+
+def parse_partition(text):
+    """'i/n' -> (i, n) with 0 <= i < n <= MAX_PARTITIONS; '' or None ->
+    None (WK_MQTT_PARTITION, transport/partition.py). Raises ValueError
+    saying what is wrong."""
+    if text is None or str(text).strip() == "":
+        return None
+    parts = str(text).strip().split("/")
+    if len(parts) != 2 or not all(p.isdigit() and p.isascii() for p in parts):
+        raise ValueError("a partition is i/n, e.g. 0/2 (this worker, of how many): %r" % (text,))
+    i, n = int(parts[0]), int(parts[1])
+    if not 1 <= n <= MAX_PARTITIONS or not 0 <= i < n:
+        raise ValueError("partition %r: n from 1 to %d, i from 0 to n - 1" % (text, MAX_PARTITIONS))
+    return i, n
 
 
 def parse_mqtt_url(url):

@@ -25,6 +25,7 @@ from concentrator import protocol
 
 from ..core.config import parse_mqtt_url
 from . import downlink, outbox
+from . import partition as partition_mod
 
 log = logging.getLogger("headend.mqtt")
 
@@ -35,8 +36,13 @@ SHARED_GROUP = "wk-headend"
 class MqttService:
     def __init__(self, ingest, url="mqtt://127.0.0.1:1883", shared=False, client_id=None,
                  queue_size=10000, keepalive=30, shared_group=SHARED_GROUP, session_factory=None,
-                 ca_file=None, outbox_poll_s=0.5, batch_max=64, linger_s=0.0):
+                 ca_file=None, outbox_poll_s=0.5, batch_max=64, linger_s=0.0, partition=None):
+        """partition: (i, n), this worker's share of the boards
+        (transport/partition.py; needs session_factory; not with shared)."""
         self.ingest = ingest
+        if partition is not None and (shared or session_factory is None):
+            raise ValueError("a partitioned worker needs the database and no shared subscription")
+        self.owner = partition_mod.Owner(session_factory, *partition) if partition is not None else None
         self.batch_max = max(1, int(batch_max))
         self.linger_s = max(0.0, float(linger_s))
         self.session_factory = session_factory
@@ -77,6 +83,9 @@ class MqttService:
     # ------------------------------------------------------------- lifecycle
     def start(self):
         self._stop.clear()
+        if self.owner is not None:
+            n = self.owner.load()
+            log.info("partition %d/%d: %d boards known", self.owner.index, self.owner.count, n)
         self._worker = threading.Thread(target=self._work, name="wk-ingest", daemon=True)
         self._worker.start()
         if self.session_factory is not None:
@@ -128,6 +137,9 @@ class MqttService:
             log.warning("MQTT disconnected (%s); paho reconnects", reason_code)
 
     def _on_message(self, client, userdata, msg):
+        if self.owner is not None and not self.owner.owns(protocol.device_of_topic(msg.topic)):
+            self.stats["other_partition"] = self.stats.get("other_partition", 0) + 1
+            return                  # another worker's board
         self.stats["received"] += 1
         try:
             self.queue.put_nowait((msg.topic, bytes(msg.payload)))
@@ -212,7 +224,8 @@ class MqttService:
     def _send_outbox(self, dev=None, below=None):
         while True:
             with self.session_factory() as s:
-                rows = outbox.pending(s, dev=dev, below=below, exclusive=self.shared)
+                rows = outbox.pending(s, dev=dev, below=below, exclusive=self.shared,
+                                      partition=None if self.owner is None else (self.owner.index, self.owner.count))
                 if not rows:
                     return
                 # several dispatchers: marked sent only once the broker has them

@@ -1,5 +1,6 @@
 """fleet: simulated concentrators through Mosquitto into head-end workers
-(`wattkeeper worker`, shared subscription) on PostgreSQL.
+(`wattkeeper worker --partition i/n`: each owns a share of the boards;
+PARTITIONED = False for the shared subscription) on PostgreSQL.
 
 A fleet of 32-meter boards (tools/fleet.py: each with its journal, key,
 counters and the firmware's defaults, concentrator/config.py: 10 s ack
@@ -47,6 +48,9 @@ their own figures, not hidden in fleet_errors.
 
     fleet_boards_measured           boards simulated here (--quick: fewer)
     fleet_workers                   head-end worker processes
+    fleet_workers_partitioned       1: each worker owns a share of the boards (`worker --partition i/n`,
+                                    replies published directly; 28 % more boards than the shared
+                                    subscription here, docs/scale-design.md); 0: the shared subscription
     fleet_burst_drain_s             phase 1: time from the boundary to the last ack (slowest interval)
     fleet_msgs_per_s                phase 1: uplink messages acknowledged per second while draining (R)
     fleet_concentrators_burst       the largest fleet whose boundary burst (everyone at once) is acked
@@ -92,6 +96,8 @@ MAX_QUEUED = 100000                # Mosquitto's max_queued_messages (per client
 MIN_RUN_S = 6 * ACK_TIMEOUT_S      # real seconds each simulated fleet runs at least (--quick: MIN_RUN_QUICK_S)
 MIN_RUN_QUICK_S = 0.6 * ACK_TIMEOUT_S
 MAX_RUNS, MAX_RUNS_QUICK = 10, 2   # --quick (CI, ~40 s in all): a smoke test, its figure often a floor
+PARTITIONED = True                 # the workers each own a share of the boards (worker --partition i/n);
+                                   # False: the shared subscription (tests/headend/test_shared_workers.py)
 
 
 class BrokerMonitor:
@@ -203,7 +209,8 @@ def run(quick=False):
                                  % MAX_QUEUED).start()
         monitor = BrokerMonitor(broker.host, broker.port)
         # the workers start (imports, connections) while the boards are seeded
-        workers = start_workers(url, broker.url, workers_n, wait=False, env={"WK_WORKER_STATS_S": "10"})
+        workers = start_workers(url, broker.url, workers_n, wait=False, env={"WK_WORKER_STATS_S": "10"},
+                                partitioned=PARTITIONED)
         keys = {"fl%04d" % i: secrets.token_hex(32) for i in range(boards_n)}
         with db.session_factory(engine)() as s:
             seed_site(s, "Fleet", [{"dev": d, "key_hex": k, "meters": [
@@ -236,6 +243,7 @@ def run(quick=False):
         burst_resent = sum(b.resent for b in boards)
         burst_recorded = sum(b.sent_records for b in boards)
         out = {"fleet_boards_measured": boards_n, "fleet_workers": workers_n,
+               "fleet_workers_partitioned": int(PARTITIONED),
                "fleet_burst_drain_s": round(max(drains), 3), "fleet_msgs_per_s": round(rate, 1),
                # the burst: one records message per board must be acked within the timeout
                # (status messages queue behind it: both count)
