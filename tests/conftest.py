@@ -29,3 +29,30 @@ def engine(empty_engine):
     from headend.core import migrate
     migrate.upgrade(empty_engine)
     return empty_engine
+
+
+@pytest.fixture
+def pg():
+    """A migrated fresh PostgreSQL database, (URL, engine): for tests that
+    start head-end worker processes on it."""
+    from headend.core import db, migrate
+    url, drop = pg_database()
+    eng = db.make_engine(url)
+    migrate.upgrade(eng)
+    yield url, eng
+    eng.dispose()
+    drop()
+
+
+def assert_each_reading_stored_and_billed_once(engine, count, opening_wh, mu_per_wh):
+    """`count` readings, each (board, seq) once, and every meter charged
+    exactly its energy since `opening_wh` (billing is cumulative: a reading
+    that arrives after a newer one is stored and already covered)."""
+    from sqlalchemy import text
+    with engine.connect() as c:
+        n, distinct = c.execute(text("SELECT count(*), count(DISTINCT (concentrator_id, seq)) FROM reading")).one()
+        assert n == distinct == count
+        per_meter = c.execute(text("SELECT meter_id, max(energy_wh), sum(COALESCE(billed_mu, 0)) FROM reading "
+                                   "GROUP BY meter_id")).all()
+        assert all(mu == (wh - opening_wh) * mu_per_wh for _m, wh, mu in per_meter), per_meter
+    return per_meter

@@ -195,6 +195,40 @@ class FleetBoard:
             return not self.journal and self.acked == self.seq
 
 
+def play(boards, intervals, t0, record_s=900, status_every=4, at=None, pause_s=0.05):
+    """Every board records each interval (and sends a status every
+    `status_every`); at(i) after interval i's messages (a kill, a sale)."""
+    for i in range(intervals):
+        t = t0 + record_s * (i + 1)
+        for b in boards:
+            b.record_interval(t)
+            if i % status_every == status_every - 1:
+                b.status(t)
+        if at is not None:
+            at(i)
+        time.sleep(pause_s)
+
+
+def settle(boards, timeout_s):
+    """Resend what waits, as the boards do, until every record is acked -> all done."""
+    deadline = time.monotonic() + timeout_s
+    while not all(b.done() for b in boards) and time.monotonic() < deadline:
+        for b in boards:
+            b.resend_due()
+        time.sleep(0.2)
+    return all(b.done() for b in boards)
+
+
+def seed_boards(session, name, keys, meters, opening_wh=1000, **site):
+    """A property of boards {dev: key hex} with `meters` single-phase
+    meters each (ids "<dev>-<index>"), as the fleet's boards expect them;
+    site: seed_site's other arguments (tariff, opening balance)."""
+    from headend.services.seed import seed_site
+    return seed_site(session, name, [{"dev": d, "key_hex": k, "meters": [
+        {"id": "%s-%02d" % (d, m), "model": "sdm120", "opening_energy_wh": opening_wh} for m in range(meters)]}
+        for d, k in keys.items()], **site)
+
+
 def firmware_jitter(seed_text):
     """The firmware's own concentrator.mqtt.Jitter (its module needs umqtt.simple, fetched by bootstrap)."""
     if "umqtt.simple" not in sys.modules:
@@ -269,6 +303,12 @@ def wait_workers(procs):
         if not p.ready.wait(60):
             raise RuntimeError("worker did not start: %s" % "".join(p.log[-20:]))
     return procs
+
+
+def worker_stats(p):
+    """A worker's last `stats` line (WK_WORKER_STATS_S) as {name: int}, or None before its first."""
+    lines = [x.split() for x in p.log if x.startswith("stats ")]
+    return {k: int(v) for k, v in (kv.split("=", 1) for kv in lines[-1][1:])} if lines else None
 
 
 def _drain(p):

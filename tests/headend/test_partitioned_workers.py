@@ -11,42 +11,23 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import select
 
-from headend.core import db, migrate
+from headend.core import db
 from headend.models import Concentrator, Downlink
 from headend.services import ledger, sales
 from headend.services.actor import system_actor
-from headend.services.seed import seed_site
 from sim.brokers import MosquittoBroker
-from tools.fleet import FleetBoard, start_workers, stop_workers
-from tools.pgtemp import temp_database
+from tests.conftest import assert_each_reading_stored_and_billed_once
+from tools.fleet import FleetBoard, play, seed_boards, settle, start_workers, stop_workers, worker_stats
 
 BOARDS, METERS, INTERVALS = 6, 8, 12
 T0 = 1790000000
-
-
-@pytest.fixture
-def pg():
-    url, drop = temp_database()
-    engine = db.make_engine(url)
-    migrate.upgrade(engine)
-    yield url, engine
-    engine.dispose()
-    drop()
-
-
-def _stats(worker):
-    lines = [x.split() for x in worker.log if x.startswith("stats ")]
-    assert lines, worker.log[-5:]
-    return {k: int(v) for k, v in (kv.split("=") for kv in lines[-1][1:])}
 
 
 def test_two_partitioned_workers_share_the_boards_without_meeting(pg):
     url, engine = pg
     keys = {"pw%d" % b: secrets.token_hex(32) for b in range(BOARDS)}
     with db.session_factory(engine)() as s:
-        seed_site(s, "Partitioned", [{"dev": dev, "key_hex": k, "meters": [
-            {"id": "%s-m%d" % (dev, i), "model": "sdm120", "opening_energy_wh": 1000} for i in range(METERS)]}
-            for dev, k in keys.items()], tariff_price_mu_per_kwh=6000, opening_balance_mu=10 ** 9)
+        seed_boards(s, "Partitioned", keys, METERS, tariff_price_mu_per_kwh=6000, opening_balance_mu=10 ** 9)
         s.commit()
         ids = dict(s.exec(select(Concentrator.dev, Concentrator.id)).all())
     assert {i % 2 for i in ids.values()} == {0, 1}          # both workers have boards
@@ -57,12 +38,8 @@ def test_two_partitioned_workers_share_the_boards_without_meeting(pg):
     try:
         boards = [FleetBoard(dev, k, METERS, broker.host, broker.port, T0, ack_timeout_s=3) for dev, k in keys.items()]
         time.sleep(0.5)
-        for i in range(INTERVALS):
-            t = T0 + 900 * (i + 1)
-            for b in boards:
-                b.record_interval(t)
-                if i % 4 == 3:
-                    b.status(t)
+
+        def sell(i):
             if i == INTERVALS // 2:
                 with db.session_factory(engine)() as s:      # a sale at the desk: its credit via the outbox
                     acc = s.execute(text("SELECT m.account_id FROM meter m JOIN concentrator c ON "
@@ -70,17 +47,14 @@ def test_two_partitioned_workers_share_the_boards_without_meeting(pg):
                                     {"d": sale_dev}).scalar()
                     sales.sell(s, system_actor(s), acc, 5_000_000)
                     s.commit()
-            time.sleep(0.05)
-        deadline = time.monotonic() + 60
-        while not all(b.done() for b in boards) and time.monotonic() < deadline:
-            for b in boards:
-                b.resend_due()
-            time.sleep(0.2)
+        play(boards, INTERVALS, T0, at=sell)
+        settle(boards, 60)
         assert all(b.done() for b in boards), [(b.dev, b.acked, b.seq) for b in boards]
         time.sleep(1.5)
         assert sum(b.out_of_order for b in boards) == 0 and sum(b.duplicates for b in boards) == 0
         assert all(not b.missing() for b in boards)
-        stats = [_stats(w) for w in workers]
+        stats = [worker_stats(w) for w in workers]
+        assert all(stats), [w.log[-5:] for w in workers]
     finally:
         for b in boards:
             b.close()
@@ -90,12 +64,7 @@ def test_two_partitioned_workers_share_the_boards_without_meeting(pg):
     assert sum(st["accepted"] for st in stats) == sent, (sent, stats)      # each by exactly one worker
     assert all(st["accepted"] > 0 and st["other_partition"] > 0 for st in stats), stats
     assert all(st["deferred"] == 0 and st["rejected"] == 0 and st["errors"] == 0 for st in stats), stats
-    with engine.connect() as c:
-        n, distinct = c.execute(text("SELECT count(*), count(DISTINCT (concentrator_id, seq)) FROM reading")).one()
-        assert n == distinct == BOARDS * METERS * INTERVALS
-        per_meter = c.execute(text("SELECT meter_id, max(energy_wh), sum(COALESCE(billed_mu, 0)) FROM reading "
-                                   "GROUP BY meter_id")).all()
-        assert all(mu == (wh - 1000) * 6 for _m, wh, mu in per_meter), per_meter
+    assert_each_reading_stored_and_billed_once(engine, BOARDS * METERS * INTERVALS, 1000, 6)
     with db.session_factory(engine)() as s:
         assert ledger.check_cache(s) == []
         queued = s.exec(select(Downlink)).all()

@@ -190,9 +190,8 @@ def run(quick=False):
 
     from headend.models import Account, Concentrator, Meter, Property
     from headend.services import billing, ledger, tariffs
-    from headend.services.seed import seed_site
     from sim.brokers import MosquittoBroker
-    from tools.fleet import FleetMux, start_workers, stop_workers, upload_offset_s, wait_workers
+    from tools.fleet import FleetMux, seed_boards, start_workers, stop_workers, upload_offset_s, wait_workers, worker_stats
     from tools.pgtemp import temp_database
     boards_n, intervals, workers_n = (20, 3, 2) if quick else (120, 4, 2)
     spread_intervals = 2 if quick else 4
@@ -213,9 +212,7 @@ def run(quick=False):
                                 partitioned=PARTITIONED)
         keys = {"fl%04d" % i: secrets.token_hex(32) for i in range(boards_n)}
         with db.session_factory(engine)() as s:
-            seed_site(s, "Fleet", [{"dev": d, "key_hex": k, "meters": [
-                {"id": "%s-%02d" % (d, m), "model": "sdm120", "opening_energy_wh": 1000} for m in range(METERS)]}
-                for d, k in keys.items()], tariff_price_mu_per_kwh=6000, opening_balance_mu=10 ** 10)
+            seed_boards(s, "Fleet", keys, METERS, tariff_price_mu_per_kwh=6000, opening_balance_mu=10 ** 10)
             s.commit()
             prop = s.exec(select(Property)).one()
             versions = billing.tariff_spec(tariffs.property_versions(s, prop.id))
@@ -345,9 +342,10 @@ def run(quick=False):
             for i, w in enumerate(workers):       # what the workers logged of it (outbox time-outs, ...)
                 for line in [x for x in w.log if "outbox" in x or "rror" in x][-10:]:
                     print("# worker %d: %s" % (i, line.rstrip()[:300]), file=sys.stderr)
-        for i, w in enumerate(workers):           # each worker's counters at the end (its `stats` lines)
-            for line in [x for x in w.log if x.startswith("stats ")][-1:]:
-                print("# worker %d: %s" % (i, line.rstrip()), file=sys.stderr)
+        for i, w in enumerate(workers):           # each worker's counters at the end (its `stats` line)
+            st = worker_stats(w)
+            if st:
+                print("# worker %d: %s" % (i, " ".join("%s=%d" % kv for kv in st.items())), file=sys.stderr)
         return out
     finally:
         if mux is not None:
