@@ -17,7 +17,6 @@ import time
 
 from sqlmodel import select
 
-from ..core.config import parse_partition as parse  # noqa: F401  (one definition: the setting's)
 from ..models import Concentrator
 
 log = logging.getLogger("headend.mqtt")
