@@ -94,7 +94,7 @@ def create_app(settings=None, start_mqtt=True, engine=None, migrate_db=True, sta
     sf = db.session_factory(engine)
     # several workers on a shared subscription: replies leave through the outbox, in counter order
     # (a partitioned one owns its boards: it publishes them directly, transport/partition.py)
-    ingest = Ingest(sf, outbox=bool(settings.mqtt_shared) and not settings.mqtt_partition)
+    ingest = Ingest(sf, outbox=settings.shared_ingest)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -105,11 +105,9 @@ def create_app(settings=None, start_mqtt=True, engine=None, migrate_db=True, sta
             if settings.embedded_broker:
                 broker, mqtt_url = _start_embedded_broker(settings, sf)
                 app.state.broker = broker
-            from .core.config import parse_partition
             from .transport.mqtt import MqttService
-            part = parse_partition(settings.mqtt_partition)
-            app.state.mqtt = MqttService(ingest, mqtt_url, shared=settings.mqtt_shared and part is None,
-                                         partition=part,
+            app.state.mqtt = MqttService(ingest, mqtt_url, shared=settings.shared_ingest,
+                                         partition=settings.partition,
                                          client_id=settings.mqtt_client_id or None, session_factory=sf,
                                          ca_file=settings.mqtt_ca_file or None,
                                          batch_max=settings.ingest_batch,

@@ -76,12 +76,10 @@ def worker(mqtt: Optional[str] = typer.Option(None, help="broker URL mqtt://[use
     import threading
 
     from ..core import db, heap, migrate
-    from ..core.config import parse_partition
     from ..ingest import Ingest
     from ..transport.mqtt import MqttService
     st = common.settings(mqtt_url=mqtt, mqtt_shared=shared, mqtt_partition=partition)
-    part = parse_partition(st.mqtt_partition)       # checked by the settings already
-    shared = st.mqtt_shared and part is None      # a partitioned worker owns its boards: no shared group
+    part, shared = st.partition, st.shared_ingest
     engine = db.make_engine(st.database_url)
     migrate.upgrade(engine)
     sf = db.session_factory(engine)

@@ -87,6 +87,16 @@ class Settings(BaseSettings):
         parse_partition(v)
         return v.strip()
 
+    @property
+    def partition(self):
+        """(i, n) of WK_MQTT_PARTITION, or None."""
+        return parse_partition(self.mqtt_partition)
+
+    @property
+    def shared_ingest(self):
+        """On the shared subscription (a partitioned process owns its boards instead)."""
+        return bool(self.mqtt_shared) and not self.mqtt_partition
+
 
 MAX_PARTITIONS = 64
 

@@ -9,6 +9,7 @@ one statement each (ingest/store.py). What is new is decided from the
 batch and the board's `top_seq` (the highest seq stored): a batch above it
 reads nothing from the readings table; only a resent batch looks its own
 seqs up. The ack comes from the batch itself unless a gap holds it back."""
+import collections
 import json
 import logging
 
@@ -312,14 +313,11 @@ def _records(work, conc, body, now, checked, out):
                    + pushes.credit_for_accounts(s, b.changed, ts=now))
         return
     told = {m.account_id for m in meters.values() if m.index in b.tell}
-    shared = set()     # accounts with several meters on this board: each meter's own charge is not all
-    seen = set()
-    for m in meters.values():
-        if m.account_id in b.changed:
-            (shared if m.account_id in seen else seen).add(m.account_id)
+    # an account with several meters on this board: no meter's own charge is all that moved it
+    on_board = collections.Counter(m.account_id for m in meters.values() if m.account_id in b.changed)
     for m in sorted(meters.values(), key=lambda m: m.index):
         if m.account_id in b.changed and m.billed_energy_wh is not None and (
-                m.account_id in told or m.account_id in shared):
+                m.account_id in told or on_board[m.account_id] > 1):
             a = b.accounts[m.account_id]
             items.append((protocol.CREDIT, pushes.credit_fields(m, a.balance_mu, a.recharge_count)))
     work.seals.append((conc, out, items, len(meters)))

@@ -42,6 +42,7 @@ class MqttService:
         self.ingest = ingest
         if partition is not None and (shared or session_factory is None):
             raise ValueError("a partitioned worker needs the database and no shared subscription")
+        self.partition = partition
         self.owner = partition_mod.Owner(session_factory, *partition) if partition is not None else None
         self.batch_max = max(1, int(batch_max))
         self.linger_s = max(0.0, float(linger_s))
@@ -224,8 +225,7 @@ class MqttService:
     def _send_outbox(self, dev=None, below=None):
         while True:
             with self.session_factory() as s:
-                rows = outbox.pending(s, dev=dev, below=below, exclusive=self.shared,
-                                      partition=None if self.owner is None else (self.owner.index, self.owner.count))
+                rows = outbox.pending(s, dev=dev, below=below, exclusive=self.shared, partition=self.partition)
                 if not rows:
                     return
                 # several dispatchers: marked sent only once the broker has them
