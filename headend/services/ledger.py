@@ -6,7 +6,8 @@ new entry linked to the one it corrects."""
 from sqlalchemy import func, update
 from sqlmodel import select
 
-from ..models import Account, LedgerEntry, now_s
+from ..core.db import is_postgres
+from ..models import Account, Concentrator, LedgerEntry, Meter, now_s
 from ..models.ledger import LEDGER_KINDS, RECHARGE, REVERSAL, SOURCES
 from .errors import Invalid, NotFound
 
@@ -25,6 +26,7 @@ def post(session, account_id, kind, amount_mu, *, user_id=None, concentrator_id=
         raise Invalid("every ledger entry names a user or a board")
     if source not in SOURCES:
         raise Invalid("unknown source %r" % source)
+    lock_boards_of(session, account_id)
     values = {"balance_mu": Account.balance_mu + amount_mu}
     if kind in (RECHARGE, REVERSAL):
         # the meter-side recharge count (`top` of credit pushes), moved with the balance
@@ -44,6 +46,18 @@ def post(session, account_id, kind, amount_mu, *, user_id=None, concentrator_id=
                         created=created or now_s())
     session.add(entry)
     return entry
+
+
+def lock_boards_of(session, account_id):
+    """PostgreSQL: lock the rows of the boards the account has meters on,
+    in id order, before its balance: the order the ingest takes them in
+    (boards, then accounts). The other way round, a sale (account, then the
+    board's downlink counter for its credit) and a worker billing the same
+    board deadlocked. SQLite locks the whole database: nothing to do."""
+    if is_postgres(session):
+        session.execute(select(Concentrator.id).where(Concentrator.id.in_(
+            select(Meter.concentrator_id).where(Meter.account_id == account_id))).order_by(Concentrator.id)
+            .with_for_update()).all()
 
 
 def ledger_sum(session, account_id):
