@@ -63,7 +63,9 @@ def test_two_partitioned_workers_share_the_boards_without_meeting(pg):
     sent = sum(b.n for b in boards)                 # every uplink message the boards published
     assert sum(st["accepted"] for st in stats) == sent, (sent, stats)      # each by exactly one worker
     assert all(st["accepted"] > 0 and st["other_partition"] > 0 for st in stats), stats
-    assert all(st["deferred"] == 0 and st["rejected"] == 0 and st["errors"] == 0 for st in stats), stats
+    assert all(st["rejected"] == 0 and st["errors"] == 0 for st in stats), stats
+    # no worker waits for another; only the desk's sale holds its board a moment (ledger.lock_boards_of)
+    assert sum(st["deferred"] for st in stats) <= 2 * (INTERVALS + INTERVALS // 4), stats
     assert_each_reading_stored_and_billed_once(engine, BOARDS * METERS * INTERVALS, 1000, 6)
     with db.session_factory(engine)() as s:
         assert ledger.check_cache(s) == []
