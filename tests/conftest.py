@@ -56,3 +56,17 @@ def assert_each_reading_stored_and_billed_once(engine, count, opening_wh, mu_per
                                    "GROUP BY meter_id")).all()
         assert all(mu == (wh - opening_wh) * mu_per_wh for _m, wh, mu in per_meter), per_meter
     return per_meter
+
+
+# Tests that use the machine's own Mosquitto (127.0.0.1:1883) with fixed
+# device names run one after another on one xdist worker (tools/test.sh:
+# `--dist loadgroup`); every other test starts its own brokers and
+# databases, on free ports and under fresh names, and can run beside them.
+SYSTEM_BROKER_FILES = ("tests/firmware/test_console.py", "tests/headend/test_desk_defects.py",
+                       "tests/headend/test_mqtt.py", "tests/sim/test_vboard.py", "tests/tools/test_provision.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid.split("::", 1)[0] in SYSTEM_BROKER_FILES:
+            item.add_marker(pytest.mark.xdist_group("system-broker"))

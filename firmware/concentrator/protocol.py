@@ -246,15 +246,16 @@ def check_record(rec):
     if not isinstance(rec, list) or len(rec) != 5:
         raise ProtocolError("malformed")
     seq, kind, meter, ts, values = rec
+    # type() is int: an int and not a bool (JSON gives no other int types)
     for x in (seq, kind, meter, ts):
-        if not isinstance(x, int) or isinstance(x, bool) or x < 0:
+        if type(x) is not int or x < 0:
             raise ProtocolError("malformed")
     if seq == 0 or kind not in (KIND_READING, KIND_EVENT) or meter > 255:
         raise ProtocolError("malformed")
-    if not isinstance(values, list) or not values or len(values) > 16:
+    if type(values) is not list or not values or len(values) > 16:
         raise ProtocolError("malformed")
     for x in values:
-        if not isinstance(x, int) or isinstance(x, bool):
+        if type(x) is not int:
             raise ProtocolError("malformed")
     if kind == KIND_READING and (len(values) < 3 or values[0] < 0):
         raise ProtocolError("malformed")

@@ -71,6 +71,8 @@ def spec_at(versions, t):
     before every version's effective date use the earliest version."""
     if type(versions) is dict:
         return versions
+    if len(versions) == 1:
+        return versions[0]      # the only version is in force at every t
     best = None
     first = None
     for s in versions:
@@ -144,16 +146,30 @@ def _cycle(spec):
     return c.get("day", 1), c.get("months", 1), c.get("start_month", 1)
 
 
+# the last answer of cycle_start_day: [spec, local day, cycle start day]. A
+# message's meters, and a board's polls, ask for the same day over and over.
+# Specs are never changed in place (a new tariff is a new object), and the
+# spec is held here, so `is` cannot match another spec.
+_last_cycle = [None, 0, 0]
+
+
 def cycle_start_day(spec, t):
     """Local day number on which the billing cycle containing t began."""
-    cd, n, sm = _cycle(spec)
     day = (t + spec["tz_offset_s"]) // _DAY
+    last = _last_cycle
+    if last[0] is spec and last[1] == day:
+        return last[2]
+    cd, n, sm = _cycle(spec)
     y, m, d = civil_from_days(day)
     mi = y * 12 + m - 1
     if d < cd:
         mi -= 1
     mi -= (mi - (sm - 1)) % n
-    return days_from_civil(mi // 12, mi % 12 + 1, cd)
+    start = days_from_civil(mi // 12, mi % 12 + 1, cd)
+    last[0] = spec
+    last[1] = day
+    last[2] = start
+    return start
 
 
 def cycle_start(spec, t):

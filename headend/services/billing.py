@@ -158,22 +158,21 @@ def switch_state(state, versions, t, keep_cycle):
 
 
 def copy_state(x):
-    """A copy of an accumulator (JSON data: dicts, lists, numbers, strings),
-    several times faster than copy.deepcopy on the ingest's hot path: a
-    container is copied whole (in C), then only its containers again."""
-    t = type(x)
-    if t is dict:
-        out = x.copy()
-        for k, v in x.items():
-            if type(v) in _CONTAINERS:
-                out[k] = copy_state(v)
-        return out
-    if t is list:
-        return [copy_state(v) if type(v) in _CONTAINERS else v for v in x]
-    return x
+    """A copy of an accumulator (tariff.new_state()) that billing may change
+    while `x` stays as it was. concentrator.tariff changes an accumulator's
+    two dicts in place (`e`, the open segment's energy per band, and `reg`,
+    the last band registers: ints, both) and only ever assigns its other
+    keys: copying those two dicts with the accumulator is enough, and ~6x
+    cheaper than copying every container on the ingest's hot path."""
+    out = x.copy()
+    for k in _MUTATED:
+        v = out.get(k)
+        if type(v) is dict:
+            out[k] = v.copy()
+    return out
 
 
-_CONTAINERS = (dict, list)
+_MUTATED = ("e", "reg")      # what concentrator.tariff changes in place
 # what the next charges of an accumulator depend on (not the totals `done` and `wh`)
 _CHARGING = ("e", "cwh", "seg", "cyc", "ver", "eff", "reg")      # the likeliest to differ first
 
