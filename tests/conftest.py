@@ -58,15 +58,18 @@ def assert_each_reading_stored_and_billed_once(engine, count, opening_wh, mu_per
     return per_meter
 
 
-# Tests that use the machine's own Mosquitto (127.0.0.1:1883) with fixed
-# device names run one after another on one xdist worker (tools/test.sh:
-# `--dist loadgroup`); every other test starts its own brokers and
-# databases, on free ports and under fresh names, and can run beside them.
+# On the two xdist workers of tools/test.sh (`--dist loadgroup`) each test
+# file runs on one worker, in its order (module fixtures are set up once;
+# some files' later tests count what earlier ones did), and the files that
+# use the machine's own Mosquitto (127.0.0.1:1883) with fixed device names
+# run one after another, on one worker. Every other file starts its own
+# brokers and databases, on free ports and under fresh names.
 SYSTEM_BROKER_FILES = ("tests/firmware/test_console.py", "tests/headend/test_desk_defects.py",
                        "tests/headend/test_mqtt.py", "tests/sim/test_vboard.py", "tests/tools/test_provision.py")
 
 
+@pytest.hookimpl(tryfirst=True)      # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if item.nodeid.split("::", 1)[0] in SYSTEM_BROKER_FILES:
-            item.add_marker(pytest.mark.xdist_group("system-broker"))
+        path = item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group("system-broker" if path in SYSTEM_BROKER_FILES else path))

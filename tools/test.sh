@@ -2,8 +2,8 @@
 # Runs the whole Wattkeeper test suite (installs what it needs first), on
 # two pytest-xdist workers: most tests wait on brokers, boards and
 # databases, so two at a time take about two thirds of the time of one.
-# Tests that share the machine's Mosquitto run one after another on one
-# worker (tests/conftest.py, SYSTEM_BROKER_FILES).
+# A test file runs whole on one worker, and the files that share the
+# machine's Mosquitto on the same one (tests/conftest.py).
 # Extra arguments go to pytest, e.g. `bash tools/test.sh -k modbus`;
 # WK_TEST_WORKERS=0 runs everything in one process (pdb, -x).
 set -euo pipefail
