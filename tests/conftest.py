@@ -1,3 +1,7 @@
+import fcntl
+import os
+import tempfile
+
 import pytest
 
 from tools.pgtemp import PG_ADMIN, temp_database  # noqa: F401  (PG_ADMIN: for tests that connect as admin)
@@ -58,18 +62,27 @@ def assert_each_reading_stored_and_billed_once(engine, count, opening_wh, mu_per
     return per_meter
 
 
-# On the two xdist workers of tools/test.sh (`--dist loadgroup`) each test
-# file runs on one worker, in its order (module fixtures are set up once;
-# some files' later tests count what earlier ones did), and the files that
-# use the machine's own Mosquitto (127.0.0.1:1883) with fixed device names
-# run one after another, on one worker. Every other file starts its own
-# brokers and databases, on free ports and under fresh names.
+# tools/test.sh runs the suite on two xdist workers, each test file whole
+# on one (`--dist loadfile`: its order and module fixtures kept). The files
+# that use the machine's own Mosquitto (127.0.0.1:1883) with fixed device
+# names take turns: each holds a lock file while it runs (one on the other
+# worker, or in another checkout's suite, waits). Every other file starts its
+# own brokers and databases, on free ports and under fresh names.
 SYSTEM_BROKER_FILES = ("tests/firmware/test_console.py", "tests/headend/test_desk_defects.py",
                        "tests/headend/test_mqtt.py", "tests/sim/test_vboard.py", "tests/tools/test_provision.py")
+SYSTEM_BROKER_LOCK = os.path.join(tempfile.gettempdir(), "wattkeeper-tests-system-broker.lock")
 
 
-@pytest.hookimpl(tryfirst=True)      # before xdist reads the groups
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        path = item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group("system-broker" if path in SYSTEM_BROKER_FILES else path))
+@pytest.fixture(scope="module", autouse=True)
+def system_broker_turn(request):
+    """The machine's Mosquitto to this test file alone, while it runs
+    (autouse: set up before the file's own module fixtures)."""
+    if request.node.nodeid.split("::", 1)[0] not in SYSTEM_BROKER_FILES:
+        yield
+        return
+    with open(SYSTEM_BROKER_LOCK, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
