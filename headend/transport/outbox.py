@@ -112,6 +112,32 @@ def pending(session, limit=MAX_BATCH, dev=None, below=None, exclusive=False, par
     return session.execute(q.order_by(d.concentrator_id, d.n).limit(limit)).all()
 
 
+def lowest_counters(msgs):
+    """{dev: the lowest counter among its messages} of sealed downlinks
+    [(topic, payload)]."""
+    out = {}
+    for topic, payload in msgs:
+        dev, n = protocol.device_of_topic(topic), counter_of(payload)
+        if n < out.get(dev, n + 1):
+            out[dev] = n
+    return out
+
+
+def pending_below(session, below, partition=None):
+    """The unsent messages of the boards in `below` {dev: counter} whose
+    counter is below that board's, in counter order per board (one
+    statement for a batch's boards; of partition (i, n) only, when given)."""
+    if not below:
+        return []
+    d, c = Downlink.__table__.c, Concentrator.__table__.c
+    q = (select(d.id, d.concentrator_id, d.n, d.topic, d.payload, c.dev)
+         .join(Concentrator.__table__, c.id == d.concentrator_id)
+         .where(d.sent.is_(None), bulk.any_of(session, c.dev, sorted(below), "VARCHAR")))
+    if partition is not None:
+        q = q.where(d.concentrator_id % partition[1] == partition[0])
+    return [r for r in session.execute(q.order_by(d.concentrator_id, d.n)).all() if r.n < below[r.dev]]
+
+
 def lock_boards(session, counts, limit, rounds=8):
     """Take the dispatch locks of boards [(board id, unsent messages)], in
     that order, until they hold about `limit` messages (boards another
