@@ -24,7 +24,7 @@ import paho.mqtt.client as mqtt
 from concentrator import protocol
 
 from ..core.config import parse_mqtt_url
-from . import downlink, outbox
+from . import outbox
 from . import partition as partition_mod
 
 log = logging.getLogger("headend.mqtt")
@@ -226,17 +226,11 @@ class MqttService:
         with self._publish_lock:
             self._send_outbox()
 
-    def _send_outbox(self, dev=None, below=None):
+    def _send_outbox(self):
         while True:
             with self.session_factory() as s:
-                rows = outbox.pending(s, dev=dev, below=below, exclusive=self.shared, partition=self.partition)
-                if not rows:
-                    return
-                # several dispatchers: marked sent only once the broker has them
-                self.publish([(r.topic, r.payload) for r in rows], wait_s=10 if self.shared else None, whole=True)
-                outbox.mark_sent(s, [r.id for r in rows])
-                s.commit()
-                self.stats["outbox_sent"] += len(rows)
+                rows = outbox.pending(s, exclusive=self.shared, partition=self.partition)
+                self._send_rows(s, rows)
             if len(rows) < outbox.MAX_BATCH:
                 return
 
@@ -244,13 +238,16 @@ class MqttService:
         """Publish and mark sent the outbox's messages of the boards in
         `below` {dev: counter} whose counter is below the board's."""
         with self.session_factory() as s:
-            rows = outbox.pending_below(s, below, partition=self.partition)
-            if not rows:
-                return
-            self.publish([(r.topic, r.payload) for r in rows], wait_s=10 if self.shared else None, whole=True)
-            outbox.mark_sent(s, [r.id for r in rows])
-            s.commit()
-            self.stats["outbox_sent"] += len(rows)
+            self._send_rows(s, outbox.pending_below(s, below, partition=self.partition))
+
+    def _send_rows(self, s, rows):
+        if not rows:
+            return
+        # several dispatchers: marked sent only once the broker has them
+        self.publish([(r.topic, r.payload) for r in rows], wait_s=10 if self.shared else None, whole=True)
+        outbox.mark_sent(s, [r.id for r in rows])
+        s.commit()
+        self.stats["outbox_sent"] += len(rows)
 
     def publish(self, msgs, wait_s=None, whole=False):
         """Publish [(topic, payload), ...] with QoS 1 (queued by paho while

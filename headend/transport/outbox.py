@@ -63,10 +63,10 @@ def queue_replies(session, replies):
         queue(session, other)
 
 
-def pending(session, limit=MAX_BATCH, dev=None, below=None, exclusive=False, partition=None):
-    """Unsent messages, oldest counter first per board (of board `dev`
-    only, with a counter below `below`, when given; of the boards whose id
-    is i modulo n, partition (i, n): a partitioned worker's, partition.py).
+def pending(session, limit=MAX_BATCH, exclusive=False, partition=None):
+    """Unsent messages, oldest counter first per board (of the boards whose
+    id is i modulo n, partition (i, n): a partitioned worker's,
+    partition.py; a worker's replies first send what pending_below finds).
 
     exclusive (PostgreSQL, several dispatchers): only boards whose dispatch
     lock this transaction takes (pg_try_advisory_xact_lock): a board's
@@ -91,10 +91,6 @@ def pending(session, limit=MAX_BATCH, dev=None, below=None, exclusive=False, par
 
     def unsent(q):
         q = q.where(d.sent.is_(None))
-        if dev is not None:
-            q = q.where(d.concentrator_id.in_(select(Concentrator.id).where(Concentrator.dev == dev)))
-        if below is not None:
-            q = q.where(d.n < below)
         if partition is not None:
             q = q.where(d.concentrator_id % partition[1] == partition[0])
         return q
