@@ -11,12 +11,13 @@ energy: both belong to the interval the reading falls in.
 """
 import bisect
 
-from sqlalchemy import BigInteger, Integer, and_, column, func
+from sqlalchemy import BigInteger, Integer, and_, column, func, text
 from sqlalchemy import values as sa_values
 from sqlmodel import select
 
 from concentrator import protocol, tariff
 
+from ..core import bulk
 from ..models import Reading
 from .errors import Invalid
 
@@ -103,13 +104,52 @@ def account_cost_rates(session, ends):
     """cost_rate_per_day of many accounts at once ({account id: end} ->
     {account id: mu per day or None}): each account's meters' cost over the
     seven days up to its end, in ONE statement grouped by account (the
-    window of every account as VALUES; literal outer bounds so PostgreSQL
-    reads only the month partitions they touch)."""
+    window of every account as VALUES or arrays; literal outer bounds so
+    PostgreSQL reads only the month partitions they touch)."""
     if not ends:
         return {}
+    if session.get_bind().dialect.name == "postgresql":
+        rows = _pg_account_costs(session, ends)
+    else:
+        rows = _account_costs(session, ends)
+    out = dict.fromkeys(ends)
+    for aid, n, t0, cost in rows:
+        end = ends[aid]
+        if n and end - int(t0) >= FORECAST_MIN_SPAN_S:
+            out[aid] = int(cost) * DAY // (end - int(t0))
+    return out
+
+
+_PG_ACCOUNT_COSTS = text(
+    # per meter of each account, its own aggregate (LATERAL): an index range scan of
+    # ix_reading_meter_ts whatever the statistics say. A month partition just created
+    # (or not analyzed yet) looks empty to the planner, and it joined every reading of
+    # the window with every account (64 accounts of 85 readings each: 0.28 s, not 2 ms).
+    # The literal outer bounds (:glo, :ghi) let it skip the other month partitions.
+    "SELECT w.aid, sum(x.n), min(x.t0), sum(x.cost) FROM unnest(CAST(:a AS INTEGER[]), CAST(:lo AS BIGINT[]), "
+    "CAST(:hi AS BIGINT[])) AS w (aid, lo, hi) JOIN meter m ON m.account_id = w.aid CROSS JOIN LATERAL ("
+    "SELECT count(*) AS n, min(r.ts) AS t0, COALESCE(sum(r.billed_mu), 0) AS cost FROM reading r "
+    "WHERE r.meter_id = m.id AND r.ts >= w.lo AND r.ts < w.hi AND r.ts >= :glo AND r.ts < :ghi "
+    "AND r.flags & {m} = 0) AS x WHERE x.n > 0 GROUP BY w.aid".format(m=protocol.FLAG_MISSING))
+
+
+def _windows(ends):
+    return [(int(aid), int(end) + 1 - FORECAST_WINDOW_S, int(end) + 1) for aid, end in sorted(ends.items())]
+
+
+def _pg_account_costs(session, ends):
+    w = _windows(ends)
+    a = bulk.pg_array
+    return session.execute(_PG_ACCOUNT_COSTS, {
+        "a": a([x[0] for x in w]), "lo": a([x[1] for x in w]), "hi": a([x[2] for x in w]),
+        "glo": min(x[1] for x in w), "ghi": max(x[2] for x in w)}).all()
+
+
+def _account_costs(session, ends):
+    """SQLite: the same in one grouped join (its planner takes the index)."""
     from ..models import Meter
     w = sa_values(column("aid", Integer), column("lo", BigInteger), column("hi", BigInteger), name="w").data(
-        [(int(aid), int(end) + 1 - FORECAST_WINDOW_S, int(end) + 1) for aid, end in sorted(ends.items())]).cte("w")
+        _windows(ends)).cte("w")
     present = Reading.flags.op("&")(protocol.FLAG_MISSING) == 0
     lo = min(ends.values()) + 1 - FORECAST_WINDOW_S
     hi = max(ends.values()) + 1
@@ -119,12 +159,7 @@ def account_cost_rates(session, ends):
                         .join(Reading, and_(Reading.meter_id == Meter.id, Reading.ts >= w.c.lo, Reading.ts < w.c.hi,
                                             Reading.ts >= lo, Reading.ts < hi, present))
                         .group_by(w.c.aid)).all()
-    out = dict.fromkeys(ends)
-    for aid, n, t0, cost in rows:
-        end = ends[aid]
-        if n and end - int(t0) >= FORECAST_MIN_SPAN_S:
-            out[aid] = int(cost) * DAY // (end - int(t0))
-    return out
+    return rows
 
 
 def window_cost(session, meter_ids, start, end):

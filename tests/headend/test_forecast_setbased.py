@@ -1,6 +1,7 @@
 """The low-balance forecast computed for many accounts at once
 (usage.account_cost_rates, alerts.forecast_rates) says what the per-account
 usage.cost_rate_per_day says, and it is stored for the next messages."""
+from sqlalchemy import event, text
 from sqlmodel import delete, select
 
 from headend.models import AccountForecast
@@ -8,7 +9,7 @@ from headend.services import alerts, usage
 from tests.headend.test_rollups import DAY0, STEP, Meter, site  # noqa: F401  (the fixture)
 
 
-def test_forecast_of_many_accounts_equals_one_by_one(site):  # noqa: F811
+def _one_day(site):  # noqa: F811
     sf, ing, board, mids, accs, now = site
     a, b = Meter(0, 5000, 40), Meter(1, 9000, 10)
     seq = 0
@@ -20,7 +21,12 @@ def test_forecast_of_many_accounts_equals_one_by_one(site):  # noqa: F811
             recs.append(m.read(seq, ts))
         now[0] = ts + 30
         ing.handle(*board.rd(recs))
-    end = DAY0 + 95 * STEP
+    return DAY0 + 95 * STEP
+
+
+def test_forecast_of_many_accounts_equals_one_by_one(site):  # noqa: F811
+    sf, ing, board, mids, accs, now = site
+    end = _one_day(site)
     with sf() as s:
         one = {acc: usage.cost_rate_per_day(s, [mid], end) for acc, mid in zip(accs, mids)}
         assert all(v and v > 0 for v in one.values()) and one[accs[0]] > one[accs[1]]
@@ -41,3 +47,43 @@ def test_forecast_of_many_accounts_equals_one_by_one(site):  # noqa: F811
         assert again == {accs[0]: usage.cost_rate_per_day(s, [mids[0]], later)}
         s.expire_all()
         assert s.get(AccountForecast, accs[0]).as_of == later
+
+
+def test_forecast_reads_each_meters_window_by_its_index(site):  # noqa: F811
+    """The statement the forecast runs reads the readings through the
+    (meter, time) index, also when the database has no statistics on the
+    readings yet (a month partition just created, a fresh database): the
+    planner then took the window's readings for empty and joined all of
+    them with every account, 0.28 s for 64 accounts instead of 5 ms."""
+    sf, _ing, _board, _mids, accs, _now = site
+    end = _one_day(site)
+    seen = []
+    with sf() as s:
+        eng = s.get_bind()
+        pg = eng.dialect.name == "postgresql"
+        if pg:      # what autovacuum has not done yet: no statistics on the readings' partitions
+            parts = s.execute(text("SELECT inhrelid::regclass::text FROM pg_inherits "
+                                   "WHERE inhparent = 'reading'::regclass")).scalars().all()
+            assert parts
+            assert not s.execute(text("SELECT count(*) FROM pg_stats WHERE tablename = ANY(:t)"),
+                                 {"t": parts}).scalar()
+
+        def grab(_conn, _cur, stmt, params, _ctx, _many):
+            seen.append((stmt, params))
+        event.listen(eng, "before_cursor_execute", grab)
+        try:
+            # a batch's accounts: those two among many others' (ids with no meters here)
+            many = dict.fromkeys(range(max(accs) + 1, max(accs) + 63), end)
+            rates = usage.account_cost_rates(s, {**many, **{acc: end for acc in accs}})
+        finally:
+            event.remove(eng, "before_cursor_execute", grab)
+        assert all(rates[acc] for acc in accs)
+        [(stmt, params)] = [(q, p) for q, p in seen if "reading" in q]
+        cur = s.connection().connection.cursor()
+        cur.execute(("EXPLAIN " if pg else "EXPLAIN QUERY PLAN ") + stmt, params)
+        plan = "\n".join(str(row[-1]) for row in cur.fetchall())
+    if pg:
+        assert "Seq Scan on reading" not in plan, plan
+        assert "meter_id_ts_idx" in plan, plan
+    else:
+        assert "ix_reading_meter_ts" in plan and "SCAN reading" not in plan, plan
