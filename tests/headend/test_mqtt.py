@@ -1,7 +1,6 @@
 """Head-end MQTT ingest over real brokers: the Mosquitto on 127.0.0.1:1883 and
 the embedded amqtt broker on a free port. Device ids are unique per test so
 parallel runs sharing the Mosquitto do not interfere."""
-import os
 import queue
 import secrets
 import sys
@@ -12,21 +11,19 @@ import uuid
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.support import ROOT
+from concentrator import protocol
+from fastapi.testclient import TestClient
+from sqlmodel import select
 
-from concentrator import protocol  # noqa: E402
-from fastapi.testclient import TestClient  # noqa: E402
-from sqlmodel import select  # noqa: E402
-
-from headend.core import db, migrate  # noqa: E402
-from headend.main import create_app  # noqa: E402
+from headend.core import db, migrate
+from headend.main import create_app
 from tests.headend.conftest import make_user, token_for
-from headend.transport.broker import EmbeddedBroker, free_port  # noqa: E402
-from headend.ingest import Ingest  # noqa: E402
-from headend.models import Reading  # noqa: E402
-from headend.transport.mqtt import MqttService  # noqa: E402
-from headend.services.seed import seed_site  # noqa: E402
-from headend.core.config import Settings  # noqa: E402
+from headend.transport.broker import EmbeddedBroker, free_port
+from headend.ingest import Ingest
+from headend.models import Reading
+from headend.transport.mqtt import MqttService
+from headend.services.seed import seed_site
+from headend.core.config import Settings
 
 MOSQUITTO = ("127.0.0.1", 1883)
 
