@@ -233,7 +233,8 @@ _PG_COLS = "meter_id, ts, seq, energy_wh, bands, billed_mu"
 _PG_NEIGHBOURS = text(
     # per meter (arrays, one short plan whatever the number of meters): the reading
     # before its first new one and the one after its last; then every reading in between.
-    # The literal lower bounds (:gwin, :ghts) let the planner skip older month partitions.
+    # The literal bounds (:gwin, :ghts below, :glts above) let the planner skip the month
+    # partitions a probe cannot reach (the older ones, and the months made ahead).
     "SELECT r.* FROM unnest(CAST(:mid AS INTEGER[]), CAST(:lts AS BIGINT[]), CAST(:lseq AS BIGINT[]), "
     "CAST(:lwin AS BIGINT[]), CAST(:hts AS BIGINT[]), CAST(:hseq AS BIGINT[])) AS s (mid, lts, lseq, lwin, hts, hseq) "
     "CROSS JOIN LATERAL ("
@@ -241,7 +242,7 @@ _PG_NEIGHBOURS = text(
     # index condition the planner took a bitmap scan of the meter's whole window (a week of
     # readings read and sorted per meter) instead of walking the index back to one row
     "(SELECT {c} FROM reading WHERE meter_id = s.mid AND ts > 0 AND ts >= :gwin AND ts >= s.lwin AND flags & {m} = 0 "
-    " AND ts <= s.lts AND (ts < s.lts OR seq < s.lseq) ORDER BY ts DESC, seq DESC LIMIT 1) "
+    " AND ts <= :glts AND ts <= s.lts AND (ts < s.lts OR seq < s.lseq) ORDER BY ts DESC, seq DESC LIMIT 1) "
     "UNION ALL "
     "(SELECT {c} FROM reading WHERE meter_id = s.mid AND ts >= :ghts AND ts >= s.hts AND flags & {m} = 0 "
     " AND (ts > s.hts OR seq > s.hseq) ORDER BY ts, seq LIMIT 1)) AS r "
@@ -257,7 +258,8 @@ def _pg_neighbours(session, mids, spans, params, window_s):
     a = bulk.pg_array
     return session.execute(_PG_NEIGHBOURS, {
         "mid": a(mids), "lts": a([r.ts for r in lo]), "lseq": a([r.seq for r in lo]), "lwin": a(lwin),
-        "hts": a([r.ts for r in hi]), "hseq": a([r.seq for r in hi]), "gwin": min(lwin), "ghts": min(r.ts for r in hi),
+        "hts": a([r.ts for r in hi]), "hseq": a([r.seq for r in hi]), "gwin": min(lwin), "glts": max(r.ts for r in lo),
+        "ghts": min(r.ts for r in hi),
         "lo": params["lo"], "hi": params["hi"]}).all()
 
 
