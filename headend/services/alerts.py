@@ -273,15 +273,6 @@ def low_balances(session, last_entries, rule, now):
             session.add(cur)
 
 
-class _Facts:
-    __slots__ = ("id", "property_id", "tenant_id", "name", "low_balance_threshold_mu", "alert_id", "own_days",
-                 "last_ts", "rate_mu_per_day", "as_of")
-
-    def __init__(self, row):
-        for k, v in zip(self.__slots__, row):
-            setattr(self, k, v)
-
-
 def low_balance_facts(session, ids):
     """{account id: what the low-balance check needs of it} for the tenant
     accounts among `ids`, in ONE statement (it was six per ingest
@@ -293,14 +284,15 @@ def low_balance_facts(session, ids):
     last_ts = select(func.max(Meter.last_ts)).where(Meter.account_id == Account.id).scalar_subquery()
     rows = session.exec(
         select(Account.id, Account.property_id, Account.tenant_id, Account.name, Account.low_balance_threshold_mu,
-               Alert.id, AlertPreference.days_left, last_ts, AccountForecast.rate_mu_per_day, AccountForecast.as_of)
+               Alert.id.label("alert_id"), AlertPreference.days_left.label("own_days"), last_ts.label("last_ts"),
+               AccountForecast.rate_mu_per_day, AccountForecast.as_of)
         .select_from(Account)
         .outerjoin(Alert, Alert.dedup_key == key)
         .outerjoin(AlertPreference, and_(AlertPreference.tenant_id == Account.tenant_id,
                                          AlertPreference.days_left.is_not(None)))
         .outerjoin(AccountForecast, AccountForecast.account_id == Account.id)
         .where(bulk.any_of(session, Account.id, ids), Account.kind == KIND_TENANT)).all()
-    return {r[0]: _Facts(r) for r in rows}
+    return {r.id: r for r in rows}
 
 
 def _fresh(cached, end):

@@ -108,10 +108,8 @@ def account_cost_rates(session, ends):
     PostgreSQL reads only the month partitions they touch)."""
     if not ends:
         return {}
-    if session.get_bind().dialect.name == "postgresql":
-        rows = _pg_account_costs(session, ends)
-    else:
-        rows = _account_costs(session, ends)
+    w = [(int(aid), int(end) + 1 - FORECAST_WINDOW_S, int(end) + 1) for aid, end in sorted(ends.items())]
+    rows = (_pg_account_costs if session.get_bind().dialect.name == "postgresql" else _account_costs)(session, w)
     out = dict.fromkeys(ends)
     for aid, n, t0, cost in rows:
         end = ends[aid]
@@ -133,33 +131,28 @@ _PG_ACCOUNT_COSTS = text(
     "AND r.flags & {m} = 0) AS x WHERE x.n > 0 GROUP BY w.aid".format(m=protocol.FLAG_MISSING))
 
 
-def _windows(ends):
-    return [(int(aid), int(end) + 1 - FORECAST_WINDOW_S, int(end) + 1) for aid, end in sorted(ends.items())]
-
-
-def _pg_account_costs(session, ends):
-    w = _windows(ends)
+def _pg_account_costs(session, w):
+    """w: [(account id, window start, window end)]."""
     a = bulk.pg_array
     return session.execute(_PG_ACCOUNT_COSTS, {
         "a": a([x[0] for x in w]), "lo": a([x[1] for x in w]), "hi": a([x[2] for x in w]),
         "glo": min(x[1] for x in w), "ghi": max(x[2] for x in w)}).all()
 
 
-def _account_costs(session, ends):
+def _account_costs(session, windows):
     """SQLite: the same in one grouped join (its planner takes the index)."""
     from ..models import Meter
     w = sa_values(column("aid", Integer), column("lo", BigInteger), column("hi", BigInteger), name="w").data(
-        _windows(ends)).cte("w")
+        windows).cte("w")
     present = Reading.flags.op("&")(protocol.FLAG_MISSING) == 0
-    lo = min(ends.values()) + 1 - FORECAST_WINDOW_S
-    hi = max(ends.values()) + 1
-    rows = session.exec(select(w.c.aid, func.count(), func.min(Reading.ts),
+    lo = min(x[1] for x in windows)
+    hi = max(x[2] for x in windows)
+    return session.exec(select(w.c.aid, func.count(), func.min(Reading.ts),
                                func.coalesce(func.sum(Reading.billed_mu), 0))
                         .select_from(w).join(Meter, Meter.account_id == w.c.aid)
                         .join(Reading, and_(Reading.meter_id == Meter.id, Reading.ts >= w.c.lo, Reading.ts < w.c.hi,
                                             Reading.ts >= lo, Reading.ts < hi, present))
                         .group_by(w.c.aid)).all()
-    return rows
 
 
 def window_cost(session, meter_ids, start, end):
