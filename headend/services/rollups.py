@@ -93,6 +93,8 @@ def _split(total, weights):
     s = sum(weights)
     parts = [total * w // s for w in weights]
     rest = total - sum(parts)
+    if not rest:
+        return parts          # divides exactly (one band, most often): no remainder to hand out
     order = sorted(range(len(weights)), key=lambda i: (-(total * weights[i] % s), i))
     for i in order[:rest]:
         parts[i] += 1
@@ -111,7 +113,7 @@ def contribution(a, b):
     if split is None:
         return [("", e, b.billed_mu, 1)]
     costs = _split(b.billed_mu, split) if b.billed_mu else [0] * NBANDS
-    top = max(range(NBANDS), key=lambda i: (split[i], -i))
+    top = split.index(max(split))       # the most energy, ties to the earlier band
     return [(BANDS[i], split[i], costs[i], 1 if i == top else 0)
             for i in range(NBANDS) if split[i] or costs[i] or i == top]
 
@@ -163,17 +165,42 @@ def apply(session, acc):
     return len(rows)
 
 
-def _add(acc, tz, b, parts, sign, first_ts=None):
-    for period, start in starts(b.ts, tz):
-        for band, wh, mu, n in parts:
-            v = acc.get((b.meter_id, period, start, band))
-            if v is None:
-                v = acc[(b.meter_id, period, start, band)] = [0, 0, 0, None]
-            v[0] += sign * wh
-            v[1] += sign * mu
-            v[2] += sign * n
-            if first_ts is not None and (v[3] is None or first_ts < v[3]):
-                v[3] = first_ts
+def _add(hours, tz, b, parts, sign, first_ts=None):
+    """Reading b's parts into its local hour's buckets: hours {(meter_id,
+    tz, hour start, band): [wh, mu, n, first_ts]} (periods() makes the
+    days and months of them)."""
+    h = hour_start(b.ts, tz)
+    for band, wh, mu, n in parts:
+        k = (b.meter_id, tz, h, band)
+        v = hours.get(k)
+        if v is None:
+            v = hours[k] = [0, 0, 0, None]
+        v[0] += sign * wh
+        v[1] += sign * mu
+        v[2] += sign * n
+        if first_ts is not None and (v[3] is None or first_ts < v[3]):
+            v[3] = first_ts
+
+
+def periods(hours):
+    """The hour buckets (_add) -> acc {(meter_id, period, start, band): [wh,
+    mu, n, first_ts]} of every period: a local hour lies in one local day and
+    month, so a day's (a month's) figures are the sums of its hours' and its
+    first_ts their least: each reading is added once, not once per period."""
+    acc = {}
+    for (mid, tz, h, band), v in hours.items():
+        for period, start in starts(h, tz):
+            k = (mid, period, start, band)
+            w = acc.get(k)
+            if w is None:
+                acc[k] = list(v)
+                continue
+            w[0] += v[0]
+            w[1] += v[1]
+            w[2] += v[2]
+            if v[3] is not None and (w[3] is None or v[3] < w[3]):
+                w[3] = v[3]
+    return acc
 
 
 # ----------------------------------------------------------------- look-ups
@@ -314,7 +341,7 @@ def after_billing(session, readings, tzs=None):
         spans[mid] = (rs[0], rs[-1])
     tzs = tzs if tzs is not None and all(m in tzs for m in by_meter) else tz_of_meters(session, by_meter)
     known = _neighbours(session, spans)
-    acc = {}
+    hours = {}
     for mid, rs in by_meter.items():
         tz = tzs.get(mid, 0)
         mine = {(r.ts, r.seq) for r in rs}
@@ -326,15 +353,15 @@ def after_billing(session, readings, tzs=None):
         prev = None
         for b in chain:
             if (b.ts, b.seq) in mine:
-                _add(acc, tz, b, contribution(prev, b), +1, first_ts=b.ts)
+                _add(hours, tz, b, contribution(prev, b), +1, first_ts=b.ts)
             elif prev is not None and prev is not old_prev:
                 # an older reading whose predecessor is now one of the new ones
-                _add(acc, tz, b, contribution(old_prev, b), -1)
-                _add(acc, tz, b, contribution(prev, b), +1, first_ts=b.ts)
+                _add(hours, tz, b, contribution(old_prev, b), -1)
+                _add(hours, tz, b, contribution(prev, b), +1, first_ts=b.ts)
             if (b.ts, b.seq) not in mine:
                 old_prev = b
             prev = b
-    return apply(session, acc)
+    return apply(session, periods(hours))
 
 
 # ----------------------------------------------------------------- rebuild
@@ -343,7 +370,7 @@ def recompute(session, meter_ids, start, end):
     raw readings: {(meter_id, period, start, band): [wh, mu, n, first_ts]}."""
     ids = sorted(set(meter_ids))
     tzs = tz_of_meters(session, ids)
-    acc = {}
+    hours = {}
     for mid in ids:
         prev = session.execute(select(*_COLS).where(Reading.meter_id == mid, Reading.ts > 0, Reading.ts < start,
                                                     _PRESENT)
@@ -353,9 +380,9 @@ def recompute(session, meter_ids, start, end):
              .order_by(Reading.ts, Reading.seq).execution_options(yield_per=5000))
         for row in session.execute(q):
             b = _r(row)
-            _add(acc, tzs.get(mid, 0), b, contribution(prev, b), +1, first_ts=b.ts)
+            _add(hours, tzs.get(mid, 0), b, contribution(prev, b), +1, first_ts=b.ts)
             prev = b
-    return acc
+    return periods(hours)
 
 
 def widen(session, meter_ids, start, end):
