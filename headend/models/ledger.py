@@ -4,7 +4,7 @@ entry names who caused it: an authenticated person (user_id) or a board
 (concentrator_id)."""
 from typing import Optional
 
-from sqlalchemy import CheckConstraint
+from sqlalchemy import CheckConstraint, ForeignKeyConstraint
 from sqlmodel import Field, SQLModel
 
 from .base import big, now_s
@@ -24,14 +24,19 @@ SOURCES = ("desk", "api", "cli", "payment", "ingest", "system", "import")
 class LedgerEntry(SQLModel, table=True):
     __tablename__ = "ledger_entry"
     __table_args__ = (CheckConstraint("user_id IS NOT NULL OR concentrator_id IS NOT NULL",
-                                      name="ck_ledger_entry_actor"),)
+                                      name="ck_ledger_entry_actor"),
+                      # foreign keys on SQLite; on PostgreSQL the same references are checked once
+                      # per statement (core/statement_refs.py, migration 0015)
+                      ForeignKeyConstraint(["account_id"], ["account.id"], info={"dialects": ("sqlite",)}),
+                      ForeignKeyConstraint(["concentrator_id"], ["concentrator.id"],
+                                           info={"dialects": ("sqlite",)}))
     id: Optional[int] = Field(default=None, primary_key=True)
-    account_id: int = Field(foreign_key="account.id", index=True)
+    account_id: int = Field(index=True)                  # account.id (see __table_args__)
     kind: str = Field(max_length=16)            # one of LEDGER_KINDS
     amount_mu: int = big()                      # signed: + credit, - debit
     balance_after_mu: int = big()
     user_id: Optional[int] = Field(default=None, foreign_key="app_user.id", index=True)
-    concentrator_id: Optional[int] = Field(default=None, foreign_key="concentrator.id")
+    concentrator_id: Optional[int] = Field(default=None)  # concentrator.id
     source: str = Field(default="api", max_length=16)
     related_entry_id: Optional[int] = Field(default=None, foreign_key="ledger_entry.id")
     reference: str = Field(default="", max_length=200)   # e.g. "reading:42/seq:7"

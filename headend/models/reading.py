@@ -5,10 +5,12 @@ migration 0013): its primary key is (id, ts) there and the idempotency key
 UNIQUE (concentrator_id, seq, ts); core/partitions.py says why that still
 means one row per (concentrator, seq). SQLite keeps one table with
 UNIQUE (concentrator_id, seq). `info["dialects"]` names the database a
-constraint exists on (alembic/env.py compares only those)."""
+constraint exists on (alembic/env.py compares only those): the foreign keys
+are SQLite's; PostgreSQL checks the same references once per statement
+(core/statement_refs.py)."""
 from typing import Optional
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, ForeignKeyConstraint, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from .base import big, now_s
@@ -21,14 +23,17 @@ class Reading(SQLModel, table=True):
                          info={"dialects": ("postgresql",)}),
         Index("ix_reading_ts", "ts", postgresql_using="brin"),      # retention, time ranges
         Index("ix_reading_meter_ts", "meter_id", "ts"),             # a meter's readings in a window (services/usage)
+        # foreign keys on SQLite; on PostgreSQL checked once per statement (core/statement_refs.py)
+        ForeignKeyConstraint(["concentrator_id"], ["concentrator.id"], info={"dialects": ("sqlite",)}),
+        ForeignKeyConstraint(["meter_id"], ["meter.id"], info={"dialects": ("sqlite",)}),
     )
     # BIGINT: billions of readings (SQLite's INTEGER PRIMARY KEY is 64-bit already)
     id: Optional[int] = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"),
                                                              primary_key=True))
-    concentrator_id: int = Field(foreign_key="concentrator.id")
+    concentrator_id: int                   # concentrator.id (see __table_args__)
     seq: int = big()
     meter_index: int
-    meter_id: Optional[int] = Field(default=None, foreign_key="meter.id")   # indexed by ix_reading_meter_ts
+    meter_id: Optional[int] = Field(default=None)      # meter.id; indexed by ix_reading_meter_ts
     ts: int = big()
     energy_wh: int = big()
     power_w: int = big(default=0)
