@@ -1,9 +1,9 @@
 """Energy and money used by meters over time, from the readings.
 
-SEAM (issue 11): `buckets` is the ONE function the portal and the
-low-balance forecast read usage through. It reads the readings table now (a
-bounded window, index ix_reading_meter_ts); when the interval rollups land,
-point it at them, with the same answer.
+`buckets` is what the portal's charts read usage through: the readings
+table (a bounded window, index ix_reading_meter_ts). The low-balance
+forecast (cost_rate_per_day, account_cost_rates) reads the day rollups
+(services/rollups.py), which hold the same billed_mu per local day.
 
 A reading's billed_mu is what the head-end charged for the energy since the
 meter's previous reading, and its register rise since that reading is the
@@ -19,11 +19,13 @@ from concentrator import protocol, tariff
 
 from ..core import bulk
 from ..models import Reading
+from ..models.rollup import PERIODS, Rollup
 from .errors import Invalid
 
 DAY = 86400
+DAY_PERIOD = PERIODS[1]           # the rollups' local days
 MAX_WINDOW_S = 63 * DAY           # two months and a bit: what one call may cover
-FORECAST_WINDOW_S = 7 * DAY       # "recent use": the last seven days
+FORECAST_DAYS = 7                 # "recent use": the last seven local days (today included)
 FORECAST_MIN_SPAN_S = 6 * 3600    # less data than this: no forecast
 
 
@@ -92,83 +94,94 @@ def total(session, meter_ids, start, end):
 
 def cost_rate_per_day(session, meter_ids, end):
     """Money per day (mu) at the meters' recent use: their cost over the
-    last seven days up to `end`, per day since the first reading in them.
-    None with less than FORECAST_MIN_SPAN_S of readings."""
-    n, first_ts, cost = window_cost(session, meter_ids, end + 1 - FORECAST_WINDOW_S, end + 1)
-    if not n or end - first_ts < FORECAST_MIN_SPAN_S:
+    last seven local days up to `end` (today and the six days before),
+    per day since the first reading in them. None with less than
+    FORECAST_MIN_SPAN_S of readings. Read from the day rollups
+    (services/rollups.py: a reading's billed_mu in its local day), ~8 rows
+    a meter band instead of a week of readings."""
+    from .rollups import tz_of_meters
+    ids = sorted(set(meter_ids))
+    tzs = set(tz_of_meters(session, ids).values()) if ids else set()
+    if len(tzs) != 1:
+        return None               # no meter (or meters of properties in other time zones: no one "today")
+    lo, hi = forecast_days(end, tzs.pop())
+    n, t0, cost = session.exec(
+        select(func.coalesce(func.sum(Rollup.readings), 0), func.min(Rollup.first_ts),
+               func.coalesce(func.sum(Rollup.cost_mu), 0))
+        .where(Rollup.meter_id.in_(ids), Rollup.period == DAY_PERIOD, Rollup.start >= lo,
+               Rollup.start <= hi)).one()
+    return _rate(end, n, t0, cost)
+
+
+def forecast_days(end, tz_offset_s):
+    """(first, last) local day starts of the forecast's window at `end`."""
+    today = local_day_start(int(end), tz_offset_s)
+    return today - (FORECAST_DAYS - 1) * DAY, today
+
+
+def _rate(end, n, t0, cost):
+    if not n or t0 is None or end - int(t0) < FORECAST_MIN_SPAN_S:
         return None
-    return cost * DAY // (end - first_ts)
+    return int(cost) * DAY // (end - int(t0))
 
 
 def account_cost_rates(session, ends):
     """cost_rate_per_day of many accounts at once ({account id: end} ->
-    {account id: mu per day or None}): each account's meters' cost over the
-    seven days up to its end, in ONE statement grouped by account (the
-    window of every account as VALUES or arrays; literal outer bounds so
-    PostgreSQL reads only the month partitions they touch)."""
+    {account id: mu per day or None}): each account's meters' day rollups
+    of its window, in ONE statement grouped by account (the windows as
+    VALUES or arrays), after one look-up of the accounts' time zones."""
     if not ends:
         return {}
-    w = [(int(aid), int(end) + 1 - FORECAST_WINDOW_S, int(end) + 1) for aid, end in sorted(ends.items())]
-    rows = (_pg_account_costs if session.get_bind().dialect.name == "postgresql" else _account_costs)(session, w)
+    from ..models import Account, Property
+    tz = dict(session.exec(select(Account.id, Property.tz_offset_s).join(Property, Property.id == Account.property_id)
+                           .where(bulk.any_of(session, Account.id, sorted(ends)))).all())
+    w = [(int(aid), *forecast_days(end, tz[aid])) for aid, end in sorted(ends.items()) if aid in tz]
+    rows = (_pg_account_costs if session.get_bind().dialect.name == "postgresql" else _account_costs)(session, w) \
+        if w else []
     out = dict.fromkeys(ends)
     for aid, n, t0, cost in rows:
-        end = ends[aid]
-        if n and end - int(t0) >= FORECAST_MIN_SPAN_S:
-            out[aid] = int(cost) * DAY // (end - int(t0))
+        out[aid] = _rate(ends[aid], n, t0, cost)
     return out
 
 
 _PG_ACCOUNT_COSTS = text(
-    # per meter of each account, its own aggregate (LATERAL): an index range scan of
-    # ix_reading_meter_ts whatever the statistics say. A month partition just created
-    # (or not analyzed yet) looks empty to the planner, and it joined every reading of
-    # the window with every account (64 accounts of 85 readings each: 0.28 s, not 2 ms).
-    # The literal outer bounds (:glo, :ghi) let it skip the other month partitions.
-    "SELECT w.aid, sum(x.n), min(x.t0), sum(x.cost) FROM unnest(CAST(:a AS INTEGER[]), CAST(:lo AS BIGINT[]), "
-    "CAST(:hi AS BIGINT[])) AS w (aid, lo, hi) JOIN meter m ON m.account_id = w.aid CROSS JOIN LATERAL ("
-    "SELECT count(*) AS n, min(r.ts) AS t0, COALESCE(sum(r.billed_mu), 0) AS cost FROM reading r "
-    "WHERE r.meter_id = m.id AND r.ts >= w.lo AND r.ts < w.hi AND r.ts >= :glo AND r.ts < :ghi "
-    "AND r.flags & {m} = 0) AS x WHERE x.n > 0 GROUP BY w.aid".format(m=protocol.FLAG_MISSING))
+    # per meter of each account and day of its window, the day's rows (LATERAL): every
+    # column of either index of the rollups is an equality, so the plan is a few index
+    # probes a meter whatever the statistics say (with the days as a range and no
+    # statistics, the planner walked ix_rollup_period_start over every meter's days)
+    "SELECT w.aid, sum(x.n), min(x.t0), sum(x.cost) FROM unnest(CAST(:a AS INTEGER[]), CAST(:d AS BIGINT[])) "
+    "AS w (aid, day) JOIN meter m ON m.account_id = w.aid CROSS JOIN LATERAL ("
+    "SELECT COALESCE(sum(r.readings), 0) AS n, min(r.first_ts) AS t0, COALESCE(sum(r.cost_mu), 0) AS cost "
+    "FROM rollup r WHERE r.meter_id = m.id AND r.period = :p AND r.start = w.day) AS x "
+    "GROUP BY w.aid")
 
 
 def _pg_account_costs(session, w):
-    """w: [(account id, window start, window end)]."""
-    a = bulk.pg_array
-    return session.execute(_PG_ACCOUNT_COSTS, {
-        "a": a([x[0] for x in w]), "lo": a([x[1] for x in w]), "hi": a([x[2] for x in w]),
-        "glo": min(x[1] for x in w), "ghi": max(x[2] for x in w)}).all()
+    """w: [(account id, first day start, last day start)]."""
+    days = [(aid, d) for aid, lo, hi in w for d in range(lo, hi + 1, DAY)]
+    return session.execute(_PG_ACCOUNT_COSTS, {"a": bulk.pg_array([x[0] for x in days]),
+                                               "d": bulk.pg_array([x[1] for x in days]), "p": DAY_PERIOD}).all()
 
 
 def _account_costs(session, windows):
-    """SQLite: the same in one grouped join (its planner takes the index)."""
-    from ..models import Meter
-    w = sa_values(column("aid", Integer), column("lo", BigInteger), column("hi", BigInteger), name="w").data(
-        windows).cte("w")
-    present = Reading.flags.op("&")(protocol.FLAG_MISSING) == 0
-    lo = min(x[1] for x in windows)
-    hi = max(x[2] for x in windows)
-    return session.exec(select(w.c.aid, func.count(), func.min(Reading.ts),
-                               func.coalesce(func.sum(Reading.billed_mu), 0))
-                        .select_from(w).join(Meter, Meter.account_id == w.c.aid)
-                        .join(Reading, and_(Reading.meter_id == Meter.id, Reading.ts >= w.c.lo, Reading.ts < w.c.hi,
-                                            Reading.ts >= lo, Reading.ts < hi, present))
-                        .group_by(w.c.aid)).all()
-
-
-def window_cost(session, meter_ids, start, end):
-    """(readings, first reading's ts or None, cost mu) of the meters'
-    present readings in [start, end): what buckets() says of that one
-    window but its energy, in ONE aggregate statement (no look-up of the
-    reading before the window: the cost needs none), so the forecast costs
-    the same with a year of history as with none."""
-    ids = sorted(set(meter_ids))
-    if not ids or end <= start:
-        return 0, None, 0
-    present = Reading.flags.op("&")(protocol.FLAG_MISSING) == 0
-    n, t0, cost = session.exec(select(func.count(), func.min(Reading.ts), func.coalesce(func.sum(Reading.billed_mu), 0))
-                               .where(Reading.meter_id.in_(ids), Reading.ts >= start, Reading.ts < end,
-                                      present)).one()
-    return int(n), (int(t0) if t0 is not None else None), int(cost)
+    """SQLite: the same in one grouped join, in the order written (CROSS
+    JOIN): the windows, each account's meters, their day rollups by the
+    primary key (meter, period, start). Left to itself, without statistics,
+    SQLite read every meter's days through ix_rollup_period_start."""
+    out = []
+    for k in range(0, len(windows), 1000):
+        part = windows[k:k + 1000]
+        params = {"p": DAY_PERIOD}
+        rows = []
+        for i, (aid, lo, hi) in enumerate(part):
+            rows.append("(:a%d, :l%d, :h%d)" % (i, i, i))
+            params.update({"a%d" % i: aid, "l%d" % i: lo, "h%d" % i: hi})
+        out += session.execute(text(
+            "WITH w (aid, lo, hi) AS (VALUES %s) SELECT w.aid, sum(r.readings), min(r.first_ts), "
+            "COALESCE(sum(r.cost_mu), 0) FROM w CROSS JOIN meter m CROSS JOIN rollup r "
+            "WHERE m.account_id = w.aid AND r.meter_id = m.id AND r.period = :p AND r.start >= w.lo "
+            "AND r.start <= w.hi GROUP BY w.aid" % ", ".join(rows)), params).all()
+    return out
 
 
 def days_left_tenths(balance_mu, rate_per_day_mu):
