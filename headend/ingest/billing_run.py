@@ -81,12 +81,22 @@ class Biller:
             return self.property_tariff(s, property_id, cache)
         return self._cached(cache, ("tariff", account.tariff_id), lambda: tariffs.tariff_of_account(s, account))
 
+    def prices(self, b, account):
+        """(name, versions, board's name, board's versions) a meter of
+        `account` is billed with in batch `b`: looked up once per message
+        and account tariff, not per reading."""
+        got = b.prices.get(account.tariff_id)
+        if got is None:
+            got = b.prices[account.tariff_id] = (self.tariff_of(b.s, b.property_id, account, b.cache)
+                                                 + self.property_tariff(b.s, b.property_id, b.cache))
+        return got
+
     def __call__(self, b, m, rd):
         """Bill one new reading `rd` (store.ReadingRow) of meter `m`
         (store.MeterState) in batch `b` (records.Batch): updates m and rd in
         memory, adds events to b, returns the mu to charge to m's account
-        (0 for nothing, None when not billed at all)."""
-        s, conc, cache = b.s, b.conc, b.cache
+        (0 for nothing, None when not billed at all; b.billed counts those
+        billed)."""
         if m.billed_seq is not None and rd.seq <= m.billed_seq:
             return None          # older than what was billed: already covered (cumulative)
         if rd.flags & protocol.FLAG_MISSING:
@@ -100,11 +110,10 @@ class Biller:
             self.stats.inc("readings_not_billed")
             return None          # the old meter's: its final reading at the swap covers it
         account = b.account(m)
-        name, versions = self.tariff_of(s, conc.property_id, account, cache)
+        name, versions, board_name, board_versions = self.prices(b, account)
         if not versions:
             self.stats.inc("readings_not_billed")
             return None          # no price yet: keep the pointer, bill later
-        board_name, board_versions = self.property_tariff(s, conc.property_id, cache)
         banded = len(rd.bands) >= 5 and rd.charged_mu is not None
         bands = rd.bands[:5] if banded else None
         # ts = 0: the board did not know the time; rate at the head-end's receive time
@@ -141,7 +150,7 @@ class Biller:
                 self._not_billed(b, m, rd, EV_NOT_BILLED,
                                  "reading seq %d of %s cannot be billed: %s" % (rd.seq, m.meter_id, e))
                 return None      # pointer and state unchanged: billed with a later reading
-            self.stats.inc("readings_billed")
+            b.billed += 1
         new_ref = prev is None or (banded and m.board_charged_mu is None)
         if banded:
             first = m.tariff_state is None or m.tariff_state.get("reg") is None
@@ -166,7 +175,7 @@ class Biller:
         if amount == 0 and (new_ref or differs):
             b.changed.add(account.id)     # a first reference (e, c), or a charge the board made alone
         if (new_ref or reset or differs or not banded or not rd.ts or prev_c is None
-                or refresh_due(b.conc.id, prev_t, t)):
+                or refresh_due(b.conc_id, prev_t, t)):
             # the board's own charge does not tell it the new balance (or an hour passed): a credit
             b.tell.add(m.index)
         return amount

@@ -179,6 +179,9 @@ class Batch:
 
     def __init__(self, work, conc, now, meters):
         self.s, self.conc, self.now = work.s, conc, now
+        self.conc_id, self.property_id = conc.id, conc.property_id    # read once, not per reading
+        self.prices = {}                # account tariff id -> Biller.prices
+        self.billed = 0                 # readings billed (the stats, once per message)
         self.work = work
         self.meters = meters            # index -> store.MeterState
         self.accounts = work.accounts   # id -> store.AccountState (locked)
@@ -330,15 +333,17 @@ def _bill(b, bill, readings):
         return []
     ids = {m.account_id for _rd, m in todo if m.account_id is not None}
     if any(m.account_id is None for _rd, m in todo):
-        b.vacancy_id = b.work.vacancy_of(b.conc.property_id)
+        b.vacancy_id = b.work.vacancy_of(b.property_id)
         ids.add(b.vacancy_id)
     b.work.lock(ids)
-    b.cache = b.work.tariff_cache(b.conc.property_id)
+    b.cache = b.work.tariff_cache(b.property_id)
     charges = []
     for rd, m in todo:
         amount = bill(b, m, rd)
         if amount:
             charges.append((rd, b.account(m).id, amount))
+    if b.billed:
+        b.work.stats.inc("readings_billed", b.billed)
     return charges
 
 
@@ -347,14 +352,14 @@ def _ledger(b, charges):
     locked balances, the balances moved (at the flush: one INSERT, one
     UPDATE), low-balance events."""
     work = b.work
-    mine = work.entries_of.setdefault(b.conc.id, [])
+    mine = work.entries_of.setdefault(b.conc_id, [])
     for rd, aid, amount in charges:
         a = b.accounts[aid]
         before = a.balance_mu
         a.balance_mu -= amount
         work.deltas[aid] = work.deltas.get(aid, 0) - amount
         b.changed.add(aid)
-        e = store.LedgerRow(aid, CONSUMPTION, -amount, a.balance_mu, b.conc.id)
+        e = store.LedgerRow(aid, CONSUMPTION, -amount, a.balance_mu, b.conc_id)
         work.charges.append((rd, e))
         mine.append(e)
         thr = a.low_balance_threshold_mu

@@ -29,8 +29,7 @@ rollups stay equal to a recomputation (rebuild) whatever the arrival order.
 import collections
 import functools
 
-from sqlalchemy import BigInteger, and_, bindparam, case, delete, or_, select, text, union_all
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import BigInteger, and_, bindparam, delete, or_, select, text, union_all
 
 from concentrator import protocol, tariff
 
@@ -119,49 +118,39 @@ def contribution(a, b):
 
 
 # ----------------------------------------------------------------- upsert
-def _key_cols():
-    return [Rollup.meter_id, Rollup.period, Rollup.start, Rollup.band]
-
-
-_PG_UPSERT = text(
-    "INSERT INTO rollup (meter_id, period, start, band, energy_wh, cost_mu, readings, first_ts) "
-    "SELECT * FROM unnest(CAST(:m AS INTEGER[]), CAST(:p AS VARCHAR[]), CAST(:s AS BIGINT[]), CAST(:b AS VARCHAR[]), "
-    "CAST(:e AS BIGINT[]), CAST(:c AS BIGINT[]), CAST(:n AS BIGINT[]), CAST(:f AS BIGINT[])) "
-    "ON CONFLICT (meter_id, period, start, band) DO UPDATE SET "
+_COLUMNS = "meter_id, period, start, band, energy_wh, cost_mu, readings, first_ts"
+_ON_CONFLICT = (
+    " ON CONFLICT (meter_id, period, start, band) DO UPDATE SET "
     "energy_wh = rollup.energy_wh + EXCLUDED.energy_wh, cost_mu = rollup.cost_mu + EXCLUDED.cost_mu, "
     "readings = rollup.readings + EXCLUDED.readings, "
     "first_ts = CASE WHEN rollup.first_ts IS NULL THEN EXCLUDED.first_ts WHEN EXCLUDED.first_ts IS NULL "
     "THEN rollup.first_ts WHEN EXCLUDED.first_ts < rollup.first_ts THEN EXCLUDED.first_ts ELSE rollup.first_ts END")
+_PG_UPSERT = text(
+    "INSERT INTO rollup (" + _COLUMNS + ") "
+    "SELECT * FROM unnest(CAST(:m AS INTEGER[]), CAST(:p AS VARCHAR[]), CAST(:s AS BIGINT[]), CAST(:b AS VARCHAR[]), "
+    "CAST(:e AS BIGINT[]), CAST(:c AS BIGINT[]), CAST(:n AS BIGINT[]), CAST(:f AS BIGINT[]))" + _ON_CONFLICT)
+_SQLITE_UPSERT = "INSERT INTO rollup (" + _COLUMNS + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)" + _ON_CONFLICT
 
 
 def apply(session, acc):
     """Add acc {(meter_id, period, start, band): [wh, mu, n, first_ts]} to the
     rollups with one INSERT .. ON CONFLICT DO UPDATE (SQLite, PostgreSQL).
     Keys in order, so concurrent workers lock rows in the same order."""
-    rows = [{"meter_id": k[0], "period": k[1], "start": k[2], "band": k[3], "energy_wh": v[0], "cost_mu": v[1],
-             "readings": v[2], "first_ts": v[3]}
-            for k, v in sorted(acc.items()) if v[0] or v[1] or v[2] or v[3] is not None]
+    rows = [k + tuple(v) for k, v in sorted(acc.items()) if v[0] or v[1] or v[2] or v[3] is not None]
     if not rows:
         return 0
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         # one statement over arrays (psycopg2's executemany is a round trip per row)
         for i in range(0, len(rows), 5000):
             part = rows[i:i + 5000]
-            session.execute(_PG_UPSERT, {k: bulk.pg_array([r[c] for r in part]) for k, c in (
-                ("m", "meter_id"), ("p", "period"), ("s", "start"), ("b", "band"), ("e", "energy_wh"),
-                ("c", "cost_mu"), ("n", "readings"), ("f", "first_ts"))})
+            session.execute(_PG_UPSERT, {k: bulk.pg_array([r[c] for r in part]) for c, k in enumerate("mpsbecnf")})
         return len(rows)
-    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Rollup.__table__)
-    t, x = Rollup.__table__.c, ins.excluded
-    stmt = ins.on_conflict_do_update(
-        index_elements=[c.name for c in _key_cols()],
-        set_={"energy_wh": t.energy_wh + x.energy_wh, "cost_mu": t.cost_mu + x.cost_mu,
-              "readings": t.readings + x.readings,
-              "first_ts": case((t.first_ts.is_(None), x.first_ts), (x.first_ts.is_(None), t.first_ts),
-                               (x.first_ts < t.first_ts, x.first_ts), else_=t.first_ts)})
-    for i in range(0, len(rows), 1000):
-        session.execute(stmt, rows[i:i + 1000])
+    # SQLite: plain tuples on its own cursor (SQLAlchemy's executemany builds a dict per row)
+    cur = session.connection().connection.cursor()
+    try:
+        cur.executemany(_SQLITE_UPSERT, rows)
+    finally:
+        cur.close()
     return len(rows)
 
 
@@ -344,8 +333,17 @@ def after_billing(session, readings, tzs=None):
     hours = {}
     for mid, rs in by_meter.items():
         tz = tzs.get(mid, 0)
+        got = known.get(mid, {})
         mine = {(r.ts, r.seq) for r in rs}
-        merged = dict(known.get(mid, {}))
+        if len(mine) == len(rs) and (not got or max(got) < (rs[0].ts, rs[0].seq)):
+            # in order (what a board sends): every stored neighbour is older than the new
+            # readings, which follow each other; nothing stored changes its predecessor
+            prev = got[max(got)] if got else None
+            for b in rs:
+                _add(hours, tz, b, contribution(prev, b), +1, first_ts=b.ts)
+                prev = b
+            continue
+        merged = dict(got)
         for r in rs:
             merged[(r.ts, r.seq)] = r
         chain = [merged[k] for k in sorted(merged)]

@@ -11,8 +11,7 @@ energy: both belong to the interval the reading falls in.
 """
 import bisect
 
-from sqlalchemy import BigInteger, Integer, and_, column, func, text
-from sqlalchemy import values as sa_values
+from sqlalchemy import func, text
 from sqlmodel import select
 
 from concentrator import protocol, tariff
