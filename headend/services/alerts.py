@@ -30,7 +30,7 @@ from ..core import permissions as P
 from ..core.events import EV_BILLING_MISMATCH
 from ..core.money import format_money
 from ..models import (Account, AccountForecast, Alert, AlertPreference, Concentrator, DeliveryAttempt, Event,
-                      LedgerEntry, Meter, Notification, now_s)
+                      LedgerEntry, Meter, Notification, Property, now_s)
 from ..models import alert as K
 from ..models.account import KIND_TENANT
 from ..models.ledger import CONSUMPTION
@@ -246,7 +246,8 @@ def low_balances(session, last_entries, rule, now):
     # only the tenants' own days threshold matters here (a default preference has none)
     days_of = {a.id: a.own_days if a.own_days is not None else (rule.days_left or 0) for a in todo}
     cached = {a.id: a for a in todo if a.as_of is not None}
-    rates = forecast_rates(session, {a.id: a.last_ts for a in todo if days_of[a.id] and a.last_ts}, cached)
+    rates = forecast_rates(session, {a.id: a.last_ts for a in todo if days_of[a.id] and a.last_ts}, cached,
+                           {a.id: a.tz for a in todo})
     for a in todo:
         e = last_entries[a.id]
         balance = e.balance_after_mu
@@ -278,15 +279,16 @@ def low_balance_facts(session, ids):
     accounts among `ids`, in ONE statement (it was six per ingest
     transaction): its name and own threshold, the id of its active
     low-balance alert, its tenant's own days threshold, its meters' last
-    reading time and its stored forecast (rate_mu_per_day, as_of; as_of
-    None when none is stored)."""
+    reading time, its stored forecast (rate_mu_per_day, as_of; as_of
+    None when none is stored) and its property's UTC offset (tz)."""
     key = literal(subject_key(K.LOW_BALANCE, "account:"), String) + cast(Account.id, String)
     last_ts = select(func.max(Meter.last_ts)).where(Meter.account_id == Account.id).scalar_subquery()
     rows = session.exec(
         select(Account.id, Account.property_id, Account.tenant_id, Account.name, Account.low_balance_threshold_mu,
                Alert.id.label("alert_id"), AlertPreference.days_left.label("own_days"), last_ts.label("last_ts"),
-               AccountForecast.rate_mu_per_day, AccountForecast.as_of)
+               AccountForecast.rate_mu_per_day, AccountForecast.as_of, Property.tz_offset_s.label("tz"))
         .select_from(Account)
+        .join(Property, Property.id == Account.property_id)
         .outerjoin(Alert, Alert.dedup_key == key)
         .outerjoin(AlertPreference, and_(AlertPreference.tenant_id == Account.tenant_id,
                                          AlertPreference.days_left.is_not(None)))
@@ -299,7 +301,7 @@ def _fresh(cached, end):
     return cached is not None and 0 <= end - cached.as_of < FORECAST_REFRESH_S
 
 
-def forecast_rates(session, ends, cached):
+def forecast_rates(session, ends, cached, tzs=None):
     """forecast_rate of many accounts ({account id: end}, cached {account
     id: its AccountForecast row}) -> {account id: rate}: those due for a
     refresh are computed together (usage.account_cost_rates, one
@@ -309,7 +311,7 @@ def forecast_rates(session, ends, cached):
     due = {aid: end for aid, end in ends.items() if aid not in out}
     if not due:
         return out
-    rates = usage.account_cost_rates(session, due)
+    rates = usage.account_cost_rates(session, due, tzs)
     old = [{"account_id": aid, "rate_mu_per_day": rates[aid], "as_of": due[aid]} for aid in sorted(due) if aid in cached]
     new = [{"account_id": aid, "rate_mu_per_day": rates[aid], "as_of": due[aid]} for aid in sorted(due)
            if aid not in cached]

@@ -20,6 +20,7 @@ from ..core import bulk
 from ..models import Reading
 from ..models.rollup import PERIODS, Rollup
 from .errors import Invalid
+from .rollups import tz_of_meters
 
 DAY = 86400
 DAY_PERIOD = PERIODS[1]           # the rollups' local days
@@ -98,7 +99,6 @@ def cost_rate_per_day(session, meter_ids, end):
     FORECAST_MIN_SPAN_S of readings. Read from the day rollups
     (services/rollups.py: a reading's billed_mu in its local day), ~8 rows
     a meter band instead of a week of readings."""
-    from .rollups import tz_of_meters
     ids = sorted(set(meter_ids))
     tzs = set(tz_of_meters(session, ids).values()) if ids else set()
     if len(tzs) != 1:
@@ -124,16 +124,15 @@ def _rate(end, n, t0, cost):
     return int(cost) * DAY // (end - int(t0))
 
 
-def account_cost_rates(session, ends):
+def account_cost_rates(session, ends, tzs=None):
     """cost_rate_per_day of many accounts at once ({account id: end} ->
     {account id: mu per day or None}): each account's meters' day rollups
     of its window, in ONE statement grouped by account (the windows as
-    VALUES or arrays), after one look-up of the accounts' time zones."""
+    VALUES or arrays). tzs: {account id: its property's UTC offset} when
+    the caller has them (else one look-up)."""
     if not ends:
         return {}
-    from ..models import Account, Property
-    tz = dict(session.exec(select(Account.id, Property.tz_offset_s).join(Property, Property.id == Account.property_id)
-                           .where(bulk.any_of(session, Account.id, sorted(ends)))).all())
+    tz = tzs if tzs is not None and all(a in tzs for a in ends) else _account_tzs(session, ends)
     w = [(int(aid), *forecast_days(end, tz[aid])) for aid, end in sorted(ends.items()) if aid in tz]
     rows = (_pg_account_costs if session.get_bind().dialect.name == "postgresql" else _account_costs)(session, w) \
         if w else []
@@ -141,6 +140,12 @@ def account_cost_rates(session, ends):
     for aid, n, t0, cost in rows:
         out[aid] = _rate(ends[aid], n, t0, cost)
     return out
+
+
+def _account_tzs(session, ids):
+    from ..models import Account, Property
+    return dict(session.exec(select(Account.id, Property.tz_offset_s).join(Property, Property.id == Account.property_id)
+                             .where(bulk.any_of(session, Account.id, sorted(ids)))).all())
 
 
 _PG_ACCOUNT_COSTS = text(
