@@ -74,17 +74,18 @@ class ServerKeys:
             return None
         return {"op": "rekey", "nonce": p[-1][0]}
 
-    def verify(self, data, dev, last_n=-1, now=None):
+    def verify(self, data, dev, last_n=-1, now=None, parts=None):
         # Verify an uplink: -> (body, confirmed_now). confirmed_now is True
         # when this message completed a rotation (persist the new state).
+        # parts: P.split(data), when the caller has it.
         try:
-            return P.verify(data, self.signing_key(), dev, last_n, now), False
+            return P.verify(data, self.signing_key(), dev, last_n, now, parts), False
         except P.ProtocolError as e:
             if not self.entries or not e.args or e.args[0] != "bad_mac":
                 raise
         for e in reversed(self.entries):
             try:
-                body = P.verify(data, P.key_from_hex(e[1]), dev, last_n, now)
+                body = P.verify(data, P.key_from_hex(e[1]), dev, last_n, now, parts)
             except P.ProtocolError as x:
                 if x.args and x.args[0] == "bad_mac":
                     continue

@@ -160,9 +160,10 @@ def seal(body, key):
     return raw + b"\n" + _hex(hmac_sha256(key, raw)).encode()
 
 
-def split(data):
+def split(data, loads=None):
     # -> (raw body bytes, body dict). Does NOT verify: use it only to find the
-    # device id and its key, then call verify().
+    # device id and its key, then call verify(). loads: the JSON decoder
+    # (json.loads when None; the head-end passes a faster one).
     if not isinstance(data, (bytes, bytearray)):
         raise ProtocolError("malformed")
     if len(data) > MAX_MESSAGE:
@@ -172,7 +173,7 @@ def split(data):
         raise ProtocolError("malformed")
     raw = bytes(data[:cut])
     try:
-        body = json.loads(raw)
+        body = (loads or json.loads)(raw)
     except Exception:
         raise ProtocolError("malformed")
     if not isinstance(body, dict):
@@ -186,12 +187,13 @@ def split(data):
     return raw, body
 
 
-def verify(data, key, dev=None, last_n=-1, now=None):
+def verify(data, key, dev=None, last_n=-1, now=None, parts=None):
     # Full check of one received message. Returns the body dict.
     # dev: the device the message must be about; last_n: highest counter
     # already accepted from this sender; now: receiver's Unix time, to
-    # reject commands past their "exp".
-    raw, body = split(data)
+    # reject commands past their "exp"; parts: split(data), when the caller
+    # has it already (the body is not decoded twice).
+    raw, body = parts or split(data)
     try:
         mac = binascii.unhexlify(bytes(data[len(raw) + 1:]))
     except Exception:

@@ -1,7 +1,10 @@
 """The envelope of an uplink: topic, signature under the device key (or the
 new key during a rekey), replay counter."""
+import collections
+
 from concentrator import protocol
 
+from ..core import jsonfast
 from ..core.events import EV_REKEYED
 from ..models import Event
 from ..transport import downlink
@@ -23,10 +26,14 @@ def is_int(x):
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def parse(topic, payload, kind=False):
-    """-> (dev, payload bytes) or raise Rejected. kind: -> (dev, payload,
-    the message type as the not yet verified body says), what a batch
-    prepares for before it checks each message."""
+class Uplink(collections.namedtuple("Uplink", "payload raw body")):
+    """A message as parse() found it: the payload bytes, its body's bytes
+    and the body (decoded once; not verified until check())."""
+
+
+def parse(topic, payload):
+    """-> (dev, Uplink) or raise Rejected: what a batch prepares before it
+    checks each message (the body's type says what the message needs)."""
     try:
         dev = protocol.device_of_topic(topic)
     except Exception:
@@ -41,30 +48,23 @@ def parse(topic, payload, kind=False):
         raise Rejected("malformed", "payload type")
     payload = bytes(payload)
     try:
-        _raw, body = protocol.split(payload)
+        raw, body = protocol.split(payload, jsonfast.loads)
     except protocol.ProtocolError as e:
         raise Rejected(e.args[0] if e.args else "malformed")
-    return (dev, payload, body.get("t")) if kind else (dev, payload)
+    return dev, Uplink(payload, raw, body)
 
 
-def verify(s, conc, payload, dev, now):
-    """Verify under the board's confirmed key or a pending one
-    (concentrator.keyring.ServerKeys). -> (body, signed_with_confirmed);
-    raises protocol.ProtocolError. An uplink under a pending key completes
-    the rotation: the key is confirmed, the pending ones dropped (event 107)."""
-    body, keys, confirmed_now = check(conc, payload, dev, now)
-    if confirmed_now:
-        confirm_key(s, conc, keys, now)
-    return body, not confirmed_now
-
-
-def check(conc, payload, dev, now):
-    """verify() without writing anything: -> (body, keys, confirmed_now);
-    confirm_key(s, conc, keys, now) applies a completed rotation (a batch
-    checks every message before it changes the board's row)."""
+def check(conc, up, dev, now):
+    """The signature of a parse()d Uplink, under the board's confirmed key
+    or a pending one (concentrator.keyring.ServerKeys), without writing
+    anything: -> (body, keys, confirmed_now); raises protocol.ProtocolError.
+    confirm_key(s, conc, keys, now) applies a completed rotation (the new
+    key confirmed, the pending ones dropped: event 107); a batch checks
+    every message before it changes the board's row."""
     keys = downlink.keys_of(conc)
     # counters inside the anti-replay window are let through here; claim_counter decides
-    body, confirmed_now = keys.verify(payload, dev, last_n=max(-1, conc.last_up_n - UP_WINDOW - 1), now=now)
+    body, confirmed_now = keys.verify(up.payload, dev, last_n=max(-1, conc.last_up_n - UP_WINDOW - 1), now=now,
+                                      parts=(up.raw, up.body))
     return body, keys, confirmed_now
 
 

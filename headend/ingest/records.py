@@ -31,6 +31,7 @@ log = logging.getLogger("headend.ingest")
 
 MAX_RECORDS = 64
 REPLAY = protocol.REJECT_REASONS.index("replay")
+READING, MISSING, RELAY_OPEN = protocol.KIND_READING, protocol.FLAG_MISSING, protocol.FLAG_RELAY_OPEN   # per record
 
 
 class Work:
@@ -135,8 +136,7 @@ class Work:
             s.flush()                 # ORM changes first: the Core writes below come after them
         if self.readings:
             # before the INSERT: the neighbours it reads are then only those stored before (bounded, indexed)
-            rollups.after_billing(s, [(rd.meter_id, rd.ts, rd.seq, rd.energy_wh, rd.flags, rd.bands, rd.billed_mu)
-                                      for rd in self.readings if rd.meter_id is not None], tzs=self.tz_of_meter)
+            rollups.after_billing(s, self.readings, tzs=self.tz_of_meter)
             store.insert_readings(s, self.readings)
         if self.charges:
             store.insert_ledger(s, [(e, "reading:%d/seq:%d" % (rd.id, rd.seq)) for rd, e in self.charges], self.now)
@@ -236,14 +236,14 @@ def records(work, conc, body, now, checked, out):
 def _records(work, conc, body, now, checked, out):
     s, stats, bill = work.s, work.stats, work.bill
     good, bad, seqs = checked
-    acked = conc.acked_seq
-    maybe_stored = [x for x in seqs if acked < x <= conc.top_seq]
+    acked, top, conc_id = conc.acked_seq, conc.top_seq, conc.id     # ORM attributes: read once
+    maybe_stored = [x for x in seqs if acked < x <= top]
     existing = set()
     if maybe_stored:
         # a resent batch (its ack was lost): look up only its own seqs
         work.flush()                # an earlier message of this batch may have brought them
-        tss = [r[3] for r in good if r[1] == protocol.KIND_READING and acked < r[0] <= conc.top_seq]
-        existing = store.existing_seqs(s, conc.id, maybe_stored, (min(tss), max(tss)) if tss else None)
+        tss = [r[3] for r in good if r[1] == READING and acked < r[0] <= top]
+        existing = store.existing_seqs(s, conc_id, maybe_stored, (min(tss), max(tss)) if tss else None)
     meters = work.meters_of(conc)
     b = Batch(work, conc, now, meters)
     resync = False    # the board dropped a downlink of ours as a replay: send its state again
@@ -264,12 +264,12 @@ def _records(work, conc, body, now, checked, out):
             continue
         m = meters.get(idx)
         stored.add(seq)
-        if kind == protocol.KIND_READING:
-            rd = store.ReadingRow(seq, idx, m.id if m else None, ts, values, now, conc.id)
+        if kind == READING:
+            rd = store.ReadingRow(seq, idx, m.id if m else None, ts, values, now, conc_id)
             readings.append((rd, m))
-            if m is not None and not (values[2] & protocol.FLAG_MISSING) and seq > (m.last_seq or 0):
+            if m is not None and not (values[2] & MISSING) and seq > (m.last_seq or 0):
                 m.last_seq, m.last_energy_wh, m.last_power_w, m.last_ts = seq, values[0], values[1], ts
-                m.relay_closed = not (values[2] & protocol.FLAG_RELAY_OPEN)
+                m.relay_closed = not (values[2] & RELAY_OPEN)
                 m.online = True
                 m.dirty = True
         else:

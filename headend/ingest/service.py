@@ -149,10 +149,11 @@ class Ingest:
         transaction fails (nothing of any message is stored then)."""
         now = int(self.clock())
         results = [None] * len(items)
-        todo = []                      # (index, dev, payload, unverified type)
+        todo = []                      # (index, dev, envelope.Uplink, unverified type)
         for i, (topic, payload) in enumerate(items):
             try:
-                todo.append((i,) + envelope.parse(topic, payload, kind=True))
+                dev, up = envelope.parse(topic, payload)
+                todo.append((i, dev, up, up.body.get("t")))
             except Rejected as r:
                 results[i] = r
         if not todo:
@@ -178,12 +179,12 @@ class Ingest:
                          unlocked=[boards[dev] for _i, dev, _p, t in todo if t == protocol.STATUS and dev in boards])
             handled = {}               # board id -> (conc, its last status body)
             replies = []               # (conc, replies) in message order
-            for i, dev, payload, _t in todo:
+            for i, dev, up, _t in todo:
                 conc = boards.get(dev)
                 try:
                     if conc is None:
                         raise Rejected("unknown_device", dev)
-                    checked = self._check(conc, payload, dev, now)
+                    checked = self._check(conc, up, dev, now)
                 except Rejected as r:
                     results[i] = r
                     continue
@@ -209,11 +210,12 @@ class Ingest:
             s.commit()
         return results
 
-    def _check(self, conc, payload, dev, now):
-        """Everything that can refuse a message, before it writes anything
-        -> (body, keys, confirmed_now, fields out of range, checked records)."""
+    def _check(self, conc, up, dev, now):
+        """Everything that can refuse a message (envelope.Uplink), before it
+        writes anything -> (body, keys, confirmed_now, fields out of range,
+        checked records)."""
         try:
-            body, keys, confirmed_now = envelope.check(conc, payload, dev, now)
+            body, keys, confirmed_now = envelope.check(conc, up, dev, now)
         except protocol.ProtocolError as e:
             raise Rejected(e.args[0] if e.args else "malformed", "n=%s" % conc.last_up_n, conc.id)
         try:

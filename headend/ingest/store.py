@@ -167,12 +167,12 @@ def insert_readings(s, rows):
                  [(r.id, r.concentrator_id, r.seq, r.meter_index, r.meter_id, r.ts, r.energy_wh, r.power_w, r.flags,
                    _bands_json(r.bands), r.charged_mu, r.billed_mu, r.billed, r.received) for r in rows])
         return
-    ids = _sqlite_rows(s, READING, ("concentrator_id", "seq", "meter_index", "meter_id", "ts", "energy_wh", "power_w",
-                                    "flags", "bands", "charged_mu", "billed_mu", "billed", "received"),
-                       [(r.concentrator_id, r.seq, r.meter_index, r.meter_id, r.ts, r.energy_wh, r.power_w, r.flags,
-                         _bands_json(r.bands), r.charged_mu, r.billed_mu, r.billed, r.received) for r in rows])
-    for r, rid in zip(rows, ids):
+    for r, rid in zip(rows, _sqlite_ids(s, READING, len(rows))):
         r.id = rid
+    _sqlite_insert(s, READING, ("id", "concentrator_id", "seq", "meter_index", "meter_id", "ts", "energy_wh", "power_w",
+                                "flags", "bands", "charged_mu", "billed_mu", "billed", "received"),
+                   [(r.id, r.concentrator_id, r.seq, r.meter_index, r.meter_id, r.ts, r.energy_wh, r.power_w, r.flags,
+                     _bands_json(r.bands), r.charged_mu, r.billed_mu, r.billed, r.received) for r in rows])
 
 
 _SEQUENCES = {}      # (database url, table) -> its id sequence's name
@@ -181,9 +181,12 @@ _SEQUENCES = {}      # (database url, table) -> its id sequence's name
 def _bands_json(bands):
     """json.dumps of the band registers, byte for byte, without the encoder
     for the usual list of ints (bounds.check_record let only ints through)."""
-    if all(type(v) is int for v in bands):
+    if _INT_ONLY.issuperset(map(type, bands)):
         return "[" + ", ".join(map(str, bands)) + "]"
     return json.dumps(bands)
+
+
+_INT_ONLY = frozenset((int,))     # not bool (json.dumps writes true, str 1)
 
 
 def _pg_ids(s, table, n):
@@ -202,20 +205,22 @@ def _pg_copy(s, table, columns, rows):
     bulk.copy_rows(s, table, columns, rows)
 
 
-def _sqlite_rows(s, table, columns, rows):
-    """executemany of plain tuples on SQLite's own cursor -> the new ids.
-    The transaction holds the database's write lock (BEGIN IMMEDIATE): the
-    rows get max(id) + 1, + 2, ... (written explicitly)."""
+def _sqlite_ids(s, table, n):
+    """n new ids of a SQLite table: the transaction holds the database's
+    write lock (BEGIN IMMEDIATE), so the rows get max(id) + 1, + 2, ...
+    (written explicitly)."""
     top = s.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar()
-    ids = range(top + 1, top + 1 + len(rows))
+    return range(top + 1, top + 1 + n)
+
+
+def _sqlite_insert(s, table, columns, rows):
+    """executemany of plain tuples (in `columns` order) on SQLite's own cursor."""
     cur = s.connection().connection.cursor()
     try:
-        cur.executemany("INSERT INTO %s (id, %s) VALUES (%s)" % (table.name, ", ".join(columns),
-                                                                ", ".join("?" * (len(columns) + 1))),
-                        [(i,) + tuple(r) for i, r in zip(ids, rows)])
+        cur.executemany("INSERT INTO %s (%s) VALUES (%s)" % (table.name, ", ".join(columns),
+                                                           ", ".join("?" * len(columns))), rows)
     finally:
         cur.close()
-    return ids
 
 
 def insert_ledger(s, entries, now):
@@ -232,12 +237,12 @@ def insert_ledger(s, entries, now):
                  [(e.id, e.account_id, e.kind, e.amount_mu, e.balance_after_mu, e.concentrator_id, "ingest", ref[:200],
                    "", now) for e, ref in entries])
         return
-    ids = _sqlite_rows(s, LEDGER, ("account_id", "kind", "amount_mu", "balance_after_mu", "concentrator_id", "source",
-                                   "reference", "note", "created"),
-                       [(e.account_id, e.kind, e.amount_mu, e.balance_after_mu, e.concentrator_id, "ingest", ref[:200],
-                         "", now) for e, ref in entries])
-    for (e, _ref), eid in zip(entries, ids):
+    for (e, _ref), eid in zip(entries, _sqlite_ids(s, LEDGER, len(entries))):
         e.id = eid
+    _sqlite_insert(s, LEDGER, ("id", "account_id", "kind", "amount_mu", "balance_after_mu", "concentrator_id", "source",
+                               "reference", "note", "created"),
+                   [(e.id, e.account_id, e.kind, e.amount_mu, e.balance_after_mu, e.concentrator_id, "ingest", ref[:200],
+                     "", now) for e, ref in entries])
 
 
 def add_to_accounts(s, deltas):

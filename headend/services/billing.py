@@ -29,6 +29,7 @@ Nothing here sums rounded per-reading prices: every mu comes out of the
 tariff state, so billing is chunk-invariant.
 """
 import copy
+import functools
 
 from concentrator import tariff as T
 
@@ -165,14 +166,12 @@ def copy_state(x):
     keys: copying those two dicts with the accumulator is enough, and ~6x
     cheaper than copying every container on the ingest's hot path."""
     out = x.copy()
-    for k in _MUTATED:
-        v = out.get(k)
-        if type(v) is dict:
-            out[k] = v.copy()
+    e, reg = out.get("e"), out.get("reg")      # what concentrator.tariff changes in place
+    if type(e) is dict:
+        out["e"] = e.copy()
+    if type(reg) is dict:
+        out["reg"] = reg.copy()
     return out
-
-
-_MUTATED = ("e", "reg")      # what concentrator.tariff changes in place
 # what the next charges of an accumulator depend on (not the totals `done` and `wh`)
 _CHARGING = ("e", "cwh", "seg", "cyc", "ver", "eff", "reg")      # the likeliest to differ first
 
@@ -208,8 +207,10 @@ def prepare(meter, account_id, name, board_name, versions, t):
     return state, mirror, key
 
 
+@functools.lru_cache(maxsize=65536)
 def tariff_key(account_id, tariff_name):
-    """What a meter's accumulator belongs to: an account and a tariff."""
+    """What a meter's accumulator belongs to: an account and a tariff
+    (asked for every reading billed: a site's few thousand keys kept)."""
     return "a%d/%s" % (account_id, tariff_name or "")
 
 

@@ -45,18 +45,14 @@ NBANDS = len(BANDS)
 R = collections.namedtuple("R", "meter_id ts seq energy_wh bands billed_mu")
 
 
-def _norm(r):
-    """A reading as a plain tuple or dict (meter_id, ts, seq, energy_wh,
-    flags, bands, billed_mu) -> R, or None when it is not rolled up."""
-    if isinstance(r, dict):
-        mid, ts, seq, e, flags = r["meter_id"], r["ts"], r["seq"], r["energy_wh"], r.get("flags", 0)
-        bands, billed = r.get("bands"), r.get("billed_mu")
-    else:
-        mid, ts, seq, e, flags, bands, billed = r
-    if mid is None or not ts or (flags or 0) & protocol.FLAG_MISSING:
-        return None
-    return R(int(mid), int(ts), int(seq), int(e), tuple(bands[:NBANDS]) if bands and len(bands) >= NBANDS else None,
-             int(billed or 0))
+def _rolled(rows):
+    """The ingest's new readings (store.ReadingRow: meter_id, ts, seq,
+    energy_wh, flags, bands, billed_mu; ints, as bounds.check_record let
+    them through) -> [R] of those rolled up (a meter, a time, not a gap)."""
+    missing = protocol.FLAG_MISSING
+    return [R(r.meter_id, r.ts, r.seq, r.energy_wh, tuple(r.bands[:NBANDS]) if len(r.bands) >= NBANDS else None,
+              r.billed_mu or 0)
+            for r in rows if r.meter_id is not None and r.ts and not r.flags & missing]
 
 
 # ----------------------------------------------------------------- buckets
@@ -106,9 +102,14 @@ def contribution(a, b):
     e = b.energy_wh - a.energy_wh if a is not None and b.energy_wh >= a.energy_wh else 0
     split = None
     if e > 0 and a is not None and a.bands is not None and b.bands is not None:
-        d = [max(0, y - x) for x, y in zip(a.bands, b.bands)]
-        if sum(d) > 0:
-            split = d if sum(d) == e else _split(e, d)
+        d = [y - x if y > x else 0 for x, y in zip(a.bands, b.bands)]
+        sd = sum(d)
+        if sd == e and d.count(0) == NBANDS - 1:
+            # one band took it all (most readings): what the general case below comes to
+            i = d.index(e)
+            return [(BANDS[i], e, b.billed_mu, 1)]
+        if sd > 0:
+            split = d if sd == e else _split(e, d)
     if split is None:
         return [("", e, b.billed_mu, 1)]
     costs = _split(b.billed_mu, split) if b.billed_mu else [0] * NBANDS
@@ -313,12 +314,11 @@ def _neighbours(session, spans, window_s=None):
 
 # ----------------------------------------------------------------- the hook
 def after_billing(session, readings, tzs=None):
-    """Roll up the new readings of one ingest message (already flushed,
-    already billed: billed_mu set), given as plain tuples or dicts
-    (meter_id, ts, seq, energy_wh, flags, bands, billed_mu). tzs: {meter
-    id: its property's UTC offset} when the caller knows them (else looked
-    up). Returns the number of rollup rows written."""
-    new = [r for r in map(_norm, readings) if r is not None]
+    """Roll up the new readings of an ingest transaction (billed: billed_mu
+    set; store.ReadingRow, see _rolled). tzs: {meter id: its property's UTC
+    offset} when the caller knows them (else looked up). Returns the number
+    of rollup rows written."""
+    new = _rolled(readings)
     if not new:
         return 0
     by_meter = collections.defaultdict(list)
