@@ -74,16 +74,23 @@ def storable_seq(x):
     return is_int(x) and 1 <= x <= MAX_SEQ
 
 
-def check_record(rec, now):
+def check_record(rec, now, ts_bounds=None):
     """protocol.check_record, then the ranges: -> (seq, kind, meter, ts, values),
-    or raise ProtocolError("malformed") / OutOfRange."""
+    or raise ProtocolError("malformed") / OutOfRange. ts_bounds: ts_range(now),
+    when the caller checks many records at once."""
     seq, kind, meter, ts, values = protocol.check_record(rec)
-    _within("seq", seq, 1, MAX_SEQ)
-    _within("meter index", meter, 0, MAX_METER_INDEX)
+    # _within, inline where every record passes (a function call each costs more than the test)
+    if not 1 <= seq <= MAX_SEQ:
+        raise OutOfRange("seq", seq, 1, MAX_SEQ)
+    if not 0 <= meter <= MAX_METER_INDEX:
+        raise OutOfRange("meter index", meter, 0, MAX_METER_INDEX)
     if ts != 0:
-        _within("ts", ts, *ts_range(now))
+        lo, hi = ts_bounds or ts_range(now)
+        if not lo <= ts <= hi:
+            raise OutOfRange("ts", ts, lo, hi)
     if kind == protocol.KIND_READING:
-        _within("reading values", len(values), *READING_VALUES)
+        if not READING_VALUES[0] <= len(values) <= READING_VALUES[1]:
+            raise OutOfRange("reading values", len(values), *READING_VALUES)
         for (name, low, high), v in zip(READING_FIELDS, values):
             if not low <= v <= high:        # _within, inline: nine per reading
                 raise OutOfRange(name, v, low, high)

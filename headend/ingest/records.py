@@ -209,9 +209,10 @@ def check(conc, body, stats, now):
         raise Rejected("bad_fields", "recs", conc.id)
     good, bad = [], []
     seen = set()
+    ts_bounds = bounds.ts_range(now)
     for r in recs:
         try:
-            rec = bounds.check_record(r, now)
+            rec = bounds.check_record(r, now, ts_bounds)
         except protocol.ProtocolError as e:
             stats.inc("bad_records")
             if isinstance(r, list) and r and bounds.storable_seq(r[0]) and r[0] not in seen:

@@ -181,8 +181,8 @@ _SEQUENCES = {}      # (database url, table) -> its id sequence's name
 def _bands_json(bands):
     """json.dumps of the band registers, byte for byte, without the encoder
     for the usual list of ints (bounds.check_record let only ints through)."""
-    if _INT_ONLY.issuperset(map(type, bands)):
-        return "[" + ", ".join(map(str, bands)) + "]"
+    if type(bands) is list and _INT_ONLY.issuperset(map(type, bands)):
+        return str(bands)        # a list of ints: what json.dumps writes
     return json.dumps(bands)
 
 

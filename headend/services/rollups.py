@@ -43,6 +43,7 @@ BANDS = tariff.BANDS
 NBANDS = len(BANDS)
 
 R = collections.namedtuple("R", "meter_id ts seq energy_wh bands billed_mu")
+_new_r = functools.partial(tuple.__new__, R)     # R((fields)) without the namedtuple's Python-level __new__
 
 
 def _rolled(rows):
@@ -50,8 +51,8 @@ def _rolled(rows):
     energy_wh, flags, bands, billed_mu; ints, as bounds.check_record let
     them through) -> [R] of those rolled up (a meter, a time, not a gap)."""
     missing = protocol.FLAG_MISSING
-    return [R(r.meter_id, r.ts, r.seq, r.energy_wh, tuple(r.bands[:NBANDS]) if len(r.bands) >= NBANDS else None,
-              r.billed_mu or 0)
+    return [_new_r((r.meter_id, r.ts, r.seq, r.energy_wh,
+                    tuple(r.bands[:NBANDS]) if len(r.bands) >= NBANDS else None, r.billed_mu or 0))
             for r in rows if r.meter_id is not None and r.ts and not r.flags & missing]
 
 

@@ -5,6 +5,8 @@ server (concentrator.keyring, what the head-end keeps) signs with the last
 key it has seen the board use and confirms a pending key on the first
 uplink under it. Tried as an attacker would: twice in a row, while the board
 is unreachable, with the board's reply lost, after a reboot."""
+import json
+
 import pytest
 
 from concentrator import protocol as P
@@ -152,3 +154,23 @@ def test_a_sibling_rekey_arriving_after_the_confirmation_does_not_lock_the_board
     # entries stored by an older head-end ([nonce, key]) count as derived from the confirmed key
     old = ServerKeys(k0, [[N1, P.hexlify(k1)]])
     assert [e[0] for e in old.pending] == [N1]
+
+
+def test_verify_with_the_body_already_split_checks_the_same():
+    """The head-end decodes an uplink's body once (P.split, its own JSON
+    decoder) and hands the parts to verify: a bad signature, another
+    device, a replayed counter are refused as without them, and a pending
+    key still completes a rotation."""
+    k0 = "0f" * 32
+    keys = ServerKeys(k0)
+    keys.start(N1)
+    k1 = derive(P.key_from_hex(k0), N1)
+    good = P.seal(P.message("c1", 5, P.STATUS, 0), P.key_from_hex(k0))
+    for data, dev, last_n, reason in ((P.seal(P.message("c1", 5, P.STATUS, 0), bytes(32)), "c1", -1, "bad_mac"),
+                                      (good, "c2", -1, "wrong_device"), (good, "c1", 5, "replay")):
+        with pytest.raises(P.ProtocolError, match=reason):
+            keys.verify(data, dev, last_n, parts=P.split(data, json.loads))
+    assert keys.verify(good, "c1", parts=P.split(good))[0]["n"] == 5
+    up = P.seal(P.message("c1", 6, P.STATUS, 0), k1)
+    body, confirmed = keys.verify(up, "c1", parts=P.split(up))
+    assert confirmed and body["n"] == 6 and keys.confirmed == P.hexlify(k1)
