@@ -180,18 +180,23 @@ def cycle_start(spec, t):
 
 # ---------------------------------------------------------------- costing
 
-def _tier_exact(tiers, e):
-    # surcharge of the first `e` Wh of a cycle, in mu*Wh/kWh
+def _tier_between(tiers, a, b):
+    # surcharge of the Wh from a to b (a <= b) of a cycle, in mu*Wh/kWh: each
+    # tier's add times the part of [a, b) in it (tiers start at 0 and rise:
+    # tariff_check), in one pass over the tiers
     s = 0
     n = len(tiers)
     for i in range(n):
         lo = tiers[i]["from_wh"]
-        if e <= lo:
+        if b <= lo:
             break
-        hi = tiers[i + 1]["from_wh"] if i + 1 < n else e
-        if hi > e:
-            hi = e
-        s += (hi - lo) * tiers[i]["add"]
+        hi = tiers[i + 1]["from_wh"] if i + 1 < n else b
+        if hi > b:
+            hi = b
+        if lo < a:
+            lo = a
+        if hi > lo:
+            s += (hi - lo) * tiers[i]["add"]
     return s
 
 
@@ -218,7 +223,7 @@ def cost_exact(spec, band_wh, cycle_wh_before=0):
         c = tot * spec["price"]
     tiers = spec.get("tiers")
     if tiers and tot:
-        c += _tier_exact(tiers, cycle_wh_before + tot) - _tier_exact(tiers, cycle_wh_before)
+        c += _tier_between(tiers, cycle_wh_before, cycle_wh_before + tot)
     return c
 
 
@@ -380,8 +385,7 @@ def charge_registers(versions, state, regs, t):
         if p is not None and regs[b] > p:
             used[b] = regs[b] - p
     mu = _charge(versions, state, used, t) if used else 0
-    for b in regs:
-        last[b] = regs[b]
+    last.update(regs)
     return mu
 
 

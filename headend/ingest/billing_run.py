@@ -115,7 +115,7 @@ class Biller:
             self.stats.inc("readings_not_billed")
             return None          # no price yet: keep the pointer, bill later
         banded = len(rd.bands) >= 5 and rd.charged_mu is not None
-        bands = rd.bands[:5] if banded else None
+        regs = dict(zip(billing.BANDS, rd.bands)) if banded else None    # values[4:9], by band
         # ts = 0: the board did not know the time; rate at the head-end's receive time
         t = rd.ts if rd.ts else rd.received
         state, mirror, key = billing.prepare(m, account.id, name, board_name, versions, t - 1)
@@ -128,10 +128,10 @@ class Biller:
             self._not_billed(b, m, rd, EV_NOT_BILLED,
                              "register went backwards on %s: %d Wh after %d Wh (seq %d): not billed, "
                              "billing restarts from this reading" % (m.meter_id, rd.energy_wh, prev, rd.seq))
-            if bands is not None:
+            if regs is not None:
                 for st in (state, mirror):
                     if st is not None:
-                        st["reg"] = dict(zip(billing.BANDS, bands))
+                        st["reg"] = dict(regs)
         else:
             if mirror is None and banded and prev is not None and rd.energy_wh > prev and state.get("reg") is None:
                 # the head-end bills what the meter used between commissioning and its first
@@ -139,11 +139,11 @@ class Biller:
                 # accumulators differ (the tiers and the rounding see other cycle energies)
                 mirror = billing.copy_state(state)
             try:
-                amount = billing.bill_reading(versions, state, rd.energy_wh, bands, prev, t, rerate=not rd.ts)
+                amount = billing.bill_reading(versions, state, rd.energy_wh, regs, prev, t, rerate=not rd.ts)
                 board_amount = amount
                 if mirror is not None and board_versions:
                     # the board's first record of a meter is only its baseline
-                    board_amount = billing.bill_reading(board_versions, mirror, rd.energy_wh, bands,
+                    board_amount = billing.bill_reading(board_versions, mirror, rd.energy_wh, regs,
                                                         prev if mirror.get("reg") is not None else None, t,
                                                         rerate=not rd.ts)
             except ValueError as e:

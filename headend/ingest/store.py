@@ -74,7 +74,7 @@ class ReadingRow:
         self.seq, self.meter_index, self.meter_id, self.ts = seq, idx, meter_id, ts
         self.energy_wh, self.power_w, self.flags = values[0], values[1], values[2]
         self.charged_mu = values[3] if len(values) > 3 else None
-        self.bands = list(values[4:])
+        self.bands = values[4:]          # a new list (check_record let only lists through)
         self.billed_mu, self.billed, self.received = None, False, now
 
 

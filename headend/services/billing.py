@@ -102,12 +102,13 @@ def tariff_spec(versions):
     return T.validate_versions(list(versions))
 
 
-def bill_reading(versions, state, energy_wh, bands, prev_energy_wh, t, rerate=False):
+def bill_reading(versions, state, energy_wh, regs, prev_energy_wh, t, rerate=False):
     """Charge one reading taken at Unix time t (already re-rated when the
     board sent ts = 0). Mutates `state`; returns mu (>= 0).
 
-    bands: the five cumulative band registers (values[4:9]) or None for a
-    legacy three-value reading. prev_energy_wh: the meter's last billed
+    regs: the five cumulative band registers ({band: Wh}, values[4:9]; not
+    changed, so one dict serves the head-end's and the board's accumulator)
+    or None for a legacy three-value reading. prev_energy_wh: the meter's last billed
     register (opening_energy_wh at commissioning) or None. The caller has
     checked energy_wh >= prev_energy_wh.
 
@@ -117,8 +118,7 @@ def bill_reading(versions, state, energy_wh, bands, prev_energy_wh, t, rerate=Fa
     instead of the bands the board guessed (the registers still become the
     new baseline)."""
     tb = t - 1
-    if bands is not None:
-        regs = dict(zip(BANDS, bands))
+    if regs is not None:
         mu = 0
         if state.get("reg") is None:
             # first reading with band registers: bill what was consumed since
