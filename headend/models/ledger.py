@@ -4,7 +4,7 @@ entry names who caused it: an authenticated person (user_id) or a board
 (concentrator_id)."""
 from typing import Optional
 
-from sqlalchemy import CheckConstraint, ForeignKeyConstraint
+from sqlalchemy import CheckConstraint, ForeignKeyConstraint, Index, text
 from sqlmodel import Field, SQLModel
 
 from .base import big, now_s
@@ -29,13 +29,16 @@ class LedgerEntry(SQLModel, table=True):
                       # per statement (core/statement_refs.py, migration 0015)
                       ForeignKeyConstraint(["account_id"], ["account.id"], info={"dialects": ("sqlite",)}),
                       ForeignKeyConstraint(["concentrator_id"], ["concentrator.id"],
-                                           info={"dialects": ("sqlite",)}))
+                                           info={"dialects": ("sqlite",)}),
+                      # only the entries a person made: a board's (nearly all) have no user (migration 0016)
+                      Index("ix_ledger_entry_user_id", "user_id", postgresql_where=text("user_id IS NOT NULL"),
+                            sqlite_where=text("user_id IS NOT NULL")))
     id: Optional[int] = Field(default=None, primary_key=True)
     account_id: int = Field(index=True)                  # account.id (see __table_args__)
     kind: str = Field(max_length=16)            # one of LEDGER_KINDS
     amount_mu: int = big()                      # signed: + credit, - debit
     balance_after_mu: int = big()
-    user_id: Optional[int] = Field(default=None, foreign_key="app_user.id", index=True)
+    user_id: Optional[int] = Field(default=None, foreign_key="app_user.id")   # indexed: __table_args__
     concentrator_id: Optional[int] = Field(default=None)  # concentrator.id
     source: str = Field(default="api", max_length=16)
     related_entry_id: Optional[int] = Field(default=None, foreign_key="ledger_entry.id")
