@@ -14,7 +14,7 @@ Lock order (no deadlock between workers): the board's row, then its
 accounts by id."""
 import json
 
-from sqlalchemy import func, select, text
+from sqlalchemy import bindparam, func, select, text
 
 from ..core import bulk, jsonfast
 from ..models import Account, Event, LedgerEntry, Meter, MeterSwap, Reading
@@ -98,8 +98,7 @@ def load_meters(s, conc_id):
     return load_meters_of(s, [conc_id]).get(conc_id, {})
 
 
-def load_meters_of(s, conc_ids):
-    """load_meters for several boards in one SELECT -> {board id: {index: MeterState}}."""
+def _meters_query():
     c = METER.c
     swapped = (select(func.max(MeterSwap.__table__.c.ts)).where(MeterSwap.__table__.c.meter_id == c.id)
                .scalar_subquery())
@@ -107,10 +106,17 @@ def load_meters_of(s, conc_ids):
     elsewhere = (select(func.count()).select_from(m2)
                  .where(m2.c.account_id == c.account_id, m2.c.concentrator_id != c.concentrator_id)
                  .scalar_subquery())
-    q = select(*[c[k] for k in _LOADED], swapped, elsewhere, c.concentrator_id).where(
-        c.concentrator_id.in_(sorted(conc_ids)))
+    return select(*[c[k] for k in _LOADED], swapped, elsewhere, c.concentrator_id).where(
+        c.concentrator_id.in_(bindparam("concs", expanding=True)))
+
+
+_METERS = _meters_query()    # built once: building it cost more than running it (~0.6 ms a message)
+
+
+def load_meters_of(s, conc_ids):
+    """load_meters for several boards in one SELECT -> {board id: {index: MeterState}}."""
     out = {}
-    for r in s.execute(q).all():
+    for r in s.execute(_METERS, {"concs": sorted(conc_ids)}).all():
         out.setdefault(r[-1], {})[r[1]] = MeterState(r)
     return out
 

@@ -36,7 +36,7 @@ message that arrives alone) are kept beside them.
                                       of each of ingest_fleet_boards boards (32 meters each, 15 minutes
                                       apart), so every message brings other meters and accounts
     ingest_fleet_boards               boards per batch of that figure
-    ingest_statements_per_message_postgres   SQL statements one message costs (batch path)
+    ingest_statements_per_message_postgres   SQL statements one message costs (batch path: a batch's statements / its messages)
     ingest_single_statements_per_message_postgres   the same, one message per transaction
     ingest_errors                     readings lost or doubled, balances off, mismatches (must be 0)
 """
@@ -359,7 +359,7 @@ def _measure(kind, messages, history_days, tmpdir, out):
         single, sent = _ingest(sf, board, messages, clock, batch=1)
         out["ingest_single_readings_per_s_%s" % name] = round(single)
         if counter is not None:
-            out["ingest_single_statements_per_message_postgres"] = round(counter.n / (messages + 1))
+            out["ingest_single_statements_per_message_postgres"] = round(counter.n / (messages + 1), 2)
             counter.n = 0
         rate, sent2 = _ingest(sf, board, messages, clock)
         sent += sent2
@@ -367,7 +367,7 @@ def _measure(kind, messages, history_days, tmpdir, out):
         out["ingest_batch_messages"] = BATCH
         errors = _check(engine, res, sent)
         if kind == "postgresql":
-            out["ingest_statements_per_message_postgres"] = round(counter.n / (messages + 1))
+            out["ingest_statements_per_message_postgres"] = round(counter.n / (messages + 1), 2)
             naive = _naive(engine, res["concentrators"]["bench-naive"]["id"], sent)
             bulk = _bulk(engine, res["concentrators"]["bench-copy"]["id"], sent)
             out["ingest_naive_per_s_postgres"] = round(naive)
