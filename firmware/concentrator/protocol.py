@@ -17,6 +17,10 @@ try:
     import ubinascii as binascii
 except ImportError:
     import binascii
+try:
+    from hmac import compare_digest as _c_same, digest as _c_hmac   # CPython: the head-end, the simulator
+except ImportError:
+    _c_same = _c_hmac = None    # MicroPython has no hmac module: hmac_sha256_portable, _same below
 
 VERSION = 1
 MAX_MESSAGE = 8192  # bytes; anything longer is rejected unread
@@ -120,7 +124,7 @@ def device_of_topic(topic):
     return parts[1]
 
 
-def hmac_sha256(key, msg):
+def hmac_sha256_portable(key, msg):
     # RFC 2104 over hashlib.sha256 (MicroPython has no hmac module).
     if len(key) > 64:
         key = hashlib.sha256(key).digest()
@@ -132,6 +136,14 @@ def hmac_sha256(key, msg):
     return outer.digest()
 
 
+def hmac_sha256(key, msg):
+    # The same MAC, with CPython's C hmac where there is one (the head-end
+    # checks every uplink with it: ~10x faster than the portable loops).
+    if _c_hmac is not None:
+        return _c_hmac(key, msg, "sha256")
+    return hmac_sha256_portable(key, msg)
+
+
 def _hex(b):
     return binascii.hexlify(b).decode()
 
@@ -140,6 +152,8 @@ def _same(a, b):
     # constant-time comparison of two equal-length byte strings
     if len(a) != len(b):
         return False
+    if _c_same is not None:
+        return _c_same(a, b)
     r = 0
     for i in range(len(a)):
         r |= a[i] ^ b[i]
