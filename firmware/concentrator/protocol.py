@@ -136,28 +136,30 @@ def hmac_sha256_portable(key, msg):
     return outer.digest()
 
 
-def hmac_sha256(key, msg):
-    # The same MAC, with CPython's C hmac where there is one (the head-end
-    # checks every uplink with it: ~10x faster than the portable loops).
-    if _c_hmac is not None:
+if _c_hmac is not None:
+    def hmac_sha256(key, msg):
+        # the same MAC with CPython's C hmac (the head-end checks every
+        # uplink with it: ~10x faster than the portable loops)
         return _c_hmac(key, msg, "sha256")
-    return hmac_sha256_portable(key, msg)
+else:
+    hmac_sha256 = hmac_sha256_portable
 
 
 def _hex(b):
     return binascii.hexlify(b).decode()
 
 
-def _same(a, b):
+def _same_portable(a, b):
     # constant-time comparison of two equal-length byte strings
     if len(a) != len(b):
         return False
-    if _c_same is not None:
-        return _c_same(a, b)
     r = 0
     for i in range(len(a)):
         r |= a[i] ^ b[i]
     return r == 0
+
+
+_same = _c_same if _c_same is not None else _same_portable    # hmac.compare_digest on CPython
 
 
 def key_from_hex(text):

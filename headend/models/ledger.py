@@ -19,6 +19,7 @@ LEDGER_KINDS = (RECHARGE, REVERSAL, REFUND, CONSUMPTION, APPORTIONMENT, ADJUSTME
 
 # where a movement came from
 SOURCES = ("desk", "api", "cli", "payment", "ingest", "system", "import")
+_BY_A_PERSON = text("user_id IS NOT NULL")       # the entries ix_ledger_entry_user_id holds
 
 
 class LedgerEntry(SQLModel, table=True):
@@ -31,8 +32,8 @@ class LedgerEntry(SQLModel, table=True):
                       ForeignKeyConstraint(["concentrator_id"], ["concentrator.id"],
                                            info={"dialects": ("sqlite",)}),
                       # only the entries a person made: a board's (nearly all) have no user (migration 0016)
-                      Index("ix_ledger_entry_user_id", "user_id", postgresql_where=text("user_id IS NOT NULL"),
-                            sqlite_where=text("user_id IS NOT NULL")))
+                      Index("ix_ledger_entry_user_id", "user_id", postgresql_where=_BY_A_PERSON,
+                            sqlite_where=_BY_A_PERSON))
     id: Optional[int] = Field(default=None, primary_key=True)
     account_id: int = Field(index=True)                  # account.id (see __table_args__)
     kind: str = Field(max_length=16)            # one of LEDGER_KINDS

@@ -7,7 +7,6 @@ until the board has proved the new one).
 Every body is checked with the board's own schema (concentrator.schema)
 before it is sealed: the board refuses anything that fails those checks, so a
 body that fails here is the head-end's bug and is never sent."""
-import hmac
 import json
 import logging
 
@@ -82,10 +81,9 @@ def seal_n(conc, n, kind, ts, fields, n_meters, key=None):
 
 
 def seal_raw(raw, key):
-    """protocol.seal(body, key) of the body dumped to `raw`, byte for byte,
-    with the standard library's HMAC (C) instead of the firmware's
-    portable one (tests/headend/test_ingest_batch.py compares them)."""
-    return raw + b"\n" + hmac.digest(key, raw, "sha256").hex().encode()
+    """protocol.seal(body, key) of the body dumped to `raw`, byte for byte
+    (tests/headend/test_ingest_batch.py compares them)."""
+    return raw + b"\n" + protocol.hexlify(protocol.hmac_sha256(key, raw)).encode()
 
 
 def seal(session, conc, kind, ts=None, **fields):
