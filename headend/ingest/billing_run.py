@@ -18,17 +18,20 @@ pricing the old one's energy again at the new prices.
 The board bills every meter with the property's tariff since commissioning;
 once a meter's billing differs from that, the head-end keeps a copy of the
 board's accumulator (Meter.board_tariff_state) and compares the board's
-charged_mu with it, so a difference means a real disagreement."""
+charged_mu with it, so a difference means a real disagreement: once per
+meter and transaction (board_check), reading by reading only when the run's
+total disagrees."""
 import logging
 
 from concentrator import protocol
 
 from sqlalchemy import func, select
 
-from ..core.events import EV_BILLING_MISMATCH, EV_NOT_BILLED
+from ..core.events import EV_NOT_BILLED
 from ..models import Property, Tariff
 from ..services import billing, tariffs
 from ..services.pushes import refresh_due
+from . import board_check
 
 log = logging.getLogger("headend.ingest")
 
@@ -118,8 +121,22 @@ class Biller:
         regs = dict(zip(billing.BANDS, rd.bands)) if banded else None    # values[4:9], by band
         # ts = 0: the board did not know the time; rate at the head-end's receive time
         t = rd.ts if rd.ts else rd.received
-        state, mirror, key = billing.prepare(m, account.id, name, board_name, versions, t - 1)
         prev = m.billed_energy_wh
+        key = billing.tariff_key(account.id, name)
+        # the board's charge checked on the copy of its accumulator once per meter and
+        # transaction (board_check): a dated, banded reading, not a reset, of a meter
+        # whose account and tariff are its accumulator's and whose copy has a baseline
+        deferred = (banded and rd.ts and board_versions and m.board_tariff_state is not None
+                    and m.board_charged_mu is not None and prev is not None and rd.energy_wh >= prev
+                    and m.tariff_key == key and m.tariff_state is not None
+                    and m.tariff_state.get("reg") is not None and m.board_tariff_state.get("reg") is not None
+                    and board_check.deferrable(m, board_versions))
+        if deferred:
+            state, mirror = billing.copy_state(m.tariff_state), None
+        else:
+            if m.board_run is not None:
+                board_check.settle(b.s, m)     # the copy as it is after the run, before this reading
+            state, mirror, key = billing.prepare(m, account.id, name, board_name, versions, t - 1)
         prev_c, prev_t = m.board_charged_mu, m.billed_ts
         amount = board_amount = 0
         reset = prev is not None and rd.energy_wh < prev
@@ -155,17 +172,16 @@ class Biller:
         if banded:
             first = m.tariff_state is None or m.tariff_state.get("reg") is None
             comparable = mirror is None or bool(board_versions)
-            if (not first and comparable and rd.ts and m.board_charged_mu is not None
+            if deferred:
+                board_check.defer(m, b.conc_id, board_versions, rd.seq, rd.charged_mu, prev_c, regs, t, b.now)
+            elif (not first and comparable and rd.ts and m.board_charged_mu is not None
                     and rd.charged_mu - m.board_charged_mu != board_amount):
-                board = rd.charged_mu - m.board_charged_mu
-                b.event(meter_index=m.index, meter_id=m.id, code=EV_BILLING_MISMATCH, detail=rd.seq, ts=b.now,
-                        values=[board_amount, board, rd.charged_mu],
-                        message=("board and head-end disagree by %d mu on %s, reading seq %d: "
-                                 "head-end charged %d mu, board %d mu (board charged_mu %d -> %d)"
-                                 % (board - board_amount, m.meter_id, rd.seq, board_amount, board,
-                                    m.board_charged_mu, rd.charged_mu))[:500])
+                b.s.add(board_check.mismatch(b.conc_id, m, rd.seq, b.now, board_amount, rd.charged_mu,
+                                             m.board_charged_mu))
             m.board_charged_mu = rd.charged_mu
-        m.tariff_state, m.board_tariff_state, m.tariff_key = state, billing.apart(state, mirror), key
+        m.tariff_state, m.tariff_key = state, key
+        if not deferred:
+            m.board_tariff_state = billing.apart(state, mirror)
         m.billed_seq, m.billed_energy_wh, m.billed_ts = rd.seq, rd.energy_wh, t
         m.dirty = True
         rd.billed = True

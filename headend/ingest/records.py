@@ -24,7 +24,7 @@ from ..models.ledger import CONSUMPTION
 from ..services import pushes, rollups
 from ..services.accounts import vacancy_account
 from ..transport import downlink
-from . import bounds, store
+from . import board_check, bounds, store
 from .envelope import Rejected, is_int
 
 log = logging.getLogger("headend.ingest")
@@ -128,6 +128,9 @@ class Work:
         board's in message order)."""
         s = self.s
         dirty_meters = [m for ms in self.meters.values() for m in ms.values() if m.dirty]
+        for m in dirty_meters:
+            if m.board_run is not None:
+                board_check.settle(s, m)       # the board's charges checked, its accumulator's copy final
         seen_meters = [m for ms in self.meters.values() for m in ms.values() if m.status_dirty and not m.dirty]
         if not (self.readings or self.charges or self.deltas or dirty_meters or seen_meters or self.seals
                 or self.bus_errors):

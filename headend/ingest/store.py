@@ -46,7 +46,7 @@ _PG_METER_UPDATE = {cols: _pg_meter_update(cols) for cols in (METER_COLUMNS, STA
 
 class MeterState:
     """A meter of the batch's board, as plain attributes (no ORM object)."""
-    __slots__ = _LOADED + ("swapped_ts", "elsewhere", "dirty", "status_dirty")
+    __slots__ = _LOADED + ("swapped_ts", "elsewhere", "dirty", "status_dirty", "board_run")
 
     def __init__(self, row):
         for k, v in zip(_LOADED, row):
@@ -54,6 +54,7 @@ class MeterState:
         self.swapped_ts, self.elsewhere = row[len(_LOADED)], row[len(_LOADED) + 1]
         self.dirty = False            # any of METER_COLUMNS changed (a reading, billing)
         self.status_dirty = False     # only STATUS_COLUMNS changed (a status message)
+        self.board_run = None         # readings whose board charge waits for the check (board_check.Run)
 
 
 class AccountState:

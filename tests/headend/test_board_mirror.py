@@ -87,3 +87,64 @@ def test_no_false_mismatch_after_the_commissioning_energy_and_the_copy_goes_at_t
         assert abs(spent - sum(charged) - unseen) <= METERS, (spent, sum(charged), unseen)
         assert sum(a.balance_mu for a in s.exec(select(Account).where(Account.kind == "tenant"))) == \
             METERS * 10 ** 9 - spent
+
+
+@pytest.mark.parametrize("empty_engine", ["sqlite"], indirect=True)
+def test_a_batch_of_many_readings_names_exactly_the_one_wrong_board_charge(engine):
+    """The copy is checked once per meter and transaction (board_check):
+    a batch of messages of many readings each, across a tier and a new
+    billing cycle, gives no false mismatch, and one reading the board
+    charged a mu too much in the middle of a batch gives exactly one event,
+    naming that reading."""
+    sf = db.session_factory(engine)
+    dev, key = "mirror-c2", secrets.token_hex(32)
+    with sf() as s:
+        seed_site(s, "Mirror Row", [{"dev": dev, "key_hex": key, "meters": [
+            {"id": "mb-%d" % i, "model": "sdm120", "opening_energy_wh": OPENING_WH} for i in range(METERS)]}],
+            tariff_spec=SPEC, opening_balance_mu=10 ** 9)
+        s.commit()
+    versions = [T.validate(dict(SPEC))]
+    now = [DEC1]
+    ingest = Ingest(sf, clock=lambda: now[0] + 5)
+    k = protocol.key_from_hex(key)
+    regs = [dict.fromkeys(T.BANDS, 0) for _ in range(METERS)]
+    for r in regs:
+        r["flat"] = OPENING_WH + 157
+    state = [T.new_state() for _ in range(METERS)]
+    charged = [0] * METERS
+    seq, t, n, wrong_seq = 0, DEC1 + 9 * 3600, 0, None
+    pending, batches = [], 0
+    while t < JAN1 + 4 * 86400:
+        recs = []
+        for _ in range(6):                       # six readings of each meter in a message, 2 h apart
+            for m in range(METERS):
+                seq += 1
+                if seq == 1 or seq == 2:
+                    T.charge_registers(versions, state[m], dict(regs[m]), t - 1)   # the board's baseline
+                else:
+                    regs[m][T.band_at(versions, t - 1)] += 5311 + 17 * m
+                    charged[m] += T.charge_registers(versions, state[m], dict(regs[m]), t - 1)
+                    if wrong_seq is None and m == 1 and t > DEC1 + 20 * 86400 and batches % 2:
+                        wrong_seq = seq
+                        charged[m] += 1        # the board took one mu too many here, and only here
+                recs.append([seq, protocol.KIND_READING, m, t, [sum(regs[m].values()), 500, 0, charged[m]]
+                             + [regs[m][b] for b in T.BANDS]])
+            t += 2 * 3600
+        n += 1
+        body = protocol.message(dev, n, protocol.RECORDS, t, after=recs[0][0] - 1, recs=recs)
+        pending.append((protocol.topic_up(dev), protocol.seal(body, k)))
+        if len(pending) == 4:                  # four messages in one transaction
+            now[0] = t
+            assert all(ingest.handle_batch(pending)), ingest.stats.snapshot()
+            pending, batches = [], batches + 1
+    if pending:
+        now[0] = t
+        assert all(ingest.handle_batch(pending))
+    assert wrong_seq is not None
+    with sf() as s:
+        mism = s.exec(select(Event).where(Event.code == EV_BILLING_MISMATCH)).all()
+        assert [(e.detail, e.values[1] - e.values[0]) for e in mism] == [(wrong_seq, 1)], \
+            [e.message for e in mism]
+        meters = s.exec(select(Meter).order_by(Meter.index)).all()
+        assert [m.board_tariff_state for m in meters] == [None] * METERS     # January: one accumulator again
+        assert all(m.billed_seq > seq - 2 * METERS for m in meters)

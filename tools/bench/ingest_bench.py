@@ -23,8 +23,9 @@ message that arrives alone) are kept beside them.
     ingest_readings_per_s_postgres    the same on PostgreSQL
     ingest_steady_readings_per_s_sqlite     the batch path in the board's second billing cycle: what a board
                                       does for the rest of its life (in its first cycle the head-end also
-                                      prices every reading with the board's copy of the accumulator,
-                                      services/billing.apart; the main figures are first-cycle figures)
+                                      checks the board's charges on a copy of its accumulator, once per
+                                      meter and transaction: ingest/board_check; the main figures are
+                                      first-cycle figures)
     ingest_steady_readings_per_s_postgres   the same on PostgreSQL
     ingest_single_readings_per_s_sqlite     readings/s through Ingest.handle (one message per transaction)
     ingest_single_readings_per_s_postgres   the same on PostgreSQL
@@ -378,7 +379,7 @@ def _measure(kind, messages, history_days, tmpdir, out):
         out["ingest_batch_messages"] = BATCH
         errors = _check(engine, res, sent)
         statements = counter.n if counter is not None else 0
-        board.skip_to(NEXT_CYCLE)         # the first cycle's double pricing ends (billing.apart)
+        board.skip_to(NEXT_CYCLE)         # the copy of the board's accumulator goes (billing.apart)
         steady, sent2 = _ingest(sf, board, messages, clock)
         errors += _check(engine, res, sent2)
         out["ingest_steady_readings_per_s_%s" % name] = round(steady)
