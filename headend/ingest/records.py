@@ -340,6 +340,7 @@ def _bill(b, bill, readings):
         b.vacancy_id = b.work.vacancy_of(b.property_id)
         ids.add(b.vacancy_id)
     b.work.lock(ids)
+    store.accumulators(m for _rd, m in todo)
     b.cache = b.work.tariff_cache(b.property_id)
     charges = []
     for rd, m in todo:

@@ -33,19 +33,24 @@ OPENING_WH = 1_000_000
 METERS = 2
 
 
-@pytest.mark.parametrize("empty_engine", ["sqlite"], indirect=True)
-def test_no_false_mismatch_after_the_commissioning_energy_and_the_copy_goes_at_the_next_cycle(engine):
+def _site(engine, dev, name):
+    """A property of one board of METERS meters on SPEC -> (session factory,
+    the versions, an Ingest whose clock is now[0] + 5, now, the board's key)."""
     sf = db.session_factory(engine)
-    dev, key = "mirror-c1", secrets.token_hex(32)
+    key = secrets.token_hex(32)
     with sf() as s:
-        seed_site(s, "Mirror Court", [{"dev": dev, "key_hex": key, "meters": [
-            {"id": "mm-%d" % i, "model": "sdm120", "opening_energy_wh": OPENING_WH} for i in range(METERS)]}],
+        seed_site(s, name, [{"dev": dev, "key_hex": key, "meters": [
+            {"id": "%s-%d" % (dev, i), "model": "sdm120", "opening_energy_wh": OPENING_WH} for i in range(METERS)]}],
             tariff_spec=SPEC, opening_balance_mu=10 ** 9)
         s.commit()
-    versions = [T.validate(dict(SPEC))]
     now = [DEC1]
-    ingest = Ingest(sf, clock=lambda: now[0] + 5)
-    k = protocol.key_from_hex(key)
+    return sf, [T.validate(dict(SPEC))], Ingest(sf, clock=lambda: now[0] + 5), now, protocol.key_from_hex(key)
+
+
+@pytest.mark.parametrize("empty_engine", ["sqlite"], indirect=True)
+def test_no_false_mismatch_after_the_commissioning_energy_and_the_copy_goes_at_the_next_cycle(engine):
+    dev = "mirror-c1"
+    sf, versions, ingest, now, k = _site(engine, dev, "Mirror Court")
     # the board: its first record of a meter is its baseline; then tariff.charge_registers
     regs = [dict.fromkeys(T.BANDS, 0) for _ in range(METERS)]
     for r in regs:
@@ -96,17 +101,8 @@ def test_a_batch_of_many_readings_names_exactly_the_one_wrong_board_charge(engin
     billing cycle, gives no false mismatch, and one reading the board
     charged a mu too much in the middle of a batch gives exactly one event,
     naming that reading."""
-    sf = db.session_factory(engine)
-    dev, key = "mirror-c2", secrets.token_hex(32)
-    with sf() as s:
-        seed_site(s, "Mirror Row", [{"dev": dev, "key_hex": key, "meters": [
-            {"id": "mb-%d" % i, "model": "sdm120", "opening_energy_wh": OPENING_WH} for i in range(METERS)]}],
-            tariff_spec=SPEC, opening_balance_mu=10 ** 9)
-        s.commit()
-    versions = [T.validate(dict(SPEC))]
-    now = [DEC1]
-    ingest = Ingest(sf, clock=lambda: now[0] + 5)
-    k = protocol.key_from_hex(key)
+    dev = "mirror-c2"
+    sf, versions, ingest, now, k = _site(engine, dev, "Mirror Row")
     regs = [dict.fromkeys(T.BANDS, 0) for _ in range(METERS)]
     for r in regs:
         r["flat"] = OPENING_WH + 157

@@ -195,3 +195,29 @@ def test_a_status_stores_its_meters_rows_alone_or_in_a_batch_with_records(board_
             [(True, True, 7 * i) for i in range(METERS)]
         assert all(m.billed_energy_wh == 2500 and m.billed_seq == METERS + 1 + i for i, m in ms.items())
     assert ledger_ok(sf)
+
+
+def test_an_events_only_message_keeps_the_accumulators_the_next_reading_bills_from(board_site):
+    """A records message of relay events only changes the meters' rows
+    without billing them (their accumulators are never decoded: they are
+    written back as they were); the next reading bills from them, to the mu."""
+    sf, _engine, board, _conc_id, accounts = board_site
+    ing = Ingest(sf, clock=lambda: T0 + 10 ** 6)
+    assert ing.handle(*board.rd(batch(1, 2000)))               # baselines
+    assert ing.handle(*board.rd(batch(1 + METERS, 3000)))      # +1 kWh each: 6000 mu
+    with sf() as s:
+        before = {m.index: m.tariff_state for m in s.exec(select(Meter)).all()}
+        balances = {a: s.get(Account, a).balance_mu for a in accounts}
+    assert all(isinstance(st, dict) and st["wh"] == 2000 for st in before.values()), before  # since opening
+    seq = 1 + 2 * METERS
+    events = [[seq + i, protocol.KIND_EVENT, i, T0, [protocol.EV_RELAY_OPEN, protocol.R_CREDIT]] for i in range(METERS)]
+    assert ing.handle(*board.rd(events))
+    with sf() as s:
+        ms = {m.index: m for m in s.exec(select(Meter)).all()}
+        assert all(not m.relay_closed for m in ms.values())
+        assert {i: m.tariff_state for i, m in ms.items()} == before
+    assert ing.handle(*board.rd(batch(seq + METERS, 3500)))    # +0.5 kWh each: 3000 mu
+    with sf() as s:
+        assert {a: balances[a] - s.get(Account, a).balance_mu for a in accounts} == dict.fromkeys(accounts, 3000)
+        assert all(m.tariff_state["wh"] == 2500 for m in s.exec(select(Meter)).all())
+    assert ledger_ok(sf)
