@@ -123,10 +123,10 @@ def accumulators(meters):
     """Decode the accumulators (tariff_state, board_tariff_state) of these
     MeterStates where they are still JSON text (a decoded one is a dict or None)."""
     for m in meters:
-        if type(m.tariff_state) is str:
-            m.tariff_state = jsonfast.loads(m.tariff_state)
-        if type(m.board_tariff_state) is str:
-            m.board_tariff_state = jsonfast.loads(m.board_tariff_state)
+        for k in _JSON:
+            v = getattr(m, k)
+            if type(v) is str:
+                setattr(m, k, jsonfast.loads(v))
 
 
 def load_meters_of(s, conc_ids):
